@@ -1,0 +1,99 @@
+"""Loss-and-gradient of a model: forward, fused loss gradient, hand-written backward."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from funcnn import tree
+from funcnn.layers.base import Layer, Params
+from funcnn.losses import Loss, Penalty
+from funcnn.random import RngLike
+
+
+def _check(model: Any, loss: Any, penalty: Any) -> None:
+    if not isinstance(model, Layer):
+        raise TypeError(
+            f"model must be a funcnn Layer (e.g. serial(...)), got {type(model).__name__}"
+        )
+    if not isinstance(loss, Loss):
+        raise TypeError(
+            f"loss must be a funcnn.losses.Loss with a paired gradient (e.g. "
+            f"losses.softmax_cross_entropy), got {type(loss).__name__}; wrap your own as "
+            "losses.FunctionLoss(name, value_and_grad_fn)"
+        )
+    if penalty is not None and not isinstance(penalty, Penalty):
+        raise TypeError(f"penalty must be a losses.Penalty or None, got {type(penalty).__name__}")
+
+
+def _loss_backward(
+    model: Layer, loss: Loss, penalty: Penalty | None, params: Params, pred: Any, cache: Any, y: Any
+) -> tuple[float, Params]:
+    value, dpred = loss.value_and_grad(pred, y)
+    grads, _ = model.backward(params, cache, dpred, need_dx=False)
+    if penalty is not None:
+        extra, pgrads = penalty.value_and_grad(params)
+        value += extra
+        grads = tree.map(np.add, grads, pgrads)
+    return value, grads
+
+
+def value_and_grad(
+    model: Layer, loss: Loss, *, penalty: Penalty | None = None
+) -> Callable[..., tuple[float, Params]]:
+    """``f(params, x, y, *, rng=None, train=True) -> (loss_value, grads)``.
+
+    ``grads`` has the structure of ``params``. ``train=True`` runs training-mode
+    layers (Dropout needs ``rng`` then). ``penalty`` (``losses.l2_penalty(...)``)
+    is added to the loss and its gradient to ``grads``. Stateful models use
+    :func:`value_and_grad_with_state`.
+    """
+    _check(model, loss, penalty)
+
+    def fn(
+        params: Params, x: Any, y: Any, *, rng: RngLike | None = None, train: bool = True
+    ) -> tuple[float, Params]:
+        pred, cache = model.forward(params, x, train=train, rng=rng)
+        return _loss_backward(model, loss, penalty, params, pred, cache, y)
+
+    return fn
+
+
+def value_and_grad_with_state(
+    model: Layer, loss: Loss, *, penalty: Penalty | None = None
+) -> Callable[..., tuple[tuple[float, Any], Params]]:
+    """``f(params, state, x, y, *, rng=None, train=True) -> ((loss_value, new_state), grads)``.
+
+    For models with non-trainable state (``model.init_state(input_shape)``); the
+    state is returned, never modified.
+    """
+    _check(model, loss, penalty)
+
+    def fn(
+        params: Params,
+        state: Any,
+        x: Any,
+        y: Any,
+        *,
+        rng: RngLike | None = None,
+        train: bool = True,
+    ) -> tuple[tuple[float, Any], Params]:
+        pred, new_state, cache = model.forward_with_state(params, state, x, train=train, rng=rng)
+        value, grads = _loss_backward(model, loss, penalty, params, pred, cache, y)
+        return (value, new_state), grads
+
+    return fn
+
+
+def grad(model: Layer, loss: Loss, *, penalty: Penalty | None = None) -> Callable[..., Params]:
+    """Like :func:`value_and_grad`, returning only the grads."""
+    f = value_and_grad(model, loss, penalty=penalty)
+
+    def fn(
+        params: Params, x: Any, y: Any, *, rng: RngLike | None = None, train: bool = True
+    ) -> Params:
+        return f(params, x, y, rng=rng, train=train)[1]
+
+    return fn

@@ -1,0 +1,96 @@
+"""Activation layers: each pairs a forward from :mod:`funcnn.nn` with its derivative.
+
+Parameter-free activations are values (``Relu``, ``Softmax``); those with a
+hyperparameter are constructors (``LeakyRelu(0.2)``). ``elementwise`` makes new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import numpy as np
+
+from funcnn import nn
+from funcnn.layers.base import Cache, Layer, as_input
+from funcnn.random import RngLike
+
+
+@attrs.frozen(repr=False)
+class Activation(Layer):
+    """An elementwise (or last-axis) function with its paired backward ``(x, y, dy) -> dx``."""
+
+    name: str
+    fn: Callable[[np.ndarray], np.ndarray] = attrs.field(eq=False)
+    backward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] = attrs.field(eq=False)
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def apply(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> np.ndarray:
+        return self.fn(as_input(x, self))
+
+    def forward(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = as_input(x, self)
+        y = self.fn(x)
+        return y, (x, y)
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        x, y = cache
+        return (), (self.backward_fn(x, y, dy) if need_dx else None)
+
+
+def elementwise(
+    name: str,
+    fn: Callable[[np.ndarray], np.ndarray],
+    backward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+) -> Activation:
+    """Make an activation layer from a forward and its backward ``(x, y, dy) -> dx``."""
+    return Activation(name, fn, backward_fn)
+
+
+Relu = elementwise("Relu", nn.relu, nn.relu_backward)
+Sigmoid = elementwise("Sigmoid", nn.sigmoid, nn.sigmoid_backward)
+Tanh = elementwise("Tanh", nn.tanh, nn.tanh_backward)
+Softplus = elementwise("Softplus", nn.softplus, nn.softplus_backward)
+Elu = elementwise("Elu", nn.elu, nn.elu_backward)
+"""ELU with alpha = 1."""
+Selu = elementwise("Selu", nn.selu, nn.selu_backward)
+Gelu = elementwise("Gelu", nn.gelu, nn.gelu_backward)
+Softmax = elementwise("Softmax", nn.softmax, nn.softmax_backward)
+"""Softmax over the last axis."""
+LogSoftmax = elementwise("LogSoftmax", nn.log_softmax, nn.log_softmax_backward)
+"""Log-softmax over the last axis."""
+Linear = elementwise("Linear", nn.identity, nn.identity_backward)
+"""The identity activation (Keras' ``"linear"``)."""
+
+
+@attrs.frozen(repr=False)
+class LeakyRelu(Layer):
+    """x for x > 0, ``negative_slope * x`` otherwise."""
+
+    negative_slope: float = 0.01
+
+    def apply(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> np.ndarray:
+        return nn.leaky_relu(as_input(x, self), self.negative_slope)
+
+    def forward(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = as_input(x, self)
+        return nn.leaky_relu(x, self.negative_slope), x
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        dx = nn.leaky_relu_backward(cache, dy, self.negative_slope) if need_dx else None
+        return (), dx

@@ -1,0 +1,94 @@
+"""Dense (fully connected) layer: y = x @ w + b on the last axis."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import attrs
+import numpy as np
+from numpy.typing import DTypeLike
+
+from funcnn import initializers
+from funcnn.layers.base import Cache, Layer, Shape, as_input, as_shape
+from funcnn.random import RngLike, split
+from funcnn.tree import freeze
+
+
+class DenseParams(NamedTuple):
+    w: np.ndarray  # (in_features, units)
+    b: np.ndarray | None  # (units,), None without bias
+
+
+def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a positive int, got {value!r}")
+
+
+@attrs.frozen(repr=False)
+class Dense(Layer):
+    """``y = x @ w + b`` on the last axis: ``(..., in) -> (..., units)``.
+
+    ``w`` has shape ``(in, units)`` and starts from ``w_init`` (Glorot uniform);
+    ``b`` has shape ``(units,)`` and starts from ``b_init`` (zeros).
+    """
+
+    units: int = attrs.field(validator=_positive_int)
+    w_init: initializers.Initializer = attrs.field(
+        default=initializers.glorot_uniform, kw_only=True, validator=attrs.validators.is_callable()
+    )
+    b_init: initializers.Initializer = attrs.field(
+        default=initializers.zeros, kw_only=True, validator=attrs.validators.is_callable()
+    )
+    use_bias: bool = attrs.field(default=True, kw_only=True)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = as_shape(input_shape)
+        if len(shape) < 1:
+            raise ValueError(f"{self!r} needs inputs of rank >= 1 per example, got shape {shape}")
+        return (*shape[:-1], self.units)
+
+    def init(
+        self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
+    ) -> DenseParams:
+        shape = as_shape(input_shape)
+        self.output_shape(shape)
+        in_features = shape[-1]
+        w_rng, b_rng = split(rng, 2)
+        w = self.w_init(w_rng, (in_features, self.units), dtype)
+        b = self.b_init(b_rng, (self.units,), dtype) if self.use_bias else None
+        return freeze(DenseParams(w, b))
+
+    def _check(self, params: DenseParams, x: Any) -> np.ndarray:
+        x = as_input(x, self, min_ndim=2)
+        if x.shape[-1] != params.w.shape[0]:
+            raise ValueError(
+                f"{self!r} was initialized for {params.w.shape[0]} input features on the last "
+                f"axis, got x of shape {x.shape}"
+            )
+        return x
+
+    def apply(
+        self, params: DenseParams, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> np.ndarray:
+        x = self._check(params, x)
+        y = x @ params.w
+        if params.b is not None:
+            y += params.b  # y is our own fresh array
+        return y
+
+    def forward(
+        self, params: DenseParams, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = self._check(params, x)
+        return self.apply(params, x), x
+
+    def backward(
+        self, params: DenseParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[DenseParams, np.ndarray | None]:
+        x = cache
+        x2 = x.reshape(-1, x.shape[-1])
+        dy2 = dy.reshape(-1, dy.shape[-1])
+        dw = x2.T @ dy2
+        db = dy2.sum(axis=0) if params.b is not None else None
+        dx = dy @ params.w.T if need_dx else None
+        return DenseParams(dw, db), dx

@@ -1,0 +1,88 @@
+"""Layers that only change shape: Flatten, Reshape."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import numpy as np
+
+from funcnn.layers.base import Cache, Layer, Shape, as_input, as_shape
+from funcnn.random import RngLike
+
+
+@attrs.frozen(repr=False)
+class _Flatten(Layer):
+    """``(batch, *dims) -> (batch, prod(dims))``."""
+
+    def __repr__(self) -> str:
+        return "Flatten"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (math.prod(as_shape(input_shape)),)
+
+    def apply(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> np.ndarray:
+        x = as_input(x, self)
+        return x.reshape(x.shape[0], -1)
+
+    def forward(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = as_input(x, self)
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        return (), (dy.reshape(cache) if need_dx else None)
+
+
+Flatten = _Flatten()
+
+
+def _target_shape(value: Any) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in value)
+    if sum(s == -1 for s in shape) > 1 or any(s < -1 for s in shape):
+        raise ValueError(f"Reshape shape may hold one -1 and otherwise sizes >= 0, got {value!r}")
+    return shape
+
+
+@attrs.frozen(repr=False)
+class Reshape(Layer):
+    """``(batch, *dims) -> (batch, *shape)``; one entry of ``shape`` may be -1."""
+
+    shape: tuple[int, ...] = attrs.field(converter=_target_shape)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        in_shape = as_shape(input_shape)
+        size = math.prod(in_shape)
+        known = math.prod(s for s in self.shape if s != -1)
+        if -1 in self.shape:
+            if known == 0 or size % known:
+                raise ValueError(f"{self!r} cannot reshape an input of shape {in_shape}")
+            return tuple(size // known if s == -1 else s for s in self.shape)
+        if known != size:
+            raise ValueError(
+                f"{self!r} needs {known} values per example, got input shape {in_shape} with {size}"
+            )
+        return self.shape
+
+    def apply(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> np.ndarray:
+        x = as_input(x, self)
+        return x.reshape(x.shape[0], *self.output_shape(x.shape[1:]))
+
+    def forward(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = as_input(x, self)
+        return x.reshape(x.shape[0], *self.output_shape(x.shape[1:])), x.shape
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        return (), (dy.reshape(cache) if need_dx else None)

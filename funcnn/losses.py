@@ -1,0 +1,331 @@
+"""Losses, each with its paired gradient, and L1/L2 penalties of a params tree.
+
+Every loss is a callable value: ``loss(pred, target) -> float`` and
+``loss.value_and_grad(pred, target) -> (float, dloss/dpred)``.
+
+Reduction (the same as Keras):
+- ``mean_squared_error``, ``mean_absolute_error``, ``huber``, ``binary_cross_entropy``,
+  ``sigmoid_binary_cross_entropy``: the mean over every element.
+- ``categorical_cross_entropy``, ``softmax_cross_entropy``: the sum over the class
+  axis (last), then the mean over the other axes (the batch).
+
+Targets must match the predictions' shape (a ``(N,)`` target is accepted for an
+``(N, 1)`` prediction); the class-index form of ``softmax_cross_entropy`` takes
+integer labels of shape ``pred.shape[:-1]``. A NaN in the targets is an error; a
+NaN in the predictions (a diverged model) propagates to a NaN loss, which the
+training loop reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import numpy as np
+
+from funcnn import nn, tree
+
+PROB_EPS = 1e-7
+"""Probabilities are clipped to [PROB_EPS, 1 - PROB_EPS] before their log (Keras' epsilon)."""
+
+
+def _pred(pred: Any, name: str) -> np.ndarray:
+    p = np.asarray(pred)
+    if p.dtype.kind != "f":
+        if p.dtype.kind not in "iub":
+            raise TypeError(f"{name}: predictions must be numeric, got dtype {p.dtype}")
+        p = p.astype(np.float32)
+    if p.ndim < 1 or p.size == 0:
+        raise ValueError(f"{name}: predictions must be a non-empty batch, got shape {p.shape}")
+    return p
+
+
+def _no_nan(t: np.ndarray, name: str) -> None:
+    if t.dtype.kind == "f" and np.isnan(t).any():
+        raise ValueError(f"{name}: targets contain NaN")
+
+
+def _target(target: Any, p: np.ndarray, name: str) -> np.ndarray:
+    """Targets as an array of ``p``'s shape and dtype."""
+    t = np.asarray(target)
+    if t.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: targets must be numeric, got dtype {t.dtype}")
+    if t.shape != p.shape:
+        if p.ndim == 2 and p.shape[1] == 1 and t.shape == p.shape[:1]:
+            t = t.reshape(p.shape)
+        else:
+            raise ValueError(
+                f"{name}: expected targets of shape {p.shape} to match the predictions, "
+                f"got shape {t.shape}"
+            )
+    _no_nan(t, name)
+    return t.astype(p.dtype, copy=False)
+
+
+def _check_probabilities(p: np.ndarray, name: str, hint: str) -> None:
+    if p.min() < 0 or p.max() > 1:
+        raise ValueError(
+            f"{name} expects probabilities in [0, 1], got values in [{p.min()}, {p.max()}]; {hint}"
+        )
+
+
+@attrs.frozen
+class Loss:
+    """Base class: subclasses implement ``value_and_grad``."""
+
+    def __call__(self, pred: Any, target: Any) -> float:
+        return self.value_and_grad(pred, target)[0]
+
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def grad(self, pred: Any, target: Any) -> np.ndarray:
+        return self.value_and_grad(pred, target)[1]
+
+
+@attrs.frozen
+class FunctionLoss(Loss):
+    """A loss built from your own ``value_and_grad(pred, target) -> (value, dpred)``."""
+
+    name: str
+    fn: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]] = attrs.field(eq=False)
+
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
+        value, dpred = self.fn(pred, target)
+        return float(value), dpred
+
+
+@attrs.frozen
+class MeanSquaredError(Loss):
+    """mean((pred - target)^2); gradient 2 (pred - target) / size."""
+
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
+        p = _pred(pred, "mean_squared_error")
+        diff = p - _target(target, p, "mean_squared_error")
+        value = float(np.mean(diff * diff))
+        diff *= 2 / diff.size
+        return value, diff
+
+
+@attrs.frozen
+class MeanAbsoluteError(Loss):
+    """mean(|pred - target|); gradient sign(pred - target) / size (0 where equal)."""
+
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
+        p = _pred(pred, "mean_absolute_error")
+        diff = p - _target(target, p, "mean_absolute_error")
+        value = float(np.mean(np.abs(diff)))
+        return value, np.sign(diff) * (1 / diff.size)
+
+
+@attrs.frozen
+class Huber(Loss):
+    """mean of 0.5 r^2 where |r| <= delta, else delta (|r| - 0.5 delta), r = pred - target.
+
+    Gradient: clip(r, -delta, delta) / size.
+    """
+
+    delta: float = attrs.field(default=1.0)
+
+    @delta.validator
+    def _positive(self, attribute: attrs.Attribute, value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"huber delta must be > 0, got {value!r}")
+
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
+        p = _pred(pred, "huber")
+        r = p - _target(target, p, "huber")
+        a = np.abs(r)
+        value = float(
+            np.mean(np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta)))
+        )
+        return value, np.clip(r, -self.delta, self.delta) * (1 / r.size)
+
+
+@attrs.frozen
+class BinaryCrossEntropy(Loss):
+    """-mean(t log p + (1 - t) log(1 - p)) with p clipped to [eps, 1 - eps].
+
+    ``pred`` holds probabilities (after a Sigmoid). The gradient is the exact
+    derivative of the clipped loss: (p - t) / (p (1 - p)) / size inside the clip
+    range, 0 outside it. Prefer ``sigmoid_binary_cross_entropy`` on logits.
+    """
+
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
+        name = "binary_cross_entropy"
+        p = _pred(pred, name)
+        t = _target(target, p, name)
+        _check_probabilities(p, name, "for logits use sigmoid_binary_cross_entropy")
+        _check_probabilities(t, name + " targets", "targets must be in [0, 1]")
+        pc = np.clip(p, PROB_EPS, 1 - PROB_EPS)
+        value = -float(np.mean(t * np.log(pc) + (1 - t) * np.log1p(-pc)))
+        inside = (p > PROB_EPS) & (p < 1 - PROB_EPS)
+        grad = (pc - t) / (pc * (1 - pc)) * (inside / p.size)
+        return value, grad.astype(p.dtype, copy=False)
+
+
+@attrs.frozen
+class SigmoidBinaryCrossEntropy(Loss):
+    """Binary cross-entropy on logits z: mean(max(z, 0) - z t + log(1 + exp(-|z|))).
+
+    Finite for any finite z. Gradient: (sigmoid(z) - t) / size.
+    """
+
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
+        name = "sigmoid_binary_cross_entropy"
+        z = _pred(pred, name)
+        t = _target(target, z, name)
+        _check_probabilities(t, name + " targets", "targets must be in [0, 1]")
+        value = float(np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))))
+        grad = nn.sigmoid(z) - t
+        grad *= 1 / z.size
+        return value, grad
+
+
+@attrs.frozen
+class CategoricalCrossEntropy(Loss):
+    """-sum(t log p) / N over the last (class) axis, p clipped below at eps, N = batch.
+
+    ``pred`` holds probabilities (after a Softmax), ``target`` one-hot rows or
+    probabilities of the same shape. Gradient: -t / p / N where p > eps, else 0.
+    Prefer ``softmax_cross_entropy`` on logits: it is stabler and its backward fused.
+    """
+
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
+        name = "categorical_cross_entropy"
+        p = _pred(pred, name)
+        t = _target(target, p, name)
+        _check_probabilities(p, name, "for logits use softmax_cross_entropy")
+        n = p.size // p.shape[-1]
+        pc = np.maximum(p, PROB_EPS)
+        value = -float(np.sum(t * np.log(pc))) / n
+        grad = -t / pc * ((p > PROB_EPS) / n)
+        return value, grad.astype(p.dtype, copy=False)
+
+
+def _class_labels(logits: np.ndarray, target: Any, name: str) -> tuple[np.ndarray, bool]:
+    """(labels, is_index): integer class indices or probability rows, validated."""
+    t = np.asarray(target)
+    batch_shape, classes = logits.shape[:-1], logits.shape[-1]
+    if t.shape == batch_shape and t.dtype.kind in "iu":
+        if t.size and (t.min() < 0 or t.max() >= classes):
+            raise ValueError(
+                f"{name}: integer labels must be in [0, {classes}) for {classes} classes, "
+                f"got labels in [{t.min()}, {t.max()}]"
+            )
+        return t, True
+    if t.shape == logits.shape and t.dtype.kind in "fiub":
+        _no_nan(t, name)
+        return t.astype(logits.dtype, copy=False), False
+    if t.shape == batch_shape and t.dtype.kind == "f":
+        raise TypeError(
+            f"{name}: class labels must have an integer dtype, got {t.dtype}; "
+            "pass labels.astype(int)"
+        )
+    raise ValueError(
+        f"{name}: expected integer labels of shape {batch_shape} or one-hot targets of shape "
+        f"{logits.shape}, got {t.dtype} targets of shape {t.shape}"
+    )
+
+
+@attrs.frozen
+class SoftmaxCrossEntropy(Loss):
+    """Cross-entropy of softmax(logits) over the last axis, mean over the batch.
+
+    ``target``: integer labels of shape ``logits.shape[:-1]`` or one-hot /
+    probability rows of ``logits``' shape. Value: mean(logsumexp(z) - sum(t z)),
+    finite for any finite logits. Fused gradient: (softmax(z) sum(t) - t) / N,
+    which is (softmax(z) - onehot) / N for one-hot rows or labels.
+    """
+
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
+        name = "softmax_cross_entropy"
+        z = _pred(pred, name)
+        if z.ndim < 2:
+            raise ValueError(f"{name}: logits must have shape (batch, classes), got {z.shape}")
+        labels, is_index = _class_labels(z, target, name)
+        classes = z.shape[-1]
+        z2 = z.reshape(-1, classes)
+        n = z2.shape[0]
+        shifted = z2 - z2.max(axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        sums = probs.sum(axis=1, keepdims=True)
+        log_sums = np.log(sums)
+        probs /= sums
+        if is_index:
+            rows = np.arange(n)
+            flat = labels.reshape(-1)
+            value = float(np.mean(log_sums[:, 0] - shifted[rows, flat]))
+            probs[rows, flat] -= 1
+        else:
+            t = labels.reshape(-1, classes)
+            mass = t.sum(axis=1, keepdims=True)
+            value = float(np.sum(log_sums * mass) - np.sum(t * shifted)) / n
+            probs *= mass
+            probs -= t
+        probs *= 1 / n
+        return value, probs.reshape(z.shape)
+
+
+mean_squared_error = MeanSquaredError()
+mean_absolute_error = MeanAbsoluteError()
+binary_cross_entropy = BinaryCrossEntropy()
+sigmoid_binary_cross_entropy = SigmoidBinaryCrossEntropy()
+categorical_cross_entropy = CategoricalCrossEntropy()
+softmax_cross_entropy = SoftmaxCrossEntropy()
+
+
+def huber(delta: float = 1.0) -> Huber:
+    """Huber loss with threshold ``delta`` (see :class:`Huber`)."""
+    return Huber(delta)
+
+
+@attrs.frozen
+class Penalty:
+    """``scale * sum(|w|)`` (L1) or ``scale * sum(w^2)`` (L2) over the masked leaves.
+
+    ``mask``: a tree of bools like params, a callable ``params -> tree of bools``
+    (e.g. :func:`funcnn.tree.kernel_mask` to leave biases out), or None for all.
+    Gradients: ``scale * sign(w)`` (L1, 0 at 0) and ``2 * scale * w`` (L2); zero for
+    masked-out leaves.
+    """
+
+    kind: str = attrs.field(validator=attrs.validators.in_(("l1", "l2")))
+    scale: float = attrs.field()
+    mask: Any = attrs.field(default=None, eq=False)
+
+    @scale.validator
+    def _non_negative(self, attribute: attrs.Attribute, value: float) -> None:
+        if not (isinstance(value, (int, float)) and value >= 0):
+            raise ValueError(f"{self.kind} penalty scale must be a number >= 0, got {value!r}")
+
+    def __call__(self, params: Any) -> float:
+        return self.value_and_grad(params)[0]
+
+    def value_and_grad(self, params: Any) -> tuple[float, Any]:
+        mask = tree.resolve_mask(self.mask, params)
+        total = 0.0
+
+        def leaf_grad(w: np.ndarray, on: Any) -> np.ndarray:
+            nonlocal total
+            if not on:
+                return np.zeros_like(w)
+            if self.kind == "l1":
+                total += float(np.sum(np.abs(w)))
+                return np.sign(w) * np.asarray(self.scale, dtype=w.dtype)
+            total += float(np.sum(w * w))
+            return w * np.asarray(2 * self.scale, dtype=w.dtype)
+
+        grads = tree.map(leaf_grad, params, mask, shapes=False)
+        return self.scale * total, grads
+
+
+def l1_penalty(scale: float, mask: Any = None) -> Penalty:
+    """L1 penalty ``scale * sum(|w|)``; see :class:`Penalty`."""
+    return Penalty("l1", scale, mask)
+
+
+def l2_penalty(scale: float, mask: Any = None) -> Penalty:
+    """L2 penalty ``scale * sum(w^2)`` (Keras' convention, no 1/2); see :class:`Penalty`."""
+    return Penalty("l2", scale, mask)

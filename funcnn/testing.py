@@ -1,0 +1,234 @@
+"""Check hand-written gradients against central finite differences, in float64.
+
+``check_grads(layer, params, x)`` compares ``layer.backward`` with numerical
+derivatives of ``sum(forward(params, x) * dy)`` for a random cotangent ``dy``,
+for every entry of ``params`` and ``x``; ``check_loss_grads`` does the same for a
+loss; ``check_layer`` runs the whole layer protocol (shapes, purity, grads).
+Use them in your own tests when you write a layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import numpy as np
+
+from funcnn import tree
+from funcnn.layers.base import Layer, Shape, is_shape_tuple
+from funcnn.losses import Loss
+
+SCALE_FLOOR = 1e-3
+"""Errors are relative to max(|analytic|, |numeric|, SCALE_FLOOR)."""
+
+
+@attrs.frozen
+class GradCheckReport:
+    """The worst entry found: its relative error, where it is, and both values."""
+
+    max_error: float
+    where: str
+    analytic: float
+    numeric: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_error <= self.tolerance
+
+    def __str__(self) -> str:
+        verdict = "ok" if self.ok else "FAILED"
+        return (
+            f"gradient check {verdict}: worst relative error {self.max_error:.3g} "
+            f"(tolerance {self.tolerance:.1g}) at {self.where}: analytic {self.analytic!r}, "
+            f"numeric {self.numeric!r}"
+        )
+
+
+def _float64_copy(t: Any) -> Any:
+    return tree.map(lambda a: np.array(a, dtype=np.float64), t)
+
+
+def _entries(t: Any, prefix: str) -> Iterator[tuple[str, np.ndarray, tuple[int, ...]]]:
+    for path, leaf in tree.leaves_with_path(t):
+        for index in np.ndindex(leaf.shape):
+            yield f"{prefix}{path}[{', '.join(map(str, index))}]", leaf, index
+
+
+def _compare(
+    objective: Callable[[], float],
+    analytic: list[tuple[str, Any, Any]],
+    eps: float,
+    tolerance: float,
+) -> GradCheckReport:
+    """Perturb each entry of each (name, writable tree, analytic grads) in place and compare."""
+    worst = GradCheckReport(0.0, "nowhere (no entries)", 0.0, 0.0, tolerance)
+    for name, values, grads in analytic:
+        diff = tree.structure_difference(values, grads)
+        if diff is not None:
+            return GradCheckReport(
+                np.inf, f"{name}: grads differ in structure {diff}", 0, 0, tolerance
+            )
+        grad_leaves = iter(tree.leaves(grads))
+        for path, leaf in tree.leaves_with_path(values):
+            g = np.asarray(next(grad_leaves), dtype=np.float64)
+            for index in np.ndindex(leaf.shape):
+                original = leaf[index]
+                leaf[index] = original + eps
+                plus = objective()
+                leaf[index] = original - eps
+                minus = objective()
+                leaf[index] = original
+                numeric = (plus - minus) / (2 * eps)
+                a = float(g[index])
+                err = abs(a - numeric) / max(abs(a), abs(numeric), SCALE_FLOOR)
+                if not np.isfinite(err):
+                    err = np.inf
+                if err > worst.max_error or worst.where.startswith("nowhere"):
+                    where = f"{name}{path}[{', '.join(map(str, index))}]"
+                    worst = GradCheckReport(err, where, a, numeric, tolerance)
+    return worst
+
+
+def _finish(report: GradCheckReport, raise_on_failure: bool) -> GradCheckReport:
+    if raise_on_failure and not report.ok:
+        raise AssertionError(str(report))
+    return report
+
+
+def check_grads(
+    layer: Layer,
+    params: Any,
+    x: Any,
+    *,
+    train: bool = False,
+    rng_seed: int | None = 0,
+    state: Any = None,
+    eps: float = 1e-6,
+    tolerance: float = 1e-5,
+    seed: int = 0,
+    raise_on_failure: bool = True,
+) -> GradCheckReport:
+    """Compare ``layer.backward`` with central differences for params and inputs.
+
+    Everything is copied to float64 first. The objective is ``sum(y * dy)`` for a
+    random cotangent ``dy`` drawn from ``seed``. ``rng_seed`` gives every forward
+    pass the same fresh generator, so dropout masks agree between evaluations.
+    ``state`` (for stateful layers) runs ``forward_with_state``. Raises
+    AssertionError with the report when the worst error exceeds ``tolerance``.
+    """
+    p64, x64 = _float64_copy(params), _float64_copy(x)
+
+    def run() -> tuple[Any, Any]:
+        rng = None if rng_seed is None else np.random.default_rng(rng_seed)
+        if state is None:
+            return layer.forward(p64, x64, train=train, rng=rng)
+        y, _, cache = layer.forward_with_state(p64, state, x64, train=train, rng=rng)
+        return y, cache
+
+    y, cache = run()
+    gen = np.random.default_rng(seed)
+    dy = tree.map(lambda a: gen.standard_normal(np.shape(a)), y)
+    grads, dx = layer.backward(p64, cache, dy)
+    dy_leaves = tree.leaves(dy)
+
+    def objective() -> float:
+        out = tree.leaves(run()[0])
+        return float(sum(np.sum(a * b) for a, b in zip(out, dy_leaves)))
+
+    report = _compare(objective, [("params", p64, grads), ("x", x64, dx)], eps, tolerance)
+    return _finish(report, raise_on_failure)
+
+
+def check_loss_grads(
+    loss: Loss,
+    pred: Any,
+    target: Any,
+    *,
+    eps: float = 1e-6,
+    tolerance: float = 1e-5,
+    raise_on_failure: bool = True,
+) -> GradCheckReport:
+    """Compare ``loss.value_and_grad`` with central differences in the predictions."""
+    p64 = np.array(pred, dtype=np.float64)
+    _, dpred = loss.value_and_grad(p64, target)
+    report = _compare(lambda: loss(p64, target), [("pred", p64, dpred)], eps, tolerance)
+    return _finish(report, raise_on_failure)
+
+
+def random_input(gen: np.random.Generator, input_shape: Shape, batch: int) -> Any:
+    """A float64 standard-normal batch for ``input_shape`` (a tuple of them for several)."""
+    if is_shape_tuple(input_shape):
+        return tuple(random_input(gen, s, batch) for s in input_shape)
+    return gen.standard_normal((batch, *input_shape))
+
+
+def _shapes_of(y: Any) -> Any:
+    if isinstance(y, tuple):
+        return tuple(_shapes_of(a) for a in y)
+    return tuple(np.shape(y)[1:])
+
+
+def check_layer(
+    layer: Layer,
+    input_shape: Shape,
+    *,
+    batch_sizes: tuple[int, ...] = (1, 3),
+    train: bool = False,
+    seed: int = 0,
+    tolerance: float = 1e-5,
+) -> list[GradCheckReport]:
+    """Run the layer protocol on ``layer`` for each batch size and raise AssertionError on a breach.
+
+    Checks: ``output_shape`` agrees with ``apply``; ``apply`` equals ``forward[0]``
+    bit for bit; params are read-only; params and inputs are unchanged; grads and
+    dx agree with finite differences in float64.
+    """
+    reports = []
+    for batch in batch_sizes:
+        gen = np.random.default_rng([seed, batch])
+        params = layer.init(np.random.default_rng(seed), input_shape, dtype=np.float64)
+        params_again = layer.init(np.random.default_rng(seed), input_shape, dtype=np.float64)
+        for a, b in zip(tree.leaves(params), tree.leaves(params_again)):
+            if not np.array_equal(a, b):
+                raise AssertionError(f"{layer!r}: the same seed gave different params")
+            if a.flags.writeable:
+                raise AssertionError(f"{layer!r}: init returned a writable params array")
+        x = random_input(gen, input_shape, batch)
+        x_before, params_before = tree.map(np.copy, x), tree.map(np.copy, params)
+        state = layer.init_state(input_shape, dtype=np.float64) if layer.stateful else None
+
+        def fresh() -> np.random.Generator | None:
+            return np.random.default_rng(1) if train else None
+
+        if state is None:
+            y = layer.apply(params, x, train=train, rng=fresh())
+            y2, _ = layer.forward(params, x, train=train, rng=fresh())
+        else:
+            y, _ = layer.apply_with_state(params, state, x, train=train, rng=fresh())
+            y2, _, _ = layer.forward_with_state(params, state, x, train=train, rng=fresh())
+        expected = layer.output_shape(input_shape)
+        if _shapes_of(y) != expected:
+            raise AssertionError(
+                f"{layer!r}: output_shape says {expected}, apply gave {_shapes_of(y)}"
+            )
+        for a, b in zip(tree.leaves(y), tree.leaves(y2)):
+            if not np.array_equal(a, b):
+                raise AssertionError(f"{layer!r}: apply differs from forward[0]")
+        report = check_grads(
+            layer,
+            params,
+            x,
+            train=train,
+            rng_seed=1 if train else None,
+            state=state,
+            tolerance=tolerance,
+            seed=seed,
+        )
+        for before, after, what in ((x_before, x, "input"), (params_before, params, "params")):
+            for a, b in zip(tree.leaves(before), tree.leaves(after)):
+                if not np.array_equal(a, b):
+                    raise AssertionError(f"{layer!r} modified its {what}")
+        reports.append(report)
+    return reports

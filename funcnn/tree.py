@@ -1,0 +1,175 @@
+"""The few pytree helpers funcnn needs.
+
+A tree is a nest of tuples (NamedTuples included), lists and dicts whose leaves
+are arrays. ``None`` is an empty subtree: it has no leaves and maps to ``None``
+(``DenseParams(w, b=None)`` for a layer without bias).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+Tree = Any
+
+
+def _is_namedtuple(node: Any) -> bool:
+    return isinstance(node, tuple) and hasattr(node, "_fields")
+
+
+def _children(node: Any) -> list[tuple[str, Any]] | None:
+    """(key, child) pairs of a container node, or None for a leaf."""
+    if isinstance(node, dict):
+        return [(repr(k), v) for k, v in node.items()]
+    if _is_namedtuple(node):
+        return [(f".{f}", v) for f, v in zip(node._fields, node)]
+    if isinstance(node, (tuple, list)):
+        return [(f"[{i}]", v) for i, v in enumerate(node)]
+    return None
+
+
+def _rebuild(node: Any, children: list[Any]) -> Any:
+    if isinstance(node, dict):
+        return dict(zip(node.keys(), children))
+    if _is_namedtuple(node):
+        return type(node)(*children)
+    if isinstance(node, list):
+        return children
+    return tuple(children)
+
+
+def leaves(tree: Tree) -> list[Any]:
+    """The leaves of ``tree`` in a fixed depth-first order."""
+    return [leaf for _, leaf in leaves_with_path(tree)]
+
+
+def leaves_with_path(tree: Tree, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, leaf) pairs, the path written like ``[0].w``."""
+    if tree is None:
+        return
+    children = _children(tree)
+    if children is None:
+        yield prefix, tree
+        return
+    for key, child in children:
+        yield from leaves_with_path(child, prefix + key)
+
+
+def map(fn: Callable[..., Any], tree: Tree, *rest: Tree, shapes: bool = True) -> Tree:
+    """Apply ``fn`` to corresponding leaves of ``tree`` and ``rest``.
+
+    ``rest`` must have the structure of ``tree`` (and its leaves' shapes, unless
+    ``shapes=False``, as for a mask of bools); otherwise ValueError names the place.
+    """
+    for i, other in enumerate(rest):
+        diff = structure_difference(tree, other, shapes=shapes)
+        if diff is not None:
+            raise ValueError(f"tree and rest[{i}] differ in structure {diff}")
+    return _map(fn, tree, rest)
+
+
+def _map(fn: Callable[..., Any], tree: Tree, rest: tuple[Tree, ...]) -> Tree:
+    if tree is None:
+        return None
+    children = _children(tree)
+    if children is None:
+        return fn(tree, *rest)
+    others = [_children(r) or [] for r in rest]
+    return _rebuild(
+        tree,
+        [_map(fn, child, tuple(o[i][1] for o in others)) for i, (_, child) in enumerate(children)],
+    )
+
+
+def structure_difference(a: Tree, b: Tree, path: str = "", *, shapes: bool = True) -> str | None:
+    """A sentence naming the first place where ``a`` and ``b`` differ, or None.
+
+    With ``shapes=False`` only the nesting is compared, not the leaves' shapes.
+    """
+    if a is None or b is None:
+        if a is None and b is None:
+            return None
+        return f"at {path or 'the root'}: {_describe(a)} vs {_describe(b)}"
+    ca, cb = _children(a), _children(b)
+    if ca is None and cb is None:
+        sa, sb = np.shape(a), np.shape(b)
+        if shapes and sa != sb:
+            return f"at {path or 'the root'}: leaf of shape {sa} vs leaf of shape {sb}"
+        return None
+    if ca is None or cb is None or type(a) is not type(b) or len(ca) != len(cb):
+        return f"at {path or 'the root'}: {_describe(a)} vs {_describe(b)}"
+    for (ka, va), (kb, vb) in zip(ca, cb):
+        if ka != kb:
+            return f"at {path or 'the root'}: key {ka} vs key {kb}"
+        found = structure_difference(va, vb, path + ka, shapes=shapes)
+        if found is not None:
+            return found
+    return None
+
+
+def _describe(node: Any) -> str:
+    if node is None:
+        return "None"
+    children = _children(node)
+    if children is None:
+        return f"leaf of shape {np.shape(node)}"
+    return f"{type(node).__name__} with {len(children)} children"
+
+
+def check_same_structure(a: Tree, b: Tree, *, names: tuple[str, str] = ("a", "b")) -> None:
+    """Raise ValueError naming the first difference if the trees differ in structure or shapes."""
+    diff = structure_difference(a, b)
+    if diff is not None:
+        raise ValueError(f"{names[0]} and {names[1]} differ in structure {diff}")
+
+
+def zeros_like(tree: Tree) -> Tree:
+    """A tree of zero arrays with the shapes and dtypes of ``tree``'s leaves."""
+    return _map(np.zeros_like, tree, ())
+
+
+def global_norm(tree: Tree) -> float:
+    """sqrt(sum of squares of every leaf), accumulated in float64."""
+    total = 0.0
+    for leaf in leaves(tree):
+        flat = np.ravel(leaf)
+        total += float(np.dot(flat, flat)) if flat.dtype.kind == "f" else float(np.sum(flat**2))
+    return float(np.sqrt(total))
+
+
+def size(tree: Tree) -> int:
+    """Total number of scalars in the leaves (the parameter count)."""
+    return int(builtins.sum(np.size(leaf) for leaf in leaves(tree)))
+
+
+def freeze(tree: Tree) -> Tree:
+    """Mark every array leaf read-only and return the same tree.
+
+    Only call this on arrays you just created: it changes their flags in place.
+    """
+    for leaf in leaves(tree):
+        if isinstance(leaf, np.ndarray):
+            leaf.flags.writeable = False
+    return tree
+
+
+def kernel_mask(tree: Tree) -> Tree:
+    """True for leaves of rank >= 2 (weight matrices, kernels), False for biases and scales.
+
+    Use it as the mask of a penalty or of weight decay to leave biases alone.
+    """
+    return _map(lambda leaf: np.ndim(leaf) >= 2, tree, ())
+
+
+def resolve_mask(mask: Tree | Callable[[Tree], Tree] | None, tree: Tree) -> Tree:
+    """A mask given as a tree of bools, a callable on ``tree``, or None (everything)."""
+    if mask is None:
+        return _map(lambda _: True, tree, ())
+    resolved = mask(tree) if callable(mask) else mask
+    diff = structure_difference(tree, resolved, shapes=False)
+    if diff is not None:
+        raise ValueError(f"mask does not match the params tree {diff}")
+    return resolved

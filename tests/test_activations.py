@@ -1,0 +1,60 @@
+"""Numerics of the activation functions at extreme inputs."""
+
+import numpy as np
+import pytest
+
+from funcnn import nn
+
+EXTREME = np.array([-1e4, -800.0, -50.0, -1.0, 0.0, 1.0, 50.0, 800.0, 1e4])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_overflow_safe(dtype):
+    x = EXTREME.astype(dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y = nn.sigmoid(x)
+    assert y.dtype == dtype and np.all(np.isfinite(y))
+    assert y[0] == 0 and y[-1] == 1 and y[4] == 0.5
+    assert np.allclose(nn.sigmoid(np.array([-1.0, 2.0])), 1 / (1 + np.exp([1.0, -2.0])))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_and_log_softmax_stable(dtype):
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [3.0, 1.0, 0.2]], dtype=dtype)
+    with np.errstate(over="raise", invalid="raise"):
+        p = nn.softmax(z)
+        lp = nn.log_softmax(z)
+    assert p.dtype == lp.dtype == dtype
+    assert np.all(np.isfinite(p)) and np.all(np.isfinite(lp))
+    assert np.allclose(p.sum(-1), 1)
+    assert np.allclose(p[0], [1, 0, 0]) and np.allclose(p[1], 1 / 3)
+    assert lp[0, 1] == pytest.approx(-2e4, rel=1e-6)
+    e = np.exp(z[2] - z[2].max())
+    assert np.allclose(p[2], e / e.sum())
+    assert np.allclose(
+        nn.logsumexp(z, axis=-1),
+        np.log(np.exp(z.astype(np.float64) - z.max(-1, keepdims=True)).sum(-1)) + z.max(-1),
+        rtol=1e-6,
+    )
+
+
+def test_softplus_and_elu_finite_at_extremes():
+    with np.errstate(over="raise", invalid="raise"):
+        assert np.all(np.isfinite(nn.softplus(EXTREME)))
+        assert np.all(np.isfinite(nn.elu(EXTREME)))
+        assert np.all(np.isfinite(nn.selu(EXTREME)))
+    assert nn.softplus(np.array([1e4]))[0] == 1e4
+    assert nn.softplus(np.array([0.0]))[0] == pytest.approx(np.log(2))
+
+
+def test_relu_derivative_is_step_at_zero():
+    x = np.array([-1.0, 0.0, 0.5, 1.0, 2.0])
+    dx = nn.relu_backward(x, nn.relu(x), np.ones_like(x))
+    assert dx.tolist() == [0, 0, 1, 1, 1]  # not the tutorials' x >= 1
+
+
+def test_gelu_values():
+    x = np.array([-3.0, -1.0, 0.0, 1.0, 3.0])
+    expected = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+    assert np.allclose(nn.gelu(x), expected)
+    assert nn.gelu(np.array([1.0]))[0] == pytest.approx(0.8411919906, rel=1e-8)
