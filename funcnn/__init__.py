@@ -5,7 +5,7 @@ Models are pure functions ``init(rng, input_shape) -> params`` and
 checked against finite differences.
 """
 
-from funcnn import initializers, layers, losses, nn, random, testing, tree
+from funcnn import initializers, layers, losses, nn, optim, random, schedules, testing, tree
 from funcnn.gradients import grad, value_and_grad, value_and_grad_with_state
 
 __version__ = "0.1.0"
@@ -16,7 +16,9 @@ __all__ = [
     "layers",
     "losses",
     "nn",
+    "optim",
     "random",
+    "schedules",
     "testing",
     "tree",
     "value_and_grad",

@@ -58,13 +58,16 @@ def leaves_with_path(tree: Tree, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield from leaves_with_path(child, prefix + key)
 
 
-def map(fn: Callable[..., Any], tree: Tree, *rest: Tree, shapes: bool = True) -> Tree:
+def map(
+    fn: Callable[..., Any], tree: Tree, *rest: Tree, shapes: bool = True, check: bool = True
+) -> Tree:
     """Apply ``fn`` to corresponding leaves of ``tree`` and ``rest``.
 
     ``rest`` must have the structure of ``tree`` (and its leaves' shapes, unless
     ``shapes=False``, as for a mask of bools); otherwise ValueError names the place.
+    ``check=False`` skips that check when the caller has already made it.
     """
-    for i, other in enumerate(rest):
+    for i, other in enumerate(rest if check else ()):
         diff = structure_difference(tree, other, shapes=shapes)
         if diff is not None:
             raise ValueError(f"tree and rest[{i}] differ in structure {diff}")

@@ -1,0 +1,121 @@
+"""The optimizer protocol: ``GradientTransformation(init, update)`` (the optax design).
+
+``init(params) -> state``; ``update(updates, state, params=None) -> (updates, new_state)``;
+``apply_updates(params, updates) -> new params``. Updates are what gets ADDED to the
+params: descent's minus sign lives in one place, ``scale_by_learning_rate``.
+States are NamedTuples, never modified in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+
+from funcnn import tree
+
+Params = Any
+Updates = Any
+State = Any
+S = TypeVar("S")
+
+
+class GradientTransformation(NamedTuple):
+    """A pair of pure functions: ``init(params) -> state`` and
+    ``update(updates, state, params=None) -> (updates, new_state)``."""
+
+    init: Callable[[Params], State]
+    update: Callable[..., tuple[Updates, State]]
+
+
+class EmptyState(NamedTuple):
+    """The state of a transform that keeps none."""
+
+
+class ChainState(NamedTuple):
+    """One state per transform of a ``chain``."""
+
+    inner: tuple[Any, ...]
+
+
+def expect_state(state: Any, cls: type[S], name: str) -> S:
+    """``state`` if it is a ``cls``; otherwise a TypeError explaining how to make one."""
+    if not isinstance(state, cls):
+        raise TypeError(
+            f"{name}.update expected a {cls.__name__}, got {type(state).__name__}; create the "
+            "state with opt_state = optimizer.init(params) before the first update, and pass "
+            "the state the previous update returned"
+        )
+    return state
+
+
+def check_updates(updates: Updates, reference: Any, name: str) -> None:
+    """ValueError naming the first place where ``updates`` differ from the state's tree."""
+    diff = tree.structure_difference(reference, updates)
+    if diff is not None:
+        raise ValueError(
+            f"{name}: the grads do not match the optimizer state {diff} "
+            "(state vs grads); was the state made by init() from these params?"
+        )
+
+
+def require_params(params: Params, name: str) -> Params:
+    if params is None:
+        raise ValueError(f"{name} needs the current params: call update(grads, state, params)")
+    return params
+
+
+def identity() -> GradientTransformation:
+    """Pass updates through unchanged."""
+
+    def init(params: Params) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        del params
+        return updates, expect_state(state, EmptyState, "identity")
+
+    return GradientTransformation(init, update)
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """Apply ``transforms`` in order, each to the previous one's updates."""
+    for i, t in enumerate(transforms):
+        if not isinstance(t, GradientTransformation):
+            raise TypeError(
+                f"chain argument {i} must be a GradientTransformation, got {type(t).__name__}"
+            )
+
+    def init(params: Params) -> ChainState:
+        return ChainState(tuple(t.init(params) for t in transforms))
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        state = expect_state(state, ChainState, "chain")
+        if len(state.inner) != len(transforms):
+            raise ValueError(
+                f"chain of {len(transforms)} transforms got a state of {len(state.inner)}; "
+                "was it made by another optimizer's init?"
+            )
+        new_states = []
+        for t, s in zip(transforms, state.inner):
+            updates, s = t.update(updates, s, params)
+            new_states.append(s)
+        return updates, ChainState(tuple(new_states))
+
+    return GradientTransformation(init, update)
+
+
+def _add(p: np.ndarray, u: np.ndarray) -> np.ndarray:
+    out = np.add(p, u, dtype=p.dtype, casting="same_kind")
+    out.flags.writeable = False
+    return out
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """``params + updates`` leaf by leaf: new read-only arrays in each param's dtype."""
+    diff = tree.structure_difference(params, updates)
+    if diff is not None:
+        raise ValueError(f"apply_updates: updates do not match params {diff} (params vs updates)")
+    return tree.map(_add, params, updates, shapes=False)

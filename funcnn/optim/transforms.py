@@ -1,0 +1,649 @@
+"""Building blocks of optimizers. Each returns a ``GradientTransformation``.
+
+Formulas use g for the incoming updates (the gradient at the start of a chain),
+t for the update count after this step (1 on the first update), and EMA for
+``ema(old, x, d) = d * old + (1 - d) * x``. Every new state array is read-only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from funcnn import tree
+from funcnn.optim.base import (
+    EmptyState,
+    GradientTransformation,
+    Params,
+    State,
+    Updates,
+    check_updates,
+    expect_state,
+    require_params,
+)
+from funcnn.schedules import Schedule
+
+ScalarOrSchedule = float | Schedule
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _non_negative(name: str, value: Any) -> float:
+    value = _number(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _positive(name: str, value: Any) -> float:
+    value = _number(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def _decay(name: str, value: Any) -> float:
+    value = _number(name, value)
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} is a decay rate and must be in [0, 1), got {value}")
+    return value
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _ema(old: np.ndarray, x: np.ndarray, decay: float) -> np.ndarray:
+    """decay * old + (1 - decay) * x, written as old + (1 - decay) * (x - old): one new array."""
+    out = x - old
+    out *= 1 - decay
+    out += old
+    return _frozen(out)
+
+
+def _ema_sq(old: np.ndarray, g: np.ndarray, decay: float) -> np.ndarray:
+    """decay * old + (1 - decay) * g^2."""
+    out = g * g
+    out -= old
+    out *= 1 - decay
+    out += old
+    return _frozen(out)
+
+
+def _zeros(params: Params, fill: float = 0.0) -> Any:
+    return tree.map(lambda p: _frozen(np.full_like(p, fill)), params)
+
+
+def _map(fn: Callable[..., Any], first: Any, *rest: Any) -> Any:
+    return tree.map(fn, first, *rest, check=False)
+
+
+def _unzip(packed: Any, n: int) -> tuple[Any, ...]:
+    """Split a tree whose leaves are ``_Pack``s of n values into n trees."""
+    return tuple(_map(lambda p, i=i: p.values[i], packed) for i in range(n))
+
+
+class _Pack:
+    """A leaf holding several per-leaf results (so tree.map does not descend into it)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, *values: Any) -> None:
+        self.values = values
+
+
+# ---------------------------------------------------------------- scaling
+
+
+def scale(factor: float) -> GradientTransformation:
+    """u = factor * g."""
+    factor = _number("factor", factor)
+
+    def init(params: Params) -> EmptyState:
+        return EmptyState()
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        expect_state(state, EmptyState, "scale")
+        return _map(lambda g: g * factor, updates), state
+
+    return GradientTransformation(init, update)
+
+
+class ScaleByLearningRateState(NamedTuple):
+    step: int  # updates done so far
+    learning_rate: float  # the rate the NEXT update will use (schedule(count) * multiplier)
+    multiplier: float  # set by scale_learning_rate (e.g. ReduceLROnPlateau); 1.0 otherwise
+
+
+def _rate_at(learning_rate: ScalarOrSchedule, count: int) -> float:
+    value = learning_rate(count) if callable(learning_rate) else learning_rate
+    try:
+        return _non_negative("learning rate", value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"learning rate at step {count} is invalid: {e}") from None
+
+
+def scale_by_learning_rate(
+    learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
+) -> GradientTransformation:
+    """u = -lr(t) * g (or +lr(t) * g with ``flip_sign=False``).
+
+    ``learning_rate`` is a float or a schedule ``step -> float`` (step counts from 0).
+    The sign that makes gradient DEscent lives here and nowhere else. The rate the
+    next update will use is in the state: :func:`current_learning_rate`.
+    """
+    if not callable(learning_rate):
+        _non_negative("learning_rate", learning_rate)
+    sign = -1.0 if flip_sign else 1.0
+
+    def init(params: Params) -> ScaleByLearningRateState:
+        return ScaleByLearningRateState(0, _rate_at(learning_rate, 0), 1.0)
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, ScaleByLearningRateState, "scale_by_learning_rate")
+        factor = sign * _rate_at(learning_rate, s.step) * s.multiplier
+        count = s.step + 1
+        new = ScaleByLearningRateState(
+            count, _rate_at(learning_rate, count) * s.multiplier, s.multiplier
+        )
+        return _map(lambda g: g * factor, updates), new
+
+    return GradientTransformation(init, update)
+
+
+def _find_lr_states(state: Any) -> list[ScaleByLearningRateState]:
+    if isinstance(state, ScaleByLearningRateState):
+        return [state]
+    if isinstance(state, (tuple, list)):
+        return [s for child in state for s in _find_lr_states(child)]
+    return []
+
+
+def current_learning_rate(state: State) -> float:
+    """The learning rate the next update will use, read from an optimizer state."""
+    found = _find_lr_states(state)
+    if not found:
+        raise ValueError("this optimizer state holds no learning rate (no scale_by_learning_rate)")
+    return found[0].learning_rate
+
+
+def scale_learning_rate(state: State, factor: float) -> State:
+    """A new state whose learning rate(s) are multiplied by ``factor`` from the next update on."""
+    factor = _non_negative("factor", factor)
+    if isinstance(state, ScaleByLearningRateState):
+        return state._replace(
+            learning_rate=state.learning_rate * factor, multiplier=state.multiplier * factor
+        )
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(scale_learning_rate(s, factor) for s in state))
+    if isinstance(state, tuple):
+        return tuple(scale_learning_rate(s, factor) for s in state)
+    return state
+
+
+# ---------------------------------------------------------------- momentum
+
+
+class TraceState(NamedTuple):
+    trace: Any
+
+
+def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
+    """Momentum: m_t = g + decay * m_{t-1}; u = m_t, or g + decay * m_t with ``nesterov``.
+
+    (The heavy-ball form used by optax and PyTorch, m_0 = 0.)
+    """
+    decay = _decay("momentum decay", decay)
+
+    def init(params: Params) -> TraceState:
+        return TraceState(_zeros(params))
+
+    def step(g: np.ndarray, m: np.ndarray) -> _Pack:
+        new = m * decay
+        new += g
+        _frozen(new)
+        return _Pack(g + decay * new if nesterov else new, new)
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, TraceState, "trace")
+        check_updates(updates, s.trace, "trace")
+        out, new = _unzip(_map(step, updates, s.trace), 2)
+        return out, TraceState(new)
+
+    return GradientTransformation(init, update)
+
+
+# ---------------------------------------------------------------- adaptive
+
+
+class ScaleByRmsState(NamedTuple):
+    nu: Any
+
+
+def scale_by_rms(
+    decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0
+) -> GradientTransformation:
+    """nu = EMA(nu, g^2, decay) from nu_0 = initial_scale; u = g / sqrt(nu + eps).
+
+    eps inside the square root, as optax's default (PyTorch adds it outside).
+    """
+    decay, eps = _decay("decay", decay), _non_negative("eps", eps)
+    initial_scale = _non_negative("initial_scale", initial_scale)
+
+    def init(params: Params) -> ScaleByRmsState:
+        return ScaleByRmsState(_zeros(params, initial_scale))
+
+    def step(g: np.ndarray, nu: np.ndarray) -> _Pack:
+        new = _ema_sq(nu, g, decay)
+        return _Pack(g / np.sqrt(new + eps), new)
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, ScaleByRmsState, "scale_by_rms")
+        check_updates(updates, s.nu, "scale_by_rms")
+        out, nu = _unzip(_map(step, updates, s.nu), 2)
+        return out, ScaleByRmsState(nu)
+
+    return GradientTransformation(init, update)
+
+
+class ScaleByStddevState(NamedTuple):
+    mu: Any
+    nu: Any
+
+
+def scale_by_stddev(
+    decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0
+) -> GradientTransformation:
+    """Centered RMSProp: mu = EMA(mu, g), nu = EMA(nu, g^2); u = g / sqrt(nu - mu^2 + eps)."""
+    decay, eps = _decay("decay", decay), _non_negative("eps", eps)
+    initial_scale = _non_negative("initial_scale", initial_scale)
+
+    def init(params: Params) -> ScaleByStddevState:
+        return ScaleByStddevState(_zeros(params), _zeros(params, initial_scale))
+
+    def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> _Pack:
+        new_mu, new_nu = _ema(mu, g, decay), _ema_sq(nu, g, decay)
+        return _Pack(g / np.sqrt(new_nu - new_mu * new_mu + eps), new_mu, new_nu)
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, ScaleByStddevState, "scale_by_stddev")
+        check_updates(updates, s.mu, "scale_by_stddev")
+        out, mu, nu = _unzip(_map(step, updates, s.mu, s.nu), 3)
+        return out, ScaleByStddevState(mu, nu)
+
+    return GradientTransformation(init, update)
+
+
+class ScaleByRssState(NamedTuple):
+    sum_of_squares: Any
+
+
+def scale_by_rss(
+    initial_accumulator_value: float = 0.1, eps: float = 1e-7
+) -> GradientTransformation:
+    """Adagrad: s = s + g^2 from s_0 = initial_accumulator_value; u = g / sqrt(s + eps).
+
+    (u = 0 where s = 0 and eps = 0.)
+    """
+    initial = _non_negative("initial_accumulator_value", initial_accumulator_value)
+    eps = _non_negative("eps", eps)
+
+    def init(params: Params) -> ScaleByRssState:
+        return ScaleByRssState(_zeros(params, initial))
+
+    def step(g: np.ndarray, s: np.ndarray) -> _Pack:
+        new = _frozen(s + g * g)
+        u = np.where(new > 0, g / np.sqrt(new + eps), 0) if eps == 0 else g / np.sqrt(new + eps)
+        return _Pack(u, new)
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, ScaleByRssState, "scale_by_rss")
+        check_updates(updates, s.sum_of_squares, "scale_by_rss")
+        out, sos = _unzip(_map(step, updates, s.sum_of_squares), 2)
+        return out, ScaleByRssState(sos)
+
+    return GradientTransformation(init, update)
+
+
+class ScaleByAdamState(NamedTuple):
+    step: int  # updates done so far
+    mu: Any
+    nu: Any
+
+
+def scale_by_adam(
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    *,
+    nesterov: bool = False,
+) -> GradientTransformation:
+    """Adam (Kingma & Ba 2015), as optax:
+
+    mu = EMA(mu, g, b1), nu = EMA(nu, g^2, b2), mu_hat = mu / (1 - b1^t),
+    nu_hat = nu / (1 - b2^t), u = mu_hat / (sqrt(nu_hat + eps_root) + eps).
+    With ``nesterov`` (NAdam, Dozat 2016):
+    mu_hat = b1 mu / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t).
+    """
+    b1, b2 = _decay("b1", b1), _decay("b2", b2)
+    eps, eps_root = _non_negative("eps", eps), _non_negative("eps_root", eps_root)
+
+    def init(params: Params) -> ScaleByAdamState:
+        return ScaleByAdamState(0, _zeros(params), _zeros(params))
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, ScaleByAdamState, "scale_by_adam")
+        check_updates(updates, s.mu, "scale_by_adam")
+        t = s.step + 1
+        c1, c2 = 1 - b1**t, 1 - b2**t
+
+        def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> _Pack:
+            new_mu, new_nu = _ema(mu, g, b1), _ema_sq(nu, g, b2)
+            if nesterov:
+                mu_hat = new_mu * (b1 / (1 - b1 ** (t + 1)))
+                mu_hat += g * ((1 - b1) / c1)
+            else:
+                mu_hat = new_mu / c1
+            denom = new_nu / c2
+            if eps_root:
+                denom += eps_root
+            np.sqrt(denom, out=denom)
+            denom += eps
+            mu_hat /= denom
+            return _Pack(mu_hat, new_mu, new_nu)
+
+        out, mu, nu = _unzip(_map(step, updates, s.mu, s.nu), 3)
+        return out, ScaleByAdamState(t, mu, nu)
+
+    return GradientTransformation(init, update)
+
+
+class ScaleByAdamaxState(NamedTuple):
+    step: int  # updates done so far
+    mu: Any
+    nu: Any
+
+
+def scale_by_adamax(
+    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> GradientTransformation:
+    """Adamax (Kingma & Ba 2015, sec. 7.1), as optax:
+
+    mu = EMA(mu, g, b1), nu = max(b2 nu, |g| + eps), u = mu / (1 - b1^t) / nu.
+    Bias correction uses the step t (not a constant); nu needs none.
+    """
+    b1, b2, eps = _decay("b1", b1), _decay("b2", b2), _non_negative("eps", eps)
+
+    def init(params: Params) -> ScaleByAdamaxState:
+        return ScaleByAdamaxState(0, _zeros(params), _zeros(params))
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, ScaleByAdamaxState, "scale_by_adamax")
+        check_updates(updates, s.mu, "scale_by_adamax")
+        t = s.step + 1
+        c1 = 1 - b1**t
+
+        def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> _Pack:
+            new_mu = _ema(mu, g, b1)
+            new_nu = _frozen(np.maximum(nu * b2, np.abs(g) + eps))
+            return _Pack(new_mu / c1 / new_nu, new_mu, new_nu)
+
+        out, mu, nu = _unzip(_map(step, updates, s.mu, s.nu), 3)
+        return out, ScaleByAdamaxState(t, mu, nu)
+
+    return GradientTransformation(init, update)
+
+
+class ScaleByAdadeltaState(NamedTuple):
+    e_g: Any  # E[g^2]
+    e_x: Any  # E[dx^2]
+
+
+def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransformation:
+    """Adadelta (Zeiler 2012): E[g^2] = EMA(E[g^2], g^2, rho);
+    u = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) * g; then E[dx^2] = EMA(E[dx^2], u^2, rho).
+
+    E[dx^2] accumulates the squared UPDATES (u), not the gradients.
+    """
+    rho, eps = _decay("rho", rho), _non_negative("eps", eps)
+
+    def init(params: Params) -> ScaleByAdadeltaState:
+        return ScaleByAdadeltaState(_zeros(params), _zeros(params))
+
+    def step(g: np.ndarray, e_g: np.ndarray, e_x: np.ndarray) -> _Pack:
+        new_e_g = _ema_sq(e_g, g, rho)
+        u = np.sqrt(e_x + eps) / np.sqrt(new_e_g + eps) * g
+        return _Pack(u, new_e_g, _ema_sq(e_x, u, rho))
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, ScaleByAdadeltaState, "scale_by_adadelta")
+        check_updates(updates, s.e_g, "scale_by_adadelta")
+        out, e_g, e_x = _unzip(_map(step, updates, s.e_g, s.e_x), 3)
+        return out, ScaleByAdadeltaState(e_g, e_x)
+
+    return GradientTransformation(init, update)
+
+
+class ScaleByLionState(NamedTuple):
+    mu: Any
+
+
+def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> GradientTransformation:
+    """Lion (Chen et al. 2023): u = sign((1 - b1) g + b1 mu); then mu = EMA(mu, g, b2)."""
+    b1, b2 = _decay("b1", b1), _decay("b2", b2)
+
+    def init(params: Params) -> ScaleByLionState:
+        return ScaleByLionState(_zeros(params))
+
+    def step(g: np.ndarray, mu: np.ndarray) -> _Pack:
+        return _Pack(np.sign(g * (1 - b1) + mu * b1), _ema(mu, g, b2))
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, ScaleByLionState, "scale_by_lion")
+        check_updates(updates, s.mu, "scale_by_lion")
+        out, mu = _unzip(_map(step, updates, s.mu), 2)
+        return out, ScaleByLionState(mu)
+
+    return GradientTransformation(init, update)
+
+
+# ---------------------------------------------------------------- regularization
+
+
+class MaskedState(NamedTuple):
+    inner_state: Any
+
+
+def _resolved_mask(mask: Any, like: Any) -> Any:
+    return tree.resolve_mask(mask, like)
+
+
+def _hide(t: Any, mask: Any) -> Any:
+    return tree.map(lambda leaf, on: leaf if on else None, t, mask, shapes=False)
+
+
+def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
+    """Apply ``inner`` only to the leaves where ``mask`` is True; others pass through unchanged.
+
+    ``mask``: a tree of bools like the params, or a callable on the params/updates
+    tree returning one (e.g. :func:`funcnn.tree.kernel_mask`).
+    """
+
+    def init(params: Params) -> MaskedState:
+        return MaskedState(inner.init(_hide(params, _resolved_mask(mask, params))))
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, MaskedState, "masked")
+        m = _resolved_mask(mask, updates)
+        hidden_params = None if params is None else _hide(params, m)
+        new, inner_state = inner.update(_hide(updates, m), s.inner_state, hidden_params)
+        it = iter(tree.leaves(new))
+        merged = tree.map(lambda u, on: next(it) if on else u, updates, m, shapes=False)
+        return merged, MaskedState(inner_state)
+
+    return GradientTransformation(init, update)
+
+
+def _params_transform(
+    name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> GradientTransformation:
+    def init(params: Params) -> EmptyState:
+        return EmptyState()
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        expect_state(state, EmptyState, name)
+        require_params(params, name)
+        check_updates(updates, params, name)
+        return _map(fn, updates, params), state
+
+    return GradientTransformation(init, update)
+
+
+def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> GradientTransformation:
+    """u = g + weight_decay * w (L2 before an adaptive scaling; decoupled decay after it)."""
+    wd = _non_negative("weight_decay", weight_decay)
+    t = _params_transform("add_decayed_weights", lambda g, w: g + wd * w)
+    return t if mask is None else masked(t, mask)
+
+
+def add_l1(l1: float, mask: Any = None) -> GradientTransformation:
+    """u = g + l1 * sign(w): the subgradient of l1 * sum|w| (0 at w = 0)."""
+    l1 = _non_negative("l1", l1)
+    t = _params_transform("add_l1", lambda g, w: g + l1 * np.sign(w))
+    return t if mask is None else masked(t, mask)
+
+
+# ---------------------------------------------------------------- clipping
+
+
+def clip(max_delta: float) -> GradientTransformation:
+    """u = clip(g, -max_delta, max_delta) elementwise."""
+    max_delta = _non_negative("max_delta", max_delta)
+
+    def init(params: Params) -> EmptyState:
+        return EmptyState()
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        expect_state(state, EmptyState, "clip")
+        return _map(lambda g: np.clip(g, -max_delta, max_delta), updates), state
+
+    return GradientTransformation(init, update)
+
+
+def clip_by_global_norm(max_norm: float) -> GradientTransformation:
+    """u = g * max_norm / ||g|| if ||g|| > max_norm else g; ||g|| over every leaf together."""
+    max_norm = _positive("max_norm", max_norm)
+
+    def init(params: Params) -> EmptyState:
+        return EmptyState()
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        expect_state(state, EmptyState, "clip_by_global_norm")
+        norm = tree.global_norm(updates)
+        if norm <= max_norm:
+            return updates, state
+        factor = max_norm / norm
+        return _map(lambda g: g * factor, updates), state
+
+    return GradientTransformation(init, update)
+
+
+# ---------------------------------------------------------------- wrappers
+
+
+class ApplyIfFiniteState(NamedTuple):
+    notfinite_count: int  # consecutive non-finite updates skipped
+    last_finite: bool
+    total_notfinite: int
+    inner_state: Any
+
+
+def apply_if_finite(
+    inner: GradientTransformation, max_consecutive_errors: int
+) -> GradientTransformation:
+    """Skip updates that contain NaN or inf: return zero updates and keep the inner state.
+
+    After ``max_consecutive_errors`` skips in a row the next update goes through
+    whatever it holds, so a run cannot stall silently forever.
+    """
+    if (
+        isinstance(max_consecutive_errors, bool)
+        or not isinstance(max_consecutive_errors, int)
+        or max_consecutive_errors < 0
+    ):
+        raise ValueError(
+            f"max_consecutive_errors must be an int >= 0, got {max_consecutive_errors!r}"
+        )
+
+    def init(params: Params) -> ApplyIfFiniteState:
+        return ApplyIfFiniteState(0, True, 0, inner.init(params))
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, ApplyIfFiniteState, "apply_if_finite")
+        new, inner_state = inner.update(updates, s.inner_state, params)
+        finite = all(np.isfinite(leaf).all() for leaf in tree.leaves(new))
+        if finite or s.notfinite_count >= max_consecutive_errors:
+            return new, ApplyIfFiniteState(
+                0, bool(finite), s.total_notfinite + (not finite), inner_state
+            )
+        zeros = tree.map(np.zeros_like, updates)
+        return zeros, ApplyIfFiniteState(
+            s.notfinite_count + 1, False, s.total_notfinite + 1, s.inner_state
+        )
+
+    return GradientTransformation(init, update)
+
+
+class MultiStepsState(NamedTuple):
+    mini_step: int  # gradients accumulated since the last real update
+    gradient_step: int  # real updates done
+    inner_state: Any
+    acc_grads: Any  # sum of the accumulated gradients
+
+
+def multi_steps(opt: GradientTransformation, every_k: int) -> GradientTransformation:
+    """Gradient accumulation: sum k gradients, then apply ``opt`` once to their mean.
+
+    The k - 1 calls in between return zero updates.
+    """
+    every_k = _count("every_k", every_k)
+
+    def init(params: Params) -> MultiStepsState:
+        return MultiStepsState(0, 0, opt.init(params), _zeros(params))
+
+    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+        s = expect_state(state, MultiStepsState, "multi_steps")
+        check_updates(updates, s.acc_grads, "multi_steps")
+        acc = _map(lambda a, g: _frozen(a + g), s.acc_grads, updates)
+        if s.mini_step + 1 < every_k:
+            zeros = tree.map(np.zeros_like, updates)
+            return zeros, MultiStepsState(s.mini_step + 1, s.gradient_step, s.inner_state, acc)
+        mean = _map(lambda a: a / every_k, acc)
+        new, inner_state = opt.update(mean, s.inner_state, params)
+        return new, MultiStepsState(0, s.gradient_step + 1, inner_state, _zeros(acc))
+
+    return GradientTransformation(init, update)

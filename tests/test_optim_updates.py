@@ -1,0 +1,263 @@
+"""Each optimizer and building block: its first 3 updates against the documented formula.
+
+The references below are written independently, in plain float64 NumPy on the
+two leaves concatenated into one vector (every formula here is elementwise,
+except the global norm, which is over all leaves anyway).
+"""
+
+import numpy as np
+import pytest
+
+from funcnn import optim, tree
+
+P0 = (np.array([0.5, -1.5, 2.0]), np.array([[0.3, -0.7]]))
+GRADS = [
+    (np.array([0.2, -0.4, 1.0]), np.array([[0.05, -0.3]])),
+    (np.array([-0.1, 0.3, 0.8]), np.array([[0.0, 0.6]])),
+    (np.array([0.4, 0.1, -0.5]), np.array([[-0.2, 0.25]])),
+]
+
+
+def flat(t):
+    return np.concatenate([np.ravel(leaf) for leaf in tree.leaves(t)])
+
+
+def run_library(opt, params=P0, grads=GRADS):
+    state = opt.init(params)
+    out = []
+    for g in grads:
+        updates, state = opt.update(g, state, params)
+        params = optim.apply_updates(params, updates)
+        out.append(flat(updates))
+    return out
+
+
+def run_reference(step, params=P0, grads=GRADS):
+    """step(t, w, g, memory) -> (u, memory); the params move by u each step."""
+    w, memory, out = flat(params), {}, []
+    for t, g in enumerate(grads, start=1):
+        u, memory = step(t, w, flat(g), memory)
+        w = w + u
+        out.append(u)
+    return out
+
+
+def zeros(memory, *names):
+    return [memory.get(n, np.zeros(5)) for n in names]
+
+
+def ref_sgd(lr):
+    return lambda t, w, g, mem: (-lr * g, mem)
+
+
+def ref_momentum(lr, b, nesterov=False):
+    def step(t, w, g, mem):
+        (m,) = zeros(mem, "m")
+        m = g + b * m
+        return -lr * (g + b * m if nesterov else m), {"m": m}
+
+    return step
+
+
+def ref_rmsprop(lr, decay, eps, centered=False, momentum=None):
+    def step(t, w, g, mem):
+        nu, mu, tr = zeros(mem, "nu", "mu", "tr")
+        nu = decay * nu + (1 - decay) * g**2
+        mu = decay * mu + (1 - decay) * g
+        denom = np.sqrt(nu - mu**2 + eps) if centered else np.sqrt(nu + eps)
+        u = -lr * g / denom
+        if momentum is not None:
+            tr = u + momentum * tr
+            u = tr
+        return u, {"nu": nu, "mu": mu, "tr": tr}
+
+    return step
+
+
+def ref_adagrad(lr, initial, eps):
+    def step(t, w, g, mem):
+        s = mem.get("s", np.full(5, initial)) + g**2
+        return -lr * g / np.sqrt(s + eps), {"s": s}
+
+    return step
+
+
+def ref_adadelta(lr, rho, eps):
+    def step(t, w, g, mem):
+        eg, ex = zeros(mem, "eg", "ex")
+        eg = rho * eg + (1 - rho) * g**2
+        dx = np.sqrt(ex + eps) / np.sqrt(eg + eps) * g
+        ex = rho * ex + (1 - rho) * dx**2
+        return -lr * dx, {"eg": eg, "ex": ex}
+
+    return step
+
+
+def ref_adam(lr, b1, b2, eps, wd=0.0, nesterov=False, decay_mask=None):
+    def step(t, w, g, mem):
+        m, v = zeros(mem, "m", "v")
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        if nesterov:
+            m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
+        else:
+            m_hat = m / (1 - b1**t)
+        direction = m_hat / (np.sqrt(v / (1 - b2**t)) + eps)
+        mask = np.ones(5) if decay_mask is None else decay_mask
+        return -lr * (direction + wd * w * mask), {"m": m, "v": v}
+
+    return step
+
+
+def ref_adamax(lr, b1, b2, eps):
+    def step(t, w, g, mem):
+        m, v = zeros(mem, "m", "v")
+        m = b1 * m + (1 - b1) * g
+        v = np.maximum(b2 * v, np.abs(g) + eps)
+        return -lr * m / (1 - b1**t) / v, {"m": m, "v": v}
+
+    return step
+
+
+def ref_lion(lr, b1, b2, wd):
+    def step(t, w, g, mem):
+        (m,) = zeros(mem, "m")
+        u = -lr * (np.sign((1 - b1) * g + b1 * m) + wd * w)
+        return u, {"m": b2 * m + (1 - b2) * g}
+
+    return step
+
+
+KERNEL = np.array([0, 0, 0, 1, 1.0])  # kernel_mask on (vector, matrix)
+
+CASES = [
+    ("sgd", optim.sgd(0.1), ref_sgd(0.1)),
+    ("sgd-momentum", optim.sgd(0.1, momentum=0.9), ref_momentum(0.1, 0.9)),
+    ("momentum", optim.momentum(0.05, beta=0.8), ref_momentum(0.05, 0.8)),
+    ("nesterov", optim.nesterov(0.1, beta=0.9), ref_momentum(0.1, 0.9, nesterov=True)),
+    ("rmsprop", optim.rmsprop(0.01), ref_rmsprop(0.01, 0.9, 1e-8)),
+    (
+        "rmsprop-centered",
+        optim.rmsprop(0.01, decay=0.8, centered=True),
+        ref_rmsprop(0.01, 0.8, 1e-8, True),
+    ),
+    (
+        "rmsprop-momentum",
+        optim.rmsprop(0.01, momentum=0.5),
+        ref_rmsprop(0.01, 0.9, 1e-8, momentum=0.5),
+    ),
+    ("adagrad", optim.adagrad(0.1), ref_adagrad(0.1, 0.1, 1e-7)),
+    ("adadelta", optim.adadelta(), ref_adadelta(1.0, 0.9, 1e-6)),
+    ("adadelta-lr", optim.adadelta(0.5, rho=0.95), ref_adadelta(0.5, 0.95, 1e-6)),
+    ("adam", optim.adam(0.01), ref_adam(0.01, 0.9, 0.999, 1e-8)),
+    ("adam-b", optim.adam(0.02, b1=0.5, b2=0.9, eps=1e-3), ref_adam(0.02, 0.5, 0.9, 1e-3)),
+    ("adamw", optim.adamw(0.01, weight_decay=0.1), ref_adam(0.01, 0.9, 0.999, 1e-8, wd=0.1)),
+    (
+        "adamw-masked",
+        optim.adamw(0.01, weight_decay=0.1, mask=tree.kernel_mask),
+        ref_adam(0.01, 0.9, 0.999, 1e-8, wd=0.1, decay_mask=KERNEL),
+    ),
+    ("adamax", optim.adamax(0.01), ref_adamax(0.01, 0.9, 0.999, 1e-8)),
+    ("nadam", optim.nadam(0.01), ref_adam(0.01, 0.9, 0.999, 1e-8, nesterov=True)),
+    ("lion", optim.lion(0.01), ref_lion(0.01, 0.9, 0.99, 0.0)),
+    ("lion-wd", optim.lion(0.01, weight_decay=0.5), ref_lion(0.01, 0.9, 0.99, 0.5)),
+]
+
+
+@pytest.mark.parametrize("name, opt, ref", CASES, ids=[c[0] for c in CASES])
+def test_first_three_updates_match_formula(name, opt, ref):
+    got, expected = run_library(opt), run_reference(ref)
+    for step, (a, b) in enumerate(zip(got, expected), start=1):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15, err_msg=f"{name} step {step}")
+
+
+BLOCKS = [
+    ("scale", optim.scale(-0.3), lambda t, w, g, m: (-0.3 * g, m)),
+    (
+        "lr-no-flip",
+        optim.scale_by_learning_rate(0.2, flip_sign=False),
+        lambda t, w, g, m: (0.2 * g, m),
+    ),
+    ("trace", optim.trace(0.5), lambda t, w, g, m: _trace(g, m, 0.5)),
+    ("add_decayed_weights", optim.add_decayed_weights(0.1), lambda t, w, g, m: (g + 0.1 * w, m)),
+    (
+        "add_decayed_weights-mask",
+        optim.add_decayed_weights(0.1, tree.kernel_mask),
+        lambda t, w, g, m: (g + 0.1 * w * KERNEL, m),
+    ),
+    ("add_l1", optim.add_l1(0.05), lambda t, w, g, m: (g + 0.05 * np.sign(w), m)),
+    (
+        "add_l1-mask",
+        optim.add_l1(0.05, mask=(False, True)),
+        lambda t, w, g, m: (g + 0.05 * np.sign(w) * KERNEL, m),
+    ),
+    ("clip", optim.clip(0.25), lambda t, w, g, m: (np.clip(g, -0.25, 0.25), m)),
+    (
+        "clip_by_global_norm",
+        optim.clip_by_global_norm(0.9),
+        lambda t, w, g, m: (g * min(1.0, 0.9 / np.linalg.norm(g)), m),
+    ),
+    ("scale_by_rms", optim.scale_by_rms(0.7, 1e-4), lambda t, w, g, m: _rms(g, m, 0.7, 1e-4)),
+]
+
+
+def _trace(g, mem, decay):
+    m = decay * mem.get("m", 0) + g
+    return m, {"m": m}
+
+
+def _rms(g, mem, decay, eps):
+    nu = decay * mem.get("nu", 0) + (1 - decay) * g**2
+    return g / np.sqrt(nu + eps), {"nu": nu}
+
+
+@pytest.mark.parametrize("name, opt, ref", BLOCKS, ids=[c[0] for c in BLOCKS])
+def test_building_blocks_match_formula(name, opt, ref):
+    got, expected = run_library(opt), run_reference(ref)
+    for step, (a, b) in enumerate(zip(got, expected), start=1):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15, err_msg=f"{name} step {step}")
+
+
+def test_clip_by_global_norm_clips_the_first_step_and_not_a_small_one():
+    (u,) = run_library(optim.clip_by_global_norm(0.9), grads=GRADS[:1])
+    assert np.linalg.norm(u) == pytest.approx(0.9)
+    small = (GRADS[0][0] * 0.01, GRADS[0][1] * 0.01)
+    (u,) = run_library(optim.clip_by_global_norm(0.9), grads=[small])
+    np.testing.assert_array_equal(u, flat(small))
+
+
+def test_l2_through_chain_is_sgd_on_penalized_loss():
+    opt = optim.chain(optim.add_decayed_weights(0.1), optim.sgd(0.5))
+    ref = lambda t, w, g, m: (-0.5 * (g + 0.1 * w), m)  # noqa: E731
+    for a, b in zip(run_library(opt), run_reference(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_apply_if_finite_skips_nan_then_gives_up():
+    opt = optim.apply_if_finite(optim.sgd(0.1), max_consecutive_errors=2)
+    params = P0
+    state = opt.init(params)
+    bad = (np.array([np.nan, 0.0, 0.0]), np.array([[0.0, 0.0]]))
+    for expected_count in (1, 2):
+        u, state = opt.update(bad, state, params)
+        assert all(np.all(leaf == 0) for leaf in tree.leaves(u))
+        assert state.notfinite_count == expected_count and not state.last_finite
+    u, state = opt.update(bad, state, params)  # third in a row goes through
+    assert np.isnan(u[0][0]) and state.notfinite_count == 0 and state.total_notfinite == 3
+    u, state = opt.update(GRADS[0], state, params)
+    np.testing.assert_allclose(flat(u), -0.1 * flat(GRADS[0]))
+    assert state.last_finite
+
+
+def test_multi_steps_applies_the_mean_every_k():
+    opt = optim.multi_steps(optim.sgd(1.0), every_k=2)
+    out = run_library(opt)
+    assert np.all(out[0] == 0)
+    np.testing.assert_allclose(out[1], -(flat(GRADS[0]) + flat(GRADS[1])) / 2, rtol=1e-12)
+    assert np.all(out[2] == 0)
+
+
+def test_masked_passes_masked_out_leaves_through():
+    opt = optim.masked(optim.scale(10.0), (True, False))
+    (u,) = run_library(opt, grads=GRADS[:1])
+    np.testing.assert_allclose(u, np.concatenate([10 * GRADS[0][0], GRADS[0][1].ravel()]))
