@@ -5,13 +5,48 @@ Models are pure functions ``init(rng, input_shape) -> params`` and
 checked against finite differences.
 """
 
-from funcnn import initializers, layers, losses, nn, optim, random, schedules, testing, tree
+from funcnn import (
+    callbacks,
+    datasets,
+    initializers,
+    io,
+    layers,
+    losses,
+    metrics,
+    nn,
+    optim,
+    random,
+    schedules,
+    testing,
+    tree,
+)
 from funcnn.gradients import grad, value_and_grad, value_and_grad_with_state
+from funcnn.io import load, save
+from funcnn.train import (
+    History,
+    evaluate,
+    fit,
+    predict,
+    train_step,
+    train_step_with_state,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "History",
+    "callbacks",
+    "datasets",
+    "evaluate",
+    "fit",
     "grad",
+    "io",
+    "load",
+    "metrics",
+    "predict",
+    "save",
+    "train_step",
+    "train_step_with_state",
     "initializers",
     "layers",
     "losses",

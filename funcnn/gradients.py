@@ -13,7 +13,7 @@ from funcnn.losses import Loss, Penalty
 from funcnn.random import RngLike
 
 
-def _check(model: Any, loss: Any, penalty: Any) -> None:
+def check_model_and_loss(model: Any, loss: Any, penalty: Any) -> None:
     if not isinstance(model, Layer):
         raise TypeError(
             f"model must be a funcnn Layer (e.g. serial(...)), got {type(model).__name__}"
@@ -50,7 +50,7 @@ def value_and_grad(
     is added to the loss and its gradient to ``grads``. Stateful models use
     :func:`value_and_grad_with_state`.
     """
-    _check(model, loss, penalty)
+    check_model_and_loss(model, loss, penalty)
 
     def fn(
         params: Params, x: Any, y: Any, *, rng: RngLike | None = None, train: bool = True
@@ -61,6 +61,33 @@ def value_and_grad(
     return fn
 
 
+def forward_backward(
+    model: Layer,
+    loss: Loss,
+    params: Params,
+    state: Any,
+    x: Any,
+    y: Any,
+    *,
+    rng: RngLike | None = None,
+    train: bool = True,
+    penalty: Penalty | None = None,
+) -> tuple[float, Params, Any, Any]:
+    """One forward and backward pass: ``(loss_value, grads, new_state, pred)``.
+
+    ``state=None`` runs the stateless ``forward`` (and gives ``new_state=None``).
+
+    ``pred`` is the model's output in the given mode (what training metrics use).
+    """
+    if state is None:
+        pred, cache = model.forward(params, x, train=train, rng=rng)
+        new_state = None
+    else:
+        pred, new_state, cache = model.forward_with_state(params, state, x, train=train, rng=rng)
+    value, grads = _loss_backward(model, loss, penalty, params, pred, cache, y)
+    return value, grads, new_state, pred
+
+
 def value_and_grad_with_state(
     model: Layer, loss: Loss, *, penalty: Penalty | None = None
 ) -> Callable[..., tuple[tuple[float, Any], Params]]:
@@ -69,7 +96,7 @@ def value_and_grad_with_state(
     For models with non-trainable state (``model.init_state(input_shape)``); the
     state is returned, never modified.
     """
-    _check(model, loss, penalty)
+    check_model_and_loss(model, loss, penalty)
 
     def fn(
         params: Params,
@@ -80,8 +107,9 @@ def value_and_grad_with_state(
         rng: RngLike | None = None,
         train: bool = True,
     ) -> tuple[tuple[float, Any], Params]:
-        pred, new_state, cache = model.forward_with_state(params, state, x, train=train, rng=rng)
-        value, grads = _loss_backward(model, loss, penalty, params, pred, cache, y)
+        value, grads, new_state, _ = forward_backward(
+            model, loss, params, state, x, y, rng=rng, train=train, penalty=penalty
+        )
         return (value, new_state), grads
 
     return fn

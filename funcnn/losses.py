@@ -187,16 +187,26 @@ class SigmoidBinaryCrossEntropy(Loss):
 class CategoricalCrossEntropy(Loss):
     """-sum(t log p) / N over the last (class) axis, p clipped below at eps, N = batch.
 
-    ``pred`` holds probabilities (after a Softmax), ``target`` one-hot rows or
-    probabilities of the same shape. Gradient: -t / p / N where p > eps, else 0.
-    Prefer ``softmax_cross_entropy`` on logits: it is stabler and its backward fused.
+    ``pred`` holds probabilities (after a Softmax); ``target`` holds one-hot rows or
+    probabilities of the same shape, or integer labels of shape ``pred.shape[:-1]``
+    (Keras' sparse form). Gradient: -t / p / N where p > eps, else 0. Prefer
+    ``softmax_cross_entropy`` on logits: it is stabler and its backward fused.
     """
 
     def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
         name = "categorical_cross_entropy"
         p = _pred(pred, name)
-        t = _target(target, p, name)
         _check_probabilities(p, name, "for logits use softmax_cross_entropy")
+        if p.ndim >= 2 and np.shape(target) == p.shape[:-1]:
+            labels, _ = _class_labels(p, target, name)
+            p2 = p.reshape(-1, p.shape[-1])
+            rows, flat = np.arange(len(p2)), labels.reshape(-1)
+            picked = p2[rows, flat]
+            pc = np.maximum(picked, PROB_EPS)
+            grad = np.zeros_like(p2)
+            grad[rows, flat] = (picked > PROB_EPS) / (-pc * len(p2))
+            return -float(np.mean(np.log(pc))), grad.reshape(p.shape)
+        t = _target(target, p, name)
         n = p.size // p.shape[-1]
         pc = np.maximum(p, PROB_EPS)
         value = -float(np.sum(t * np.log(pc))) / n

@@ -37,6 +37,7 @@ GRAD_CASES = [
     ),
     ("cce", losses.categorical_cross_entropy, _probs((4, 5)), _onehot(G.integers(0, 5, 4), 5)),
     ("cce-soft", losses.categorical_cross_entropy, _probs((3, 4)), _probs((3, 4))),
+    ("cce-sparse", losses.categorical_cross_entropy, _probs((5, 3)), G.integers(0, 3, 5)),
     ("sce-int", losses.softmax_cross_entropy, G.standard_normal((6, 4)), G.integers(0, 4, 6)),
     ("sce-int-batch1", losses.softmax_cross_entropy, G.standard_normal((1, 3)), np.array([2])),
     (

@@ -103,6 +103,14 @@ class Serial(Layer):
                 f"{len(self.layers)} entries (from model.init), got {got}"
             )
 
+    def _check_state(self, state: State) -> None:
+        if not isinstance(state, tuple) or len(state) != len(self.layers):
+            raise ValueError(
+                f"state of a serial of {len(self.layers)} layers must be a tuple of "
+                f"{len(self.layers)} entries (from model.init_state(input_shape)), "
+                f"got {type(state).__name__}"
+            )
+
     def apply(
         self, params: Params, x: Any, *, train: bool = False, rng: RngLike | None = None
     ) -> Any:
@@ -143,6 +151,7 @@ class Serial(Layer):
         rng: RngLike | None = None,
     ) -> tuple[Any, State]:
         self._check_params(params)
+        self._check_state(state)
         rngs = _child_rngs(self.layers, train, rng)
         new_state = []
         for layer, p, s, r in zip(self.layers, params, state, rngs):
@@ -160,6 +169,7 @@ class Serial(Layer):
         rng: RngLike | None = None,
     ) -> tuple[Any, State, Cache]:
         self._check_params(params)
+        self._check_state(state)
         rngs = _child_rngs(self.layers, train, rng)
         new_state, caches = [], []
         for layer, p, s, r in zip(self.layers, params, state, rngs):

@@ -1,0 +1,314 @@
+"""Callbacks for ``fit``: early stopping, checkpoints, learning-rate control, logging.
+
+A callback sees a :class:`funcnn.train.TrainingContext` and may replace its
+params, state or optimizer state with new values, or set ``stop_training``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from funcnn import io, optim
+from funcnn.train import Callback, TrainingContext
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "LambdaCallback",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+]
+
+_MAX_WORDS = ("acc", "f1", "precision", "recall", "r2", "auc")
+
+
+def _mode(mode: str, monitor: str) -> str:
+    if mode == "auto":
+        return "max" if any(w in monitor for w in _MAX_WORDS) else "min"
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    return mode
+
+
+def _monitored(logs: dict[str, float], monitor: str, who: str) -> float:
+    if monitor not in logs:
+        raise ValueError(
+            f"{who} monitors {monitor!r}, which this fit does not log; available: "
+            f"{', '.join(logs)} (val_ entries need validation_split or validation_data)"
+        )
+    return logs[monitor]
+
+
+class _Tracker:
+    """Tracks the best value of a monitored quantity."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+        self.monitor, self.mode = monitor, _mode(mode, monitor)
+        if min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
+        self.min_delta = min_delta
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def improved(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.mode == "min":
+            better = value < self.best - self.min_delta
+        else:
+            better = value > self.best + self.min_delta
+        if better:
+            self.best = value
+        return better
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    ``mode="auto"`` maximizes accuracy-like names and minimizes the rest. With
+    ``restore_best`` the params (and state) of the best epoch are returned at the end.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 0,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best: bool = False,
+    ) -> None:
+        if patience < 0:
+            raise ValueError(f"patience must be >= 0, got {patience}")
+        self.monitor, self.patience, self.restore_best = monitor, patience, restore_best
+        self.mode, self.min_delta = mode, min_delta
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:
+        self.tracker = _Tracker(self.monitor, self.mode, self.min_delta)
+        self.wait = 0
+        self.best_epoch: int | None = None
+        self.stopped_epoch: int | None = None
+        self.best_params: Any = None
+        self.best_state: Any = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: TrainingContext) -> None:
+        if self.tracker.improved(_monitored(logs, self.monitor, "EarlyStopping")):
+            self.wait, self.best_epoch = 0, epoch
+            self.best_params, self.best_state = ctx.params, ctx.state
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            ctx.stop_training = True
+            ctx.stop_reason = (
+                f"EarlyStopping: {self.monitor} did not improve for {self.wait} epoch(s); "
+                f"best {self.tracker.best:.6g} at epoch {(self.best_epoch or 0) + 1}"
+            )
+
+    def on_train_end(self, ctx: TrainingContext) -> None:
+        if self.restore_best and self.best_params is not None:
+            ctx.params, ctx.state = self.best_params, self.best_state
+
+
+class ModelCheckpoint(Callback):
+    """Save model, params, state, optimizer state and history after each epoch (atomically).
+
+    ``path`` may hold ``{epoch}`` and log names, e.g. ``"ckpt-{epoch:03d}.npz"``. With
+    ``save_best_only`` a file is written only when ``monitor`` improves. A checkpoint
+    resumes exactly: ``fit(..., params=c.params, opt_state=c.opt_state, state=c.state,
+    initial_epoch=c.epoch)`` with the same ``rng``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        monitor: str = "val_loss",
+        save_best_only: bool = False,
+        mode: str = "auto",
+    ) -> None:
+        self.path, self.monitor, self.save_best_only, self.mode = (
+            str(path),
+            monitor,
+            save_best_only,
+            mode,
+        )
+        self.saved: list[Path] = []
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:
+        self.tracker = _Tracker(self.monitor, self.mode, 0.0)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: TrainingContext) -> None:
+        if self.save_best_only and not self.tracker.improved(
+            _monitored(logs, self.monitor, "ModelCheckpoint")
+        ):
+            return
+        path = Path(self.path.format(epoch=epoch + 1, **logs))
+        io.save(
+            path,
+            ctx.model,
+            ctx.params,
+            state=ctx.state,
+            opt_state=ctx.opt_state,
+            history=ctx.history,
+            epoch=epoch + 1,
+            input_shape=ctx.input_shape,
+        )
+        self.saved.append(path)
+
+
+def _set_learning_rate(ctx: TrainingContext, new: float) -> None:
+    current = optim.current_learning_rate(ctx.opt_state)
+    if new == current:
+        return
+    if current == 0:
+        raise ValueError("cannot rescale a learning rate of 0")
+    ctx.opt_state = optim.scale_learning_rate(ctx.opt_state, new / current)
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch to ``schedule(epoch, current_lr)``."""
+
+    def __init__(self, schedule: Callable[[int, float], float]) -> None:
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch: int, ctx: TrainingContext) -> None:
+        new = float(self.schedule(epoch, optim.current_learning_rate(ctx.opt_state)))
+        if not (math.isfinite(new) and new >= 0):
+            raise ValueError(f"LearningRateScheduler gave learning rate {new} at epoch {epoch}")
+        _set_learning_rate(ctx, new)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs.
+
+    After a reduction, wait ``cooldown`` epochs before counting again; never go below ``min_lr``.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        mode: str = "auto",
+    ) -> None:
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        self.monitor, self.factor, self.patience, self.min_delta = (
+            monitor,
+            factor,
+            patience,
+            min_delta,
+        )
+        self.cooldown, self.min_lr, self.mode = cooldown, min_lr, mode
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:
+        self.tracker = _Tracker(self.monitor, self.mode, self.min_delta)
+        self.wait, self.cooldown_left = 0, 0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: TrainingContext) -> None:
+        value = _monitored(logs, self.monitor, "ReduceLROnPlateau")
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self.tracker.improved(value):
+            self.wait = 0
+            return
+        if self.cooldown_left > 0:
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            current = optim.current_learning_rate(ctx.opt_state)
+            new = max(current * self.factor, self.min_lr)
+            if new < current:
+                _set_learning_rate(ctx, new)
+            self.wait, self.cooldown_left = 0, self.cooldown
+
+
+class TerminateOnNaN(Callback):
+    """Stop at the first non-finite batch loss and return the params from before that step."""
+
+    def on_batch_end(self, batch: int, loss: float, ctx: TrainingContext) -> None:
+        if np.isfinite(loss):
+            return
+        ctx.params, ctx.state = ctx.last_finite_params, ctx.last_finite_state
+        ctx.opt_state = ctx.last_finite_opt_state
+        ctx.stop_training = True
+        ctx.stop_reason = (
+            f"TerminateOnNaN: batch {batch + 1} of epoch {ctx.epoch + 1} gave loss {loss}; "
+            "training stopped and the last finite params were returned"
+        )
+
+
+class CSVLogger(Callback):
+    """Append one row per epoch (epoch number and every log) to a CSV file."""
+
+    def __init__(self, path: str | Path, separator: str = ",", append: bool = False) -> None:
+        self.path, self.separator, self.append = Path(path), separator, append
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:
+        self.columns: list[str] | None = None
+        if self.append and self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open(newline="") as f:
+                self.columns = next(csv.reader(f, delimiter=self.separator))[1:]
+        elif not self.append:
+            self.path.write_text("")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: TrainingContext) -> None:
+        with self.path.open("a", newline="") as f:
+            writer = csv.writer(f, delimiter=self.separator)
+            if self.columns is None:
+                self.columns = list(logs)
+                writer.writerow(["epoch", *self.columns])
+            writer.writerow(
+                [epoch + 1, *(repr(float(logs.get(c, math.nan))) for c in self.columns)]
+            )
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions; each is optional and gets the same arguments as above."""
+
+    def __init__(
+        self,
+        on_train_begin: Callable[..., Any] | None = None,
+        on_epoch_begin: Callable[..., Any] | None = None,
+        on_batch_end: Callable[..., Any] | None = None,
+        on_epoch_end: Callable[..., Any] | None = None,
+        on_train_end: Callable[..., Any] | None = None,
+    ) -> None:
+        self.fns = {
+            "train_begin": on_train_begin,
+            "epoch_begin": on_epoch_begin,
+            "batch_end": on_batch_end,
+            "epoch_end": on_epoch_end,
+            "train_end": on_train_end,
+        }
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:
+        if self.fns["train_begin"]:
+            self.fns["train_begin"](ctx)
+
+    def on_epoch_begin(self, epoch: int, ctx: TrainingContext) -> None:
+        if self.fns["epoch_begin"]:
+            self.fns["epoch_begin"](epoch, ctx)
+
+    def on_batch_end(self, batch: int, loss: float, ctx: TrainingContext) -> None:
+        if self.fns["batch_end"]:
+            self.fns["batch_end"](batch, loss, ctx)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: TrainingContext) -> None:
+        if self.fns["epoch_end"]:
+            self.fns["epoch_end"](epoch, logs, ctx)
+
+    def on_train_end(self, ctx: TrainingContext) -> None:
+        if self.fns["train_end"]:
+            self.fns["train_end"](ctx)

@@ -1,0 +1,215 @@
+"""Metrics ``metric(y_true, y_pred) -> float`` (or an array, per class).
+
+Class predictions come from ``y_pred`` as follows: a single column (or a vector)
+is a binary probability thresholded at ``threshold`` (0.5; use 0.0 for logits);
+several columns are scores whose argmax is the class. ``y_true`` holds integer
+labels, or one-hot rows (argmax), or 0/1 for binary tasks.
+
+Accuracy is the fraction of SAMPLES classified correctly, never the fraction of
+per-class binary decisions (which inflates it: with 10 classes, predicting
+nothing right still scores 80% that way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import numpy as np
+
+
+def _arrays(y_true: Any, y_pred: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    for a, what in ((t, "y_true"), (p, "y_pred")):
+        if a.dtype.kind not in "fiub":
+            raise TypeError(f"{name}: {what} must be numeric, got dtype {a.dtype}")
+    if len(t) != len(p):
+        raise ValueError(f"{name}: y_true has {len(t)} samples, y_pred has {len(p)}")
+    return t, p
+
+
+def _binary(p: np.ndarray) -> bool:
+    return p.ndim == 1 or (p.ndim == 2 and p.shape[1] == 1)
+
+
+def class_predictions(
+    y_true: Any, y_pred: Any, threshold: float = 0.5, name: str = "metric"
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(true classes, predicted classes, number of classes) as int vectors."""
+    t, p = _arrays(y_true, y_pred, name)
+    if _binary(p):
+        predicted = (p.reshape(len(p)) > threshold).astype(np.int64)
+        truth = t.reshape(len(t))
+        if t.ndim > 2 or (t.ndim == 2 and t.shape[1] != 1):
+            raise ValueError(
+                f"{name}: binary predictions need (N,) or (N, 1) targets, got {t.shape}"
+            )
+        return (truth > 0.5).astype(np.int64), predicted, 2
+    classes = p.shape[-1]
+    predicted = p.reshape(-1, classes).argmax(axis=1)
+    if t.shape == p.shape:
+        truth = t.reshape(-1, classes).argmax(axis=1)
+    elif t.shape == p.shape[:-1]:
+        if t.dtype.kind not in "iub" and not np.all(t == np.round(t)):
+            raise ValueError(f"{name}: class labels must be integers")
+        truth = t.reshape(-1).astype(np.int64)
+    else:
+        raise ValueError(
+            f"{name}: expected labels of shape {p.shape[:-1]} or one-hot {p.shape}, got {t.shape}"
+        )
+    return truth, predicted, classes
+
+
+def accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> float:
+    """Fraction of samples whose predicted class equals the true class."""
+    truth, predicted, _ = class_predictions(y_true, y_pred, threshold, "accuracy")
+    return float(np.mean(truth == predicted))
+
+
+def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> float:
+    """Fraction of elements with ``(y_pred > threshold) == (y_true > 0.5)`` (multi-label too)."""
+    t, p = _arrays(y_true, y_pred, "binary_accuracy")
+    return float(np.mean((p.reshape(t.shape) > threshold) == (t > 0.5)))
+
+
+def top_k_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> float:
+    """Fraction of samples whose true class is among the ``k`` highest scores."""
+    t, p = _arrays(y_true, y_pred, "top_k_accuracy")
+    if p.ndim != 2:
+        raise ValueError(f"top_k_accuracy needs (N, classes) scores, got {p.shape}")
+    truth = t.argmax(axis=1) if t.shape == p.shape else t.reshape(-1).astype(np.int64)
+    top = np.argpartition(-p, min(k, p.shape[1]) - 1, axis=1)[:, :k]
+    return float(np.mean(np.any(top == truth[:, None], axis=1)))
+
+
+def confusion_matrix(
+    y_true: Any, y_pred: Any, num_classes: int | None = None, threshold: float = 0.5
+) -> np.ndarray:
+    """(C, C) counts: row = true class, column = predicted class."""
+    truth, predicted, classes = class_predictions(y_true, y_pred, threshold, "confusion_matrix")
+    c = num_classes or max(classes, int(truth.max(initial=0)) + 1)
+    return np.bincount(truth * c + predicted, minlength=c * c).reshape(c, c)
+
+
+def _prf(y_true: Any, y_pred: Any, average: str | None, threshold: float) -> tuple[Any, Any, Any]:
+    cm = confusion_matrix(y_true, y_pred, threshold=threshold).astype(np.float64)
+    tp = np.diag(cm)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+    # Zero denominators give 0 (sklearn's zero_division=0).
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    if average is None:
+        return precision, recall, f1
+    if average == "macro":
+        return float(precision.mean()), float(recall.mean()), float(f1.mean())
+    if average == "binary":
+        if len(tp) != 2:
+            raise ValueError(f"average='binary' needs 2 classes, got {len(tp)}")
+        return float(precision[1]), float(recall[1]), float(f1[1])
+    raise ValueError(f"average must be 'macro', 'binary' or None, got {average!r}")
+
+
+def precision(
+    y_true: Any, y_pred: Any, average: str | None = "macro", threshold: float = 0.5
+) -> Any:
+    """TP / (TP + FP) per class (``average=None``), their mean ("macro"), or class 1 ("binary")."""
+    return _prf(y_true, y_pred, average, threshold)[0]
+
+
+def recall(y_true: Any, y_pred: Any, average: str | None = "macro", threshold: float = 0.5) -> Any:
+    """TP / (TP + FN) per class, macro-averaged, or for class 1; see :func:`precision`."""
+    return _prf(y_true, y_pred, average, threshold)[1]
+
+
+def f1_score(
+    y_true: Any, y_pred: Any, average: str | None = "macro", threshold: float = 0.5
+) -> Any:
+    """2 P R / (P + R) per class, then averaged as in :func:`precision`."""
+    return _prf(y_true, y_pred, average, threshold)[2]
+
+
+def _regression(y_true: Any, y_pred: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    t, p = _arrays(y_true, y_pred, name)
+    if t.shape != p.shape:
+        if p.ndim == 2 and p.shape[1] == 1 and t.shape == p.shape[:1]:
+            t = t.reshape(p.shape)
+        else:
+            raise ValueError(f"{name}: y_true shape {t.shape} does not match y_pred {p.shape}")
+    return t.astype(np.float64), p.astype(np.float64)
+
+
+def mean_squared_error(y_true: Any, y_pred: Any) -> float:
+    t, p = _regression(y_true, y_pred, "mean_squared_error")
+    return float(np.mean((p - t) ** 2))
+
+
+def mean_absolute_error(y_true: Any, y_pred: Any) -> float:
+    t, p = _regression(y_true, y_pred, "mean_absolute_error")
+    return float(np.mean(np.abs(p - t)))
+
+
+def r2_score(y_true: Any, y_pred: Any) -> float:
+    """1 - SS_res / SS_tot over all outputs together (1 is perfect, 0 predicts the mean)."""
+    t, p = _regression(y_true, y_pred, "r2_score")
+    ss_tot = float(np.sum((t - t.mean(axis=0)) ** 2))
+    ss_res = float(np.sum((t - p) ** 2))
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)
+
+
+@attrs.frozen
+class Metric:
+    """A named metric ``fn(y_true, y_pred) -> float`` as used by ``fit`` and ``evaluate``."""
+
+    name: str
+    fn: Callable[[Any, Any], float] = attrs.field(eq=False)
+
+    def __call__(self, y_true: Any, y_pred: Any) -> float:
+        return float(self.fn(y_true, y_pred))
+
+
+def _with(fn: Callable[..., Any], **kwargs: Any) -> Callable[[Any, Any], Any]:
+    return lambda t, p: fn(t, p, **kwargs)
+
+
+METRICS: dict[str, Callable[[Any, Any], float]] = {
+    "accuracy": accuracy,
+    "binary_accuracy": binary_accuracy,
+    "top_k_accuracy": top_k_accuracy,
+    "precision": precision,
+    "recall": recall,
+    "f1": f1_score,
+    "mse": mean_squared_error,
+    "mae": mean_absolute_error,
+    "r2": r2_score,
+}
+ALIASES = {
+    "acc": "accuracy",
+    "f1_score": "f1",
+    "mean_squared_error": "mse",
+    "mean_absolute_error": "mae",
+    "r2_score": "r2",
+}
+
+
+def get(metric: Any, *, logits: bool = False) -> Metric:
+    """A :class:`Metric` from a name, a function or a Metric.
+
+    ``logits=True`` (a loss on logits) makes the binary class threshold 0 instead of 0.5.
+    """
+    if isinstance(metric, Metric):
+        return metric
+    if isinstance(metric, str):
+        name = ALIASES.get(metric, metric)
+        if name not in METRICS:
+            valid = ", ".join(sorted([*METRICS, *ALIASES]))
+            raise ValueError(f"unknown metric {metric!r}; valid names: {valid}")
+        fn = METRICS[name]
+        if logits and name in ("accuracy", "binary_accuracy", "precision", "recall", "f1"):
+            fn = _with(fn, threshold=0.0)
+        return Metric(name, fn)
+    if callable(metric):
+        return Metric(getattr(metric, "__name__", "metric"), metric)
+    raise TypeError(f"a metric must be a name or a callable, got {type(metric).__name__}")
