@@ -30,7 +30,7 @@ from funcnn import initializers, io, losses, optim, train, tree
 from funcnn import layers as L
 from funcnn import metrics as metrics_lib
 from funcnn.layers.base import Layer, as_shape
-from funcnn.random import RngLike
+from funcnn.random import RngLike, as_generator
 
 ACTIVATIONS: dict[str, Layer] = {
     "relu": L.Relu,
@@ -186,15 +186,13 @@ def Flatten() -> Layer:
 # ---------------------------------------------------------------- Sequential
 
 
-def _fused(layers: list[Layer], loss: losses.Loss) -> tuple[int, losses.Loss] | None:
-    """(layers to train, loss on logits) when the output activation can be fused into the loss."""
-    if not layers:
-        return None
-    last = layers[-1]
+def _fused(layers: list[Layer], loss: losses.Loss) -> losses.Loss | None:
+    """The loss on logits when the output activation can be fused into ``loss``."""
+    last = layers[-1] if layers else None
     if last is L.Softmax and isinstance(loss, losses.CategoricalCrossEntropy):
-        return len(layers) - 1, losses.softmax_cross_entropy
+        return losses.softmax_cross_entropy
     if last is L.Sigmoid and isinstance(loss, losses.BinaryCrossEntropy):
-        return len(layers) - 1, losses.sigmoid_binary_cross_entropy
+        return losses.sigmoid_binary_cross_entropy
     return None
 
 
@@ -202,9 +200,10 @@ class Sequential:
     """A stack of layers with Keras' ``add``/``compile``/``fit``/``evaluate``/``predict``."""
 
     def __init__(self, layers: Sequence[Any] = (), *, seed: RngLike = 0) -> None:
+        """``seed`` (an int or Generator) makes initialization and training repeatable."""
         self.layers: list[Layer] = []
         self.input_shape: tuple[int, ...] | None = None
-        self.seed = seed
+        self.rng = as_generator(seed)  # drives init, then each fit's shuffles and dropout
         self.params: Any = None
         self.state: Any = None
         self.opt_state: Any = None
@@ -254,7 +253,7 @@ class Sequential:
         if not self.layers:
             raise ValueError("the model has no layers")
         model = self.model
-        self.params = model.init(self.seed, self.input_shape)
+        self.params = model.init(self.rng, self.input_shape)
         self.state = model.init_state(self.input_shape) if model.stateful else None
 
     def compile(
@@ -300,31 +299,34 @@ class Sequential:
         callbacks: Sequence[train.Callback] = (),
         verbose: int = 1,
         shuffle: bool = True,
-        seed: RngLike = 0,
+        seed: RngLike | None = None,
     ) -> train.History:
-        """Train (continuing from the current params and optimizer state); returns the History."""
+        """Train (continuing from the current params and optimizer state); returns the History.
+
+        ``seed`` (int or Generator) drives shuffling and dropout; by default the model's
+        own generator, so successive calls differ but a fixed construction seed repeats.
+        """
         loss, optimizer = self._require_compiled()
         x = np.asarray(x)
         if self.params is None:
             self.build(self.input_shape or tuple(x.shape[1:]))
-        fused = _fused(self.layers, loss)
-        n_train, train_loss = fused if fused else (len(self.layers), loss)
-        train_model = L.serial(*self.layers[:n_train])
-        params, state = self.params[:n_train], None if self.state is None else self.state[:n_train]
-        tail_params = self.params[n_train:]
-        metrics = self.metrics
-        if fused:  # metrics see probabilities, as the user's model outputs them
+        train_model, train_loss, metrics = self.model, loss, self.metrics
+        fused_loss = _fused(self.layers, loss)
+        if fused_loss is not None:
+            # Same params tree: the output activation (no params) becomes Identity and its
+            # work moves into the fused loss on logits. Metrics still see probabilities.
+            train_model = L.serial(*self.layers[:-1], L.Identity)
+            train_loss = fused_loss
             metrics = [_on_activation(m, self.layers[-1]) for m in self.metrics]
         params, history = train.fit(
-            train_model, params, train_loss, optimizer, x, y,
-            epochs=epochs, batch_size=batch_size, rng=seed, shuffle=shuffle,
+            train_model, self.params, train_loss, optimizer, x, y,
+            epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+            rng=self.rng if seed is None else seed,
             validation_split=validation_split, validation_data=validation_data,
             metrics=metrics, callbacks=callbacks, verbose=verbose, penalty=self.penalty,
-            state=state, opt_state=self.opt_state,
+            state=self.state, opt_state=self.opt_state,
         )  # fmt: skip
-        self.params = params + tail_params
-        if history.state is not None:
-            self.state = history.state + self.state[n_train:]
+        self.params, self.state = params, history.state
         self.opt_state = history.opt_state
         self.history = history
         return history

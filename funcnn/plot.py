@@ -27,6 +27,12 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
+def _integer_ticks() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def _finish(fig: Figure, path: str | os.PathLike[str] | None) -> Figure:
     fig.tight_layout()
     if path is not None:
@@ -63,6 +69,7 @@ def plot_history(
         if f"val_{name}" in data:
             ax.plot([e + 1 for e in epochs], data[f"val_{name}"], label="validation", marker=".")
         ax.set(xlabel="epoch", ylabel=name, title=name)
+        ax.xaxis.set_major_locator(_integer_ticks())
         ax.grid(alpha=0.3)
         ax.legend()
     return _finish(fig, path)
@@ -81,6 +88,7 @@ def plot_learning_rate(history: Any, path: str | os.PathLike[str] | None = None)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(range(1, len(rates) + 1), rates, marker=".")
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
+    ax.xaxis.set_major_locator(_integer_ticks())
     ax.grid(alpha=0.3)
     return _finish(fig, path)
 

@@ -33,3 +33,32 @@ def test_swap_optimizers_example_trains_every_optimizer_and_plots(tmp_path, caps
         assert final_loss < 0.2, name
     assert output.stat().st_size > 10_000
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_mnist_mlp_example_reaches_93_percent(tmp_path):
+    result = load("mnist_mlp").main(str(tmp_path), verbose=0)
+    assert result["test_accuracy"] >= 0.93
+    for name in ("history", "predictions", "confusion"):
+        assert (tmp_path / f"mnist_mlp_{name}.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_breast_cancer_example_above_95_percent(tmp_path):
+    scores = load("breast_cancer").main(str(tmp_path), verbose=0)
+    assert scores["accuracy"] > 0.95
+    assert (tmp_path / "breast_cancer_history.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_keras_style_example_round_trips(tmp_path):
+    result = load("keras_style").main(str(tmp_path))
+    assert result["identical_after_load"] and result["test_accuracy"] > 0.9
+    assert (tmp_path / "iris_model.json").exists() and (tmp_path / "iris_history.png").exists()
+
+
+@pytest.mark.slow
+def test_regression_example_r2(tmp_path):
+    result = load("regression").main(str(tmp_path))
+    assert result["r2"] > 0.95
+    assert (tmp_path / "regression.png").stat().st_size > 5000

@@ -1,0 +1,213 @@
+"""Each callback's behaviour."""
+
+import math
+
+import numpy as np
+import pytest
+
+from funcnn import callbacks as C
+from funcnn import fit, io, losses, optim, tree
+from funcnn import layers as L
+from funcnn.train import History, TrainingContext
+
+MODEL = L.serial(L.Dense(8), L.Tanh, L.Dense(2))
+
+
+def data(n=40):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 3)).astype(np.float32)
+    return x, (x[:, 0] > 0).astype(np.int64)
+
+
+def context(lr=0.1):
+    params = MODEL.init(0, (3,))
+    opt = optim.sgd(lr)
+    return TrainingContext(MODEL, params, None, opt.init(params), History(), (3,))
+
+
+def feed(callback, values, key="val_loss", ctx=None):
+    """Run the callback over epochs whose monitored value is given; return the ctx."""
+    ctx = ctx or context()
+    callback.on_train_begin(ctx)
+    for epoch, v in enumerate(values):
+        ctx.params = ("params of epoch", epoch)
+        callback.on_epoch_end(epoch, {key: v}, ctx)
+        if ctx.stop_training:
+            break
+    callback.on_train_end(ctx)
+    return ctx
+
+
+def test_early_stopping_patience_and_min_delta():
+    es = C.EarlyStopping(patience=2)
+    ctx = feed(es, [1.0, 0.9, 0.95, 0.91, 0.5])
+    assert es.stopped_epoch == 3 and ctx.stop_training and "did not improve" in ctx.stop_reason
+    es = C.EarlyStopping(patience=1, min_delta=0.2)
+    feed(es, [1.0, 0.85, 0.7])
+    assert es.stopped_epoch == 1
+
+
+def test_early_stopping_mode_and_restore_best():
+    es = C.EarlyStopping(monitor="val_accuracy", patience=1, restore_best=True)
+    ctx = feed(es, [0.5, 0.8, 0.7, 0.9], key="val_accuracy")
+    assert es.stopped_epoch == 2 and ctx.params == ("params of epoch", 1)
+    es = C.EarlyStopping(monitor="val_loss", patience=1, mode="max")
+    feed(es, [0.5, 0.4])
+    assert es.stopped_epoch == 1
+
+
+def test_early_stopping_missing_monitor_is_clear():
+    with pytest.raises(ValueError, match=r"monitors 'val_loss'.*available: loss"):
+        feed(C.EarlyStopping(), [1.0], key="loss")
+
+
+def test_early_stopping_in_fit_restores_best_params():
+    x, y = data()
+    es = C.EarlyStopping("loss", patience=0, restore_best=True)
+    # lr so large that the loss goes up after the first epochs
+    _, history = fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        losses.softmax_cross_entropy,
+        optim.sgd(30.0),
+        x,
+        y,
+        epochs=20,
+        callbacks=[es],
+        verbose=0,
+    )
+    assert len(history.epochs) < 20
+    assert history.stopped_reason.startswith("EarlyStopping")
+
+
+def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
+    x, y = data()
+    every = C.ModelCheckpoint(tmp_path / "e{epoch}.npz")
+    fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        losses.softmax_cross_entropy,
+        optim.adam(0.01),
+        x,
+        y,
+        epochs=3,
+        validation_split=0.25,
+        callbacks=[every],
+        verbose=0,
+    )
+    assert [p.name for p in every.saved] == ["e1.npz", "e2.npz", "e3.npz"]
+    c = io.load(tmp_path / "e3.npz")
+    assert c.epoch == 3 and len(c.history["loss"]) == 3 and c.input_shape == (3,)
+    best = C.ModelCheckpoint(tmp_path / "best.npz", monitor="val_loss", save_best_only=True)
+    feed(best, [1.0, 0.8, 0.9, 0.7, 0.75])
+    assert len(best.saved) == 3
+
+
+def test_learning_rate_scheduler_sets_rate_per_epoch():
+    x, y = data()
+    sched = C.LearningRateScheduler(lambda epoch, lr: 0.1 * 0.5**epoch)
+    _, history = fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        losses.softmax_cross_entropy,
+        optim.sgd(1.0),
+        x,
+        y,
+        epochs=3,
+        callbacks=[sched],
+        verbose=0,
+    )
+    assert history["lr"] == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_reduce_lr_on_plateau():
+    ctx = context(lr=1.0)
+    cb = C.ReduceLROnPlateau(factor=0.5, patience=2, min_delta=0.0, cooldown=1, min_lr=0.2)
+    seen = []
+    cb.on_train_begin(ctx)
+    for epoch, v in enumerate([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]):
+        cb.on_epoch_end(epoch, {"val_loss": v}, ctx)
+        seen.append(optim.current_learning_rate(ctx.opt_state))
+    assert seen == pytest.approx([1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2, 0.2])  # Keras' rules
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_terminate_on_nan_returns_last_finite_params(capsys):
+    x, _ = data()
+    y = np.ones((len(x), 1), np.float32)
+    model = L.serial(L.Dense(8), L.Relu, L.Dense(1))
+    params = model.init(0, (3,))
+    # a learning rate that makes the weights overflow to inf and the loss NaN
+    new, history = fit(
+        model, params, losses.mean_squared_error, optim.sgd(1e30), x, y,
+        epochs=5, batch_size=8, callbacks=[C.TerminateOnNaN()], verbose=1,
+    )  # fmt: skip
+    assert history.stopped_reason.startswith("TerminateOnNaN")
+    assert all(np.all(np.isfinite(leaf)) for leaf in tree.leaves(new))
+    assert not np.isfinite(history["loss"][-1])
+    assert "TerminateOnNaN" in capsys.readouterr().out
+
+
+def test_csv_logger(tmp_path):
+    x, y = data()
+    path = tmp_path / "log.csv"
+    fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        losses.softmax_cross_entropy,
+        optim.adam(0.01),
+        x,
+        y,
+        epochs=3,
+        metrics=["accuracy"],
+        callbacks=[C.CSVLogger(path)],
+        verbose=0,
+    )
+    lines = path.read_text().splitlines()
+    assert lines[0] == "epoch,loss,accuracy,lr,time" and len(lines) == 4
+    assert lines[3].startswith("3,")
+    fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        losses.softmax_cross_entropy,
+        optim.adam(0.01),
+        x,
+        y,
+        epochs=1,
+        metrics=["accuracy"],
+        callbacks=[C.CSVLogger(path, append=True)],
+        verbose=0,
+    )
+    assert len(path.read_text().splitlines()) == 5
+
+
+def test_lambda_callback_counts():
+    x, y = data(20)
+    counts = {"batch": 0, "epoch": 0, "begin": 0, "end": 0}
+    cb = C.LambdaCallback(
+        on_train_begin=lambda ctx: counts.__setitem__("begin", counts["begin"] + 1),
+        on_batch_end=lambda b, loss, ctx: counts.__setitem__("batch", counts["batch"] + 1),
+        on_epoch_end=lambda e, logs, ctx: counts.__setitem__("epoch", counts["epoch"] + 1),
+        on_train_end=lambda ctx: counts.__setitem__("end", counts["end"] + 1),
+    )
+    fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        losses.softmax_cross_entropy,
+        optim.adam(0.01),
+        x,
+        y,
+        epochs=2,
+        batch_size=8,
+        callbacks=[cb],
+        verbose=0,
+    )
+    assert counts == {"batch": 6, "epoch": 2, "begin": 1, "end": 1}
+
+
+def test_bad_callback_arguments():
+    with pytest.raises(ValueError, match="factor"):
+        C.ReduceLROnPlateau(factor=1.5)
+    with pytest.raises(ValueError, match="mode"):
+        feed(C.EarlyStopping(mode="up"), [1.0])
+    assert math.isnan(float("nan"))

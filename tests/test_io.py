@@ -1,0 +1,188 @@
+"""Save/load: exact round trips, rejected files, atomic writes, no code execution."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from funcnn import initializers as I
+from funcnn import io, optim, tree
+from funcnn import layers as L
+
+EVERY_LAYER = L.serial(
+    L.Dense(6, w_init=I.he_normal, b_init=I.constant(0.1)),
+    L.Relu,
+    L.Dropout(0.25),
+    L.FanOut(2),
+    L.parallel(
+        L.serial(L.Dense(4, use_bias=False, w_init=I.orthogonal), L.Tanh),
+        L.serial(L.Dense(4, w_init=I.normal(0.3)), L.LeakyRelu(0.2)),
+    ),
+    L.FanInSum,
+    L.FanOut(2),
+    L.parallel(L.Sigmoid, L.Identity),
+    L.FanInConcat(),
+    L.Reshape((2, 4)),
+    L.Dense(3, w_init=I.uniform(0.2)),
+    L.Flatten,
+    *[L.Softplus, L.Elu, L.Selu, L.Gelu, L.Linear, L.Softmax, L.LogSoftmax],
+)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_round_trip_is_bit_identical_for_every_layer(tmp_path, suffix, dtype):
+    params = EVERY_LAYER.init(0, (5,), dtype=dtype)
+    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(0.01))
+    opt_state = opt.init(params)
+    x = np.random.default_rng(1).standard_normal((4, 5)).astype(dtype)
+    grads = tree.map(np.ones_like, params)
+    _, opt_state = opt.update(grads, opt_state, params)
+    history = {"epoch": [0], "loss": [0.5]}
+    path = io.save(
+        tmp_path / f"m{suffix}",
+        EVERY_LAYER,
+        params,
+        opt_state=opt_state,
+        history=history,
+        epoch=1,
+        input_shape=(5,),
+    )
+    c = io.load(path)
+    assert c.model == EVERY_LAYER and repr(c.model) == repr(EVERY_LAYER)
+    assert tree.structure_difference(c.params, params) is None
+    for a, b in zip(tree.leaves(params), tree.leaves(c.params)):
+        assert a.dtype == b.dtype and np.array_equal(a, b) and not b.flags.writeable
+    for a, b in zip(tree.leaves(opt_state), tree.leaves(c.opt_state)):
+        assert type(a) is type(b) and np.array_equal(a, b)
+    assert type(c.opt_state) is type(opt_state)
+    assert tree.structure_difference(c.opt_state, opt_state) is None
+    assert c.history == history and c.epoch == 1 and c.input_shape == (5,)
+    assert np.array_equal(c.model.apply(c.params, x), EVERY_LAYER.apply(params, x))
+
+
+def test_json_export_is_human_readable(tmp_path):
+    model = L.serial(L.Dense(2), L.Sigmoid)
+    params = model.init(0, (3,))
+    path = io.save(tmp_path / "m.json", model, params)
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "funcnn" and doc["version"] == io.FORMAT_VERSION
+    arrays = doc["arrays"]
+    w = next(v for v in arrays.values() if v["shape"] == [3, 2])
+    assert np.array_equal(np.array(w["data"], dtype=np.float32), params[0].w)
+
+
+def save_one(tmp_path, name="m.npz"):
+    model = L.serial(L.Dense(3), L.Relu, L.Dense(2))
+    return io.save(tmp_path / name, model, model.init(0, (4,)), input_shape=(4,))
+
+
+def test_truncated_file_rejected(tmp_path):
+    path = save_one(tmp_path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        io.load(path)
+    jpath = save_one(tmp_path, "m.json")
+    jpath.write_text(jpath.read_text()[:100])
+    with pytest.raises(ValueError, match="truncated"):
+        io.load(jpath)
+
+
+def test_tampered_arrays_rejected(tmp_path):
+    path = save_one(tmp_path)
+    with np.load(path) as data:
+        entries = {k: data[k] for k in data.files}
+    key = next(k for k in entries if k != "__funcnn__")
+    entries[key] = entries[key] + 1
+    np.savez(path, **entries)
+    with pytest.raises(ValueError, match="SHA-256"):
+        io.load(path)
+    jpath = save_one(tmp_path, "m.json")
+    doc = json.loads(jpath.read_text())
+    first = next(iter(doc["arrays"].values()))
+    first["data"][0][0] += 1.0
+    jpath.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="SHA-256"):
+        io.load(jpath)
+
+
+def test_wrong_version_and_foreign_files_rejected(tmp_path):
+    jpath = save_one(tmp_path, "m.json")
+    doc = json.loads(jpath.read_text())
+    doc["version"] = 99
+    jpath.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="version 99"):
+        io.load(jpath)
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.ones(3))
+    with pytest.raises(ValueError, match="not a funcnn file"):
+        io.load(other)
+
+
+def test_params_that_do_not_fit_the_architecture_rejected(tmp_path):
+    model = L.serial(L.Dense(3), L.Relu, L.Dense(2))
+    wrong = L.serial(L.Dense(5), L.Relu, L.Dense(2)).init(0, (4,))
+    path = io.save(tmp_path / "m.npz", model, wrong, input_shape=(4,))
+    with pytest.raises(ValueError, match="do not fit the architecture"):
+        io.load(path)
+
+
+def test_loading_never_unpickles(tmp_path):
+    path = save_one(tmp_path)
+    with np.load(path) as data:
+        entries = {k: data[k] for k in data.files}
+    entries["evil"] = np.array([object()], dtype=object)  # needs pickle to load
+    np.savez(path, **entries)
+    with pytest.raises(ValueError, match=r"truncated or corrupted|pickle"):
+        io.load(path)
+
+
+def test_unknown_class_names_are_not_imported(tmp_path):
+    jpath = save_one(tmp_path, "m.json")
+    doc = json.loads(jpath.read_text())
+    doc["model"] = {"class": "os.system", "fields": {}}
+    # re-sign the file so that only the registry stands between it and the class name
+    arrays = {
+        k: np.array(v["data"], dtype=v["dtype"]).reshape(v["shape"])
+        for k, v in doc["arrays"].items()
+    }
+    meta = {k: v for k, v in doc.items() if k not in ("arrays", "sha256")}
+    doc["sha256"] = io._digest(meta, arrays)
+    jpath.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"unknown class 'os\.system'"):
+        io.load(jpath)
+
+
+def test_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
+    path = save_one(tmp_path)
+    before = path.read_bytes()
+
+    def failing_savez(f, **arrays):
+        f.write(b"PK\x03\x04 partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io.np, "savez", failing_savez)
+    model = L.serial(L.Dense(3))
+    with pytest.raises(OSError, match="disk full"):
+        io.save(path, model, model.init(1, (4,)))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary file left
+    monkeypatch.undo()
+    assert io.load(path).model == L.serial(L.Dense(3), L.Relu, L.Dense(2))
+
+
+def test_unregistered_layer_names_the_fix(tmp_path):
+    custom = L.elementwise("Cube", lambda x: x**3, lambda x, y, dy: 3 * x * x * dy)
+    model = L.serial(L.Dense(2), custom)
+    with pytest.raises(ValueError, match="register"):
+        io.save(tmp_path / "m.npz", model, model.init(0, (2,)))
+    io.register(custom, "Cube")
+    path = io.save(tmp_path / "m.npz", model, model.init(0, (2,)))
+    assert io.load(path).model.layers[1] is custom
+
+
+def test_zip_is_a_plain_npz(tmp_path):
+    path = save_one(tmp_path)
+    with zipfile.ZipFile(path) as z:
+        assert "__funcnn__.npy" in z.namelist()

@@ -1,0 +1,263 @@
+"""fit / evaluate / predict / train_step: batches, validation, history, determinism, resuming."""
+
+import numpy as np
+import pytest
+
+from funcnn import callbacks, evaluate, fit, io, losses, optim, predict, train_step, tree
+from funcnn import layers as L
+from funcnn.losses import FunctionLoss
+
+
+def data(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 3)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    return x, y
+
+
+MODEL = L.serial(L.Dense(8), L.Relu, L.Dropout(0.3), L.Dense(2))
+
+
+def recording_loss(seen):
+    """softmax cross-entropy that records the targets of each batch it sees."""
+
+    def fn(pred, target):
+        seen.append(np.array(target))
+        return losses.mean_squared_error.value_and_grad(
+            pred[:, :1], np.asarray(target, np.float32)[:, None]
+        )[0], np.zeros_like(pred)
+
+    return FunctionLoss("recording", fn)
+
+
+def test_every_sample_every_epoch_including_the_last_partial_batch():
+    x = np.zeros((10, 3), np.float32)
+    y = np.arange(10)
+    seen = []
+    fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        recording_loss(seen),
+        optim.sgd(0.1),
+        x,
+        y,
+        epochs=2,
+        batch_size=4,
+        verbose=0,
+    )
+    assert [len(s) for s in seen] == [4, 4, 2, 4, 4, 2]
+    for epoch in (seen[:3], seen[3:]):
+        assert sorted(np.concatenate(epoch).tolist()) == list(range(10))
+    assert not np.array_equal(np.concatenate(seen[:3]), np.arange(10))  # shuffled
+
+
+def test_shuffle_false_keeps_order():
+    seen = []
+    x, y = np.zeros((5, 3), np.float32), np.arange(5)
+    fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        recording_loss(seen),
+        optim.sgd(0.1),
+        x,
+        y,
+        epochs=1,
+        batch_size=2,
+        shuffle=False,
+        verbose=0,
+    )
+    assert np.array_equal(np.concatenate(seen), np.arange(5))
+
+
+def test_validation_split_holds_out_the_last_samples_before_shuffling():
+    x = np.random.default_rng(0).standard_normal((50, 3)).astype(np.float32)
+    y = np.arange(50)
+    seen = []
+    params = MODEL.init(0, (3,))
+    fit(
+        MODEL,
+        params,
+        recording_loss(seen),
+        optim.sgd(0.0),
+        x,
+        y,
+        epochs=1,
+        validation_split=0.2,
+        verbose=0,
+    )
+    assert sorted(np.concatenate(seen[:-1]).tolist()) == list(range(40))
+    assert np.array_equal(seen[-1], np.arange(40, 50))  # the validation pass
+
+
+def test_validation_scores_are_those_of_the_epochs_params():
+    x, y = data()
+    params, history = fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        losses.softmax_cross_entropy,
+        optim.adam(0.01),
+        x,
+        y,
+        epochs=1,
+        validation_split=0.25,
+        metrics=["accuracy"],
+        verbose=0,
+    )
+    scores = evaluate(
+        MODEL, params, losses.softmax_cross_entropy, x[30:], y[30:], metrics=["accuracy"]
+    )
+    assert history["val_loss"][0] == pytest.approx(scores["loss"], rel=1e-6)
+    assert history["val_accuracy"][0] == scores["accuracy"]
+
+
+def test_history_contents():
+    x, y = data()
+    _, history = fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        losses.softmax_cross_entropy,
+        optim.adam(0.01),
+        x,
+        y,
+        epochs=3,
+        validation_data=(x[:8], y[:8]),
+        metrics=["accuracy", "f1"],
+        verbose=0,
+    )
+    d = history.to_dict()
+    assert list(d) == [
+        "epoch",
+        "loss",
+        "accuracy",
+        "f1",
+        "val_loss",
+        "val_accuracy",
+        "val_f1",
+        "lr",
+        "time",
+    ]
+    assert d["epoch"] == [0, 1, 2] and all(len(v) == 3 for v in d.values())
+    assert d["lr"] == [0.01] * 3 and all(t > 0 for t in d["time"])
+    assert d["loss"][2] < d["loss"][0]
+    assert history.params is not None and history.opt_state is not None
+
+
+def test_fit_is_deterministic_and_pure():
+    x, y = data()
+    params = MODEL.init(0, (3,))
+    before = tree.map(np.copy, (params, x, y))
+    runs = [
+        fit(
+            MODEL,
+            params,
+            losses.softmax_cross_entropy,
+            optim.adam(0.01),
+            x,
+            y,
+            epochs=2,
+            rng=seed,
+            verbose=0,
+        )[0]
+        for seed in (5, 5, 6)
+    ]
+    for a, b in zip(tree.leaves(runs[0]), tree.leaves(runs[1])):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(runs[0][0].w, runs[2][0].w)
+    for a, b in zip(tree.leaves(before), tree.leaves((params, x, y))):
+        assert np.array_equal(a, b)
+
+
+def test_resuming_from_a_checkpoint_is_bit_identical(tmp_path):
+    x, y = data(60)
+    params = MODEL.init(0, (3,))
+    args = (MODEL, params, losses.softmax_cross_entropy, optim.adam(0.01), x, y)
+    full, _ = fit(*args, epochs=4, batch_size=8, rng=3, verbose=0)
+    ckpt = callbacks.ModelCheckpoint(tmp_path / "ckpt-{epoch}.npz", monitor="loss")
+    fit(*args, epochs=2, batch_size=8, rng=3, verbose=0, callbacks=[ckpt])
+    c = io.load(tmp_path / "ckpt-2.npz")
+    assert c.epoch == 2
+    resumed, history = fit(
+        MODEL,
+        c.params,
+        losses.softmax_cross_entropy,
+        optim.adam(0.01),
+        x,
+        y,
+        epochs=4,
+        batch_size=8,
+        rng=3,
+        verbose=0,
+        opt_state=c.opt_state,
+        initial_epoch=c.epoch,
+    )
+    assert history.epochs == [2, 3]
+    for a, b in zip(tree.leaves(full), tree.leaves(resumed)):
+        assert np.array_equal(a, b)
+
+
+def test_train_step_is_pure_and_descends():
+    x, y = data()
+    params = MODEL.init(0, (3,))
+    opt = optim.sgd(0.5)
+    step = train_step(MODEL, losses.softmax_cross_entropy, opt)
+    state = opt.init(params)
+    before = tree.map(np.copy, params)
+    new_params, new_state, loss0 = step(params, state, x, y, 0)
+    for a, b in zip(tree.leaves(before), tree.leaves(params)):
+        assert np.array_equal(a, b)
+    for _ in range(20):
+        new_params, new_state, loss = step(new_params, new_state, x, y, 0)
+    assert loss < loss0
+
+
+def test_predict_in_batches_equals_one_pass():
+    x, _ = data(103)
+    params = MODEL.init(0, (3,))
+    assert np.array_equal(predict(MODEL, params, x, batch_size=10), MODEL.apply(params, x))
+
+
+def test_verbose_output(capsys):
+    x, y = data()
+    fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        losses.softmax_cross_entropy,
+        optim.adam(0.01),
+        x,
+        y,
+        epochs=2,
+        batch_size=8,
+        metrics=["accuracy"],
+        verbose=1,
+    )
+    out = capsys.readouterr().out
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out
+    assert "5/5 [" in out and "steps/s" in out  # the progress bar
+    assert "loss: " in out and "accuracy: " in out and "lr: 0.01" in out
+    fit(
+        MODEL,
+        MODEL.init(0, (3,)),
+        losses.softmax_cross_entropy,
+        optim.adam(0.01),
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+    )
+    assert capsys.readouterr().out == ""
+
+
+def test_fit_bad_input():
+    x, y = data()
+    params = MODEL.init(0, (3,))
+    args = (MODEL, params, losses.softmax_cross_entropy, optim.adam(0.01))
+    with pytest.raises(ValueError, match="40 samples but y has 39"):
+        fit(*args, x, y[:-1], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        fit(*args, x, y, epochs=0, verbose=0)
+    with pytest.raises(ValueError, match=r"validation_split must be in \[0, 1\)"):
+        fit(*args, x, y, epochs=1, validation_split=1.0, verbose=0)
+    with pytest.raises(TypeError, match="GradientTransformation"):
+        fit(MODEL, params, losses.softmax_cross_entropy, "adam", x, y, epochs=1, verbose=0)
+    with pytest.raises(TypeError, match="must be numeric"):
+        fit(*args, x.astype(str), y, epochs=1, verbose=0)
