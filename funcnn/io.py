@@ -56,6 +56,9 @@ def register(obj: Any, name: str | None = None) -> Any:
 
 for _obj in (
     L.Dense, L.Dropout, L.LeakyRelu, L.Reshape, L.FanOut, L.FanInConcat, L.Serial, L.Parallel,
+    L.Conv2D, L.Conv1D, L.ZeroPadding2D, L.MaxPool2D, L.AvgPool2D, L.GlobalAvgPool2D,
+    L.GlobalMaxPool2D, L.MaxPool1D, L.AvgPool1D, L.BatchNorm, L.LayerNorm,
+    L.ConvParams, L.NormParams, L.BatchNormState,
     initializers.VarianceScaling, initializers.Normal, initializers.Uniform,
     initializers.Orthogonal, initializers.Constant,
     L.DenseParams, optim.EmptyState, optim.ChainState, optim.ScaleByLearningRateState,

@@ -62,3 +62,12 @@ def test_regression_example_r2(tmp_path):
     result = load("regression").main(str(tmp_path))
     assert result["r2"] > 0.95
     assert (tmp_path / "regression.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_mnist_cnn_example_reaches_96_percent(tmp_path, batchnorm):
+    result = load("mnist_cnn").main(str(tmp_path), batchnorm=batchnorm, verbose=0)
+    assert result["test_accuracy"] >= 0.96
+    assert (tmp_path / "mnist_cnn_predictions.png").stat().st_size > 5000
+    assert (tmp_path / "mnist_cnn_filters.png").stat().st_size > 5000

@@ -62,6 +62,39 @@ def test_round_trip_is_bit_identical_for_every_layer(tmp_path, suffix, dtype):
     assert np.array_equal(c.model.apply(c.params, x), EVERY_LAYER.apply(params, x))
 
 
+CNN = L.serial(
+    L.Conv2D(4, (3, 2), strides=(1, 2), padding="same", dilation=1),
+    L.BatchNorm(momentum=0.9),
+    L.Relu,
+    L.MaxPool2D(2, padding="same"),
+    L.ZeroPadding2D(((1, 0), (0, 1))),
+    L.AvgPool2D(2, strides=1),
+    L.Conv2D(3, 2, padding=((1, 1), (0, 0)), use_bias=False),
+    L.LayerNorm(),
+    L.GlobalMaxPool2D(),
+    L.Reshape((3, 1)),
+    L.Conv1D(2, 1),
+    L.MaxPool1D(1),
+    L.AvgPool1D(1),
+    L.GlobalAvgPool1D(),
+)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_round_trip_cnn_with_batchnorm_state(tmp_path, suffix):
+    params, state = CNN.init(0, (8, 6, 2)), CNN.init_state((8, 6, 2))
+    x = np.random.default_rng(0).standard_normal((3, 8, 6, 2)).astype(np.float32)
+    _, state = CNN.apply_with_state(params, state, x, train=True)
+    path = io.save(tmp_path / f"cnn{suffix}", CNN, params, state=state, input_shape=(8, 6, 2))
+    c = io.load(path)
+    assert c.model == CNN
+    for a, b in zip(tree.leaves((params, state)), tree.leaves((c.params, c.state))):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    y1, _ = CNN.apply_with_state(params, state, x)
+    y2, _ = c.model.apply_with_state(c.params, c.state, x)
+    assert np.array_equal(y1, y2)
+
+
 def test_json_export_is_human_readable(tmp_path):
     model = L.serial(L.Dense(2), L.Sigmoid)
     params = model.init(0, (3,))

@@ -1,0 +1,376 @@
+"""funcnn against PyTorch eager on the CPU, side by side in one process.
+
+Usage:  python benchmarks/run.py [--quick] [--output benchmarks/RESULTS.md]
+
+Workloads (float32, every core): an MLP 784-512-256-10 training step (ReLU, softmax
+cross-entropy, Adam) at batch 32, 128 and 512; the same MLP's inference throughput;
+a CNN (conv32-pool-conv64-pool-dense128-dense10 on 28x28x1) training step at batch
+64; one ``fit`` epoch over 5,000 MNIST-shaped samples against the sum of its steps;
+``import funcnn`` time; the peak memory of one training step.
+
+Each competitor starts from the same weights; the losses are checked to agree
+after a few steps before anything is timed. Timings are interleaved (A B A B ...)
+after a warm-up; the table gives medians and the median of the per-repetition
+ratios (speed of funcnn relative to the competitor: > 1 means funcnn is faster).
+PyTorch is optional (``pip install torch==2.13.0``): without it its columns are
+skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import funcnn
+from funcnn import fit, losses, optim, train_step, tree
+from funcnn import layers as L
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # optional competitor
+    torch = None
+
+
+# ---------------------------------------------------------------- timing
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int, inner: int
+) -> dict[str, list[float]]:
+    """Seconds per call of each function, measured in turns: A B A B ..."""
+    for fn in fns.values():  # warm-up
+        for _ in range(max(2, inner // 4)):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times[name].append((time.perf_counter() - start) / inner)
+    return times
+
+
+def summarize(
+    times: dict[str, list[float]], ours: str = "funcnn"
+) -> dict[str, tuple[float, float | None]]:
+    """name -> (median seconds, median of per-repetition speed ratios funcnn/name)."""
+    out = {}
+    for name, ts in times.items():
+        ratio = None
+        if name != ours:
+            ratio = statistics.median(t / o for t, o in zip(ts, times[ours]))
+        out[name] = (statistics.median(ts), ratio)
+    return out
+
+
+# ---------------------------------------------------------------- models
+
+
+def mlp() -> L.Serial:
+    return L.serial(L.Dense(512), L.Relu, L.Dense(256), L.Relu, L.Dense(10))
+
+
+def cnn() -> L.Serial:
+    return L.serial(
+        L.Conv2D(32, 3), L.Relu, L.MaxPool2D(2), L.Conv2D(64, 3), L.Relu, L.MaxPool2D(2),
+        L.Flatten, L.Dense(128), L.Relu, L.Dense(10),
+    )  # fmt: skip
+
+
+def torch_mlp(params):
+    layers = []
+    for i, (w, b) in enumerate(p for p in params if p != ()):
+        lin = torch.nn.Linear(*w.shape)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(np.array(w.T)))
+            lin.bias.copy_(torch.from_numpy(np.array(b)))
+        layers += [lin, torch.nn.ReLU()] if i < 2 else [lin]
+    return torch.nn.Sequential(*layers)
+
+
+def torch_cnn(params):
+    c1, c2, d1, d2 = params[0], params[3], params[7], params[9]
+    conv1, conv2 = torch.nn.Conv2d(1, 32, 3), torch.nn.Conv2d(32, 64, 3)
+    dense1, dense2 = torch.nn.Linear(1600, 128), torch.nn.Linear(128, 10)
+    with torch.no_grad():
+        for conv, p in ((conv1, c1), (conv2, c2)):
+            conv.weight.copy_(torch.from_numpy(np.array(p.w).transpose(3, 2, 0, 1)))
+            conv.bias.copy_(torch.from_numpy(np.array(p.b)))
+        # funcnn flattens (h, w, c); PyTorch flattens (c, h, w)
+        w1 = np.array(d1.w).reshape(5, 5, 64, 128).transpose(2, 0, 1, 3).reshape(1600, 128)
+        dense1.weight.copy_(torch.from_numpy(np.ascontiguousarray(w1.T)))
+        dense1.bias.copy_(torch.from_numpy(np.array(d1.b)))
+        dense2.weight.copy_(torch.from_numpy(np.ascontiguousarray(np.array(d2.w).T)))
+        dense2.bias.copy_(torch.from_numpy(np.array(d2.b)))
+    return torch.nn.Sequential(
+        conv1, torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        conv2, torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), dense1, torch.nn.ReLU(), dense2,
+    )  # fmt: skip
+
+
+class FuncnnTrainer:
+    def __init__(self, model, input_shape, x, y):
+        self.params = model.init(0, input_shape)
+        self.opt = optim.adam(1e-3)
+        self.opt_state = self.opt.init(self.params)
+        self.step_fn = train_step(model, losses.softmax_cross_entropy, self.opt)
+        self.x, self.y = x, y
+
+    def step(self) -> float:
+        self.params, self.opt_state, loss = self.step_fn(
+            self.params, self.opt_state, self.x, self.y
+        )
+        return loss
+
+
+class TorchTrainer:
+    def __init__(self, net, x, y):
+        self.net, self.x, self.y = net, torch.from_numpy(x), torch.from_numpy(y)
+        self.opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step(self) -> float:
+        self.opt.zero_grad()
+        loss = F.cross_entropy(self.net(self.x), self.y)
+        loss.backward()
+        self.opt.step()
+        return float(loss)
+
+
+def check_agreement(
+    name: str, a: Callable[[], float], b: Callable[[], float], steps: int = 3
+) -> str:
+    la = [a() for _ in range(steps)]
+    lb = [b() for _ in range(steps)]
+    ok = np.allclose(la, lb, rtol=2e-3)
+    note = f"{name}: losses funcnn {[f'{v:.5f}' for v in la]} vs PyTorch {[f'{v:.5f}' for v in lb]}"
+    if not ok:
+        raise SystemExit(f"losses disagree, refusing to time: {note}")
+    return note
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def bench_mlp_train(batch: int, repeats: int, inner: int, notes: list[str]) -> dict:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 784)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    ours = FuncnnTrainer(mlp(), (784,), x, y)
+    fns: dict[str, Callable[[], object]] = {"funcnn": ours.step}
+    if torch is not None:
+        theirs = TorchTrainer(torch_mlp(ours.params), x, y)
+        notes.append(check_agreement(f"MLP batch {batch}", ours.step, theirs.step))
+        fns["PyTorch"] = theirs.step
+    return summarize(interleaved(fns, repeats, inner))
+
+
+def bench_mlp_predict(repeats: int, inner: int) -> dict:
+    model = mlp()
+    params = model.init(0, (784,))
+    x = np.random.default_rng(1).standard_normal((4096, 784)).astype(np.float32)
+    fns: dict[str, Callable[[], object]] = {
+        "funcnn": lambda: funcnn.predict(model, params, x, batch_size=512)
+    }
+    if torch is not None:
+        net, xt = torch_mlp(params), torch.from_numpy(x)
+
+        def torch_predict():
+            with torch.no_grad():
+                return torch.cat([net(xt[i : i + 512]) for i in range(0, len(xt), 512)])
+
+        diff = np.abs(torch_predict().numpy() - fns["funcnn"]()).max()
+        assert diff < 1e-3, diff
+        fns["PyTorch"] = torch_predict
+    return summarize(interleaved(fns, repeats, inner))
+
+
+def bench_cnn_train(repeats: int, inner: int, notes: list[str]) -> dict:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((64, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, 64)
+    ours = FuncnnTrainer(cnn(), (28, 28, 1), x, y)
+    fns: dict[str, Callable[[], object]] = {"funcnn": ours.step}
+    if torch is not None:
+        theirs = TorchTrainer(
+            torch_cnn(ours.params), np.ascontiguousarray(x.transpose(0, 3, 1, 2)), y
+        )
+        notes.append(check_agreement("CNN batch 64", ours.step, theirs.step))
+        fns["PyTorch"] = theirs.step
+    return summarize(interleaved(fns, repeats, inner))
+
+
+def bench_fit_overhead(repeats: int) -> tuple[float, float]:
+    """(seconds of one fit epoch, seconds of the same steps in a bare loop)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5000, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 5000)
+    model, opt = mlp(), optim.adam(1e-3)
+    params = model.init(0, (784,))
+    step = train_step(model, losses.softmax_cross_entropy, opt)
+    order = np.random.default_rng(0).permutation(5000)
+
+    def bare():
+        p, s = params, opt.init(params)
+        for i in range(0, 5000, 128):
+            idx = order[i : i + 128]
+            p, s, _ = step(p, s, x[idx], y[idx])
+
+    def through_fit():
+        fit(
+            model,
+            params,
+            losses.softmax_cross_entropy,
+            opt,
+            x,
+            y,
+            epochs=1,
+            batch_size=128,
+            verbose=0,
+        )
+
+    times = interleaved({"fit": through_fit, "steps": bare}, repeats, 1)
+    return statistics.median(times["fit"]), statistics.median(times["steps"])
+
+
+def bench_import() -> tuple[float, bool]:
+    code = (
+        "import time, sys; t = time.perf_counter(); import funcnn; "
+        "print(time.perf_counter() - t, 'matplotlib' in sys.modules)"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(5)
+    ]
+    return min(float(r[0]) for r in runs), any(r[1] == "True" for r in runs)
+
+
+def bench_memory() -> tuple[int, int]:
+    """(peak bytes NumPy allocated during one MLP step at batch 128, bytes of params)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((128, 784)).astype(np.float32), rng.integers(0, 10, 128)
+    trainer = FuncnnTrainer(mlp(), (784,), x, y)
+    trainer.step()
+    tracemalloc.start()
+    trainer.step()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak, sum(a.nbytes for a in tree.leaves(trainer.params))
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine() -> list[str]:
+    facts = [
+        f"date: {datetime.date.today().isoformat()}",
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.python_implementation()} {platform.python_version()}",
+        f"numpy {np.__version__}",
+    ]
+    try:
+        from threadpoolctl import threadpool_info
+
+        for pool in threadpool_info():
+            facts.append(
+                f"BLAS: {pool.get('internal_api')} {pool.get('version')}, kernel "
+                f"{pool.get('architecture')}, {pool.get('num_threads')} threads"
+            )
+    except ImportError:
+        facts.append("BLAS: (install threadpoolctl to record it)")
+    facts.append(
+        f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
+        if torch
+        else "PyTorch: not installed, skipped"
+    )
+    facts.append("JAX: not part of this suite yet")
+    return facts
+
+
+def fmt(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--output", type=Path, help="write the Markdown table here")
+    args = parser.parse_args()
+    repeats = 5 if args.quick else 15
+    notes: list[str] = []
+    rows = []
+    for batch, inner in ((32, 50), (128, 20), (512, 6)):
+        s = bench_mlp_train(batch, repeats, inner if not args.quick else max(2, inner // 3), notes)
+        rows.append((f"MLP train step, batch {batch}", s))
+    rows.append(
+        ("MLP inference, 4096 samples", bench_mlp_predict(repeats, 3 if not args.quick else 1))
+    )
+    rows.append(
+        ("CNN train step, batch 64", bench_cnn_train(repeats, 4 if not args.quick else 1, notes))
+    )
+    fit_time, steps_time = bench_fit_overhead(5 if not args.quick else 2)
+    import_time, pulled_matplotlib = bench_import()
+    peak, param_bytes = bench_memory()
+
+    lines = [
+        "| workload | funcnn | PyTorch eager | speed vs PyTorch |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, s in rows:
+        ours = fmt(s["funcnn"][0])
+        if "PyTorch" in s:
+            theirs, ratio = s["PyTorch"]
+            lines.append(f"| {name} | {ours} | {fmt(theirs)} | {ratio:.2f}x |")
+        else:
+            lines.append(f"| {name} | {ours} | skipped | - |")
+    overhead = fit_time / steps_time - 1
+    lines.append(
+        f"| `fit` epoch, 5,000 samples, batch 128 | {fmt(fit_time)} | "
+        f"steps alone {fmt(steps_time)} | overhead {overhead:+.1%} |"
+    )
+    lines.append(
+        f"| `import funcnn` | {fmt(import_time)} | matplotlib imported: {pulled_matplotlib} | - |"
+    )
+    lines.append(
+        f"| peak NumPy memory of one MLP step (batch 128) | {peak / 2**20:.1f} MiB | "
+        f"params {param_bytes / 2**20:.1f} MiB | - |"
+    )
+    table = "\n".join(lines)
+    facts = machine()
+    print(table)
+    print()
+    print("\n".join(facts))
+    print("\n".join(notes))
+    if args.output:
+        command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+        args.output.write_text(
+            "# Benchmark results\n\n"
+            f"Produced by `{command}` ({repeats} interleaved repetitions, medians).\n"
+            "Speed ratios are PyTorch time / funcnn time per repetition, then the median:\n"
+            "above 1 means funcnn is faster.\n\n"
+            + table
+            + "\n\n## Machine\n\n"
+            + "\n".join(f"- {f}" for f in facts)
+            + "\n\n## Loss agreement before timing\n\n"
+            + "\n".join(f"- {n}" for n in notes)
+            + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,351 @@
+"""Convolutions on channels-last data: Conv2D on (batch, height, width, channels), Conv1D on
+(batch, length, channels), and ZeroPadding2D.
+
+Forward is one matrix product per call: the input windows are gathered once into an
+im2col matrix ``cols`` of shape ``(batch * out_h * out_w, kh * kw * in_channels)``
+(through ``sliding_window_view``, one copy), then ``cols @ kernel``. The same ``cols``
+gives ``dw = cols.T @ dy``; ``dx`` is ``dy @ kernel.T`` scattered back by strided
+accumulation, one slice assignment per kernel offset (kh * kw of them, never a loop
+over samples, pixels or channels).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import attrs
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import DTypeLike
+
+from funcnn import initializers
+from funcnn.layers.base import Cache, Layer, Shape, as_input, as_shape
+from funcnn.random import RngLike, split
+from funcnn.tree import freeze
+
+Pair = tuple[int, int]
+Pads = tuple[Pair, Pair]
+
+
+def _pair(value: Any, name: str, *, minimum: int = 1) -> Pair:
+    items = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(items) != 2 or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in items
+    ):
+        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def _padding(value: Any) -> str | Pads:
+    """ "valid", "same", an int, (ph, pw) or ((top, bottom), (left, right))."""
+    if isinstance(value, str):
+        if value not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {value!r}")
+        return value
+    if isinstance(value, (int, np.integer)):
+        p = _pair(value, "padding", minimum=0)
+        return ((p[0], p[0]), (p[1], p[1]))
+    items = tuple(value)
+    if len(items) == 2 and all(isinstance(v, (int, np.integer)) for v in items):
+        ph, pw = _pair(items, "padding", minimum=0)
+        return ((ph, ph), (pw, pw))
+    if len(items) == 2:
+        return (_pair(items[0], "padding", minimum=0), _pair(items[1], "padding", minimum=0))
+    raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {value!r}")
+
+
+def resolve_pads(padding: str | Pads, size: Pair, window: Pair, strides: Pair) -> Pads:
+    """Explicit (before, after) pads for each spatial axis. "same" follows TensorFlow:
+    the output is ceil(size / stride) and an odd total pad puts the extra row after."""
+    if padding == "valid":
+        return ((0, 0), (0, 0))
+    if padding == "same":
+        pads = []
+        for n, k, s in zip(size, window, strides):
+            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+            pads.append((total // 2, total - total // 2))
+        return (pads[0], pads[1])
+    assert not isinstance(padding, str)
+    return padding
+
+
+def output_size(size: Pair, window: Pair, strides: Pair, pads: Pads) -> Pair:
+    out = tuple((n + p[0] + p[1] - k) // s + 1 for n, k, s, p in zip(size, window, strides, pads))
+    return (int(out[0]), int(out[1]))
+
+
+def _effective(kernel: Pair, dilation: Pair) -> Pair:
+    return (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+
+
+def pad_spatial(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
+    """Pad axes 1 and 2 of a (N, H, W, C) array (no copy when there is nothing to pad)."""
+    if pads == ((0, 0), (0, 0)):
+        return x
+    return np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=value)
+
+
+def offset_slices(
+    offset: Pair, dilation: Pair, strides: Pair, out: Pair
+) -> tuple[slice, slice, slice, slice]:
+    """The strided slice of a padded input that kernel offset ``offset`` reads for every output."""
+    (a, b), (dh, dw), (sh, sw), (oh, ow) = offset, dilation, strides, out
+    return (
+        slice(None),
+        slice(a * dh, a * dh + sh * (oh - 1) + 1, sh),
+        slice(b * dw, b * dw + sw * (ow - 1) + 1, sw),
+        slice(None),
+    )
+
+
+class ConvParams(NamedTuple):
+    w: np.ndarray  # (kh, kw, in_channels, filters) for Conv2D; (k, in_channels, filters) for Conv1D
+    b: np.ndarray | None  # (filters,)
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a positive int, got {value!r}")
+
+
+@attrs.frozen(repr=False)
+class Conv2D(Layer):
+    """2-D convolution (a cross-correlation, as in every framework).
+
+    ``(N, H, W, C) -> (N, H', W', filters)``.
+
+    ``kernel_size``, ``strides``, ``dilation``: an int or (height, width) pair.
+    ``padding``: "valid" (none), "same" (output ``ceil(H / stride)``, TensorFlow's
+    rule), an int, ``(ph, pw)`` or ``((top, bottom), (left, right))``. The kernel has
+    shape ``(kh, kw, C, filters)`` and starts from ``w_init`` (Glorot uniform, fans
+    counting the receptive field).
+    """
+
+    filters: int = attrs.field(validator=_positive)
+    kernel_size: Pair = attrs.field(converter=lambda v: _pair(v, "kernel_size"))
+    strides: Pair = attrs.field(
+        default=(1, 1), kw_only=True, converter=lambda v: _pair(v, "strides")
+    )
+    padding: Any = attrs.field(default="valid", kw_only=True, converter=_padding)
+    dilation: Pair = attrs.field(
+        default=(1, 1), kw_only=True, converter=lambda v: _pair(v, "dilation")
+    )
+    use_bias: bool = attrs.field(default=True, kw_only=True)
+    w_init: initializers.Initializer = attrs.field(
+        default=initializers.glorot_uniform, kw_only=True, validator=attrs.validators.is_callable()
+    )
+    b_init: initializers.Initializer = attrs.field(
+        default=initializers.zeros, kw_only=True, validator=attrs.validators.is_callable()
+    )
+
+    def _geometry(self, shape: Shape) -> tuple[Pads, Pair]:
+        window = _effective(self.kernel_size, self.dilation)
+        pads = resolve_pads(self.padding, (shape[0], shape[1]), window, self.strides)
+        return pads, output_size((shape[0], shape[1]), window, self.strides, pads)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = as_shape(input_shape)
+        if len(shape) != 3:
+            raise ValueError(
+                f"{self!r} expects examples of shape (height, width, channels), got {shape}; "
+                "reshape flat images first, e.g. Reshape((28, 28, 1))"
+            )
+        pads, (oh, ow) = self._geometry(shape)
+        if oh < 1 or ow < 1:
+            window = _effective(self.kernel_size, self.dilation)
+            raise ValueError(
+                f"{self!r}: the {window[0]}x{window[1]} (dilated) kernel does not fit an input "
+                f"of {shape[0]}x{shape[1]} with padding {pads}"
+            )
+        return (oh, ow, self.filters)
+
+    def init(
+        self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
+    ) -> ConvParams:
+        shape = as_shape(input_shape)
+        self.output_shape(shape)
+        w_rng, b_rng = split(rng, 2)
+        w = self.w_init(w_rng, (*self.kernel_size, shape[2], self.filters), dtype)
+        b = self.b_init(b_rng, (self.filters,), dtype) if self.use_bias else None
+        return freeze(ConvParams(w, b))
+
+    def _check(self, params: ConvParams, x: Any) -> np.ndarray:
+        x = as_input(x, self)
+        if x.ndim != 4:
+            raise ValueError(
+                f"{self!r} expects a batch of shape (batch, height, width, channels), got {x.shape}"
+            )
+        if x.shape[3] != params.w.shape[2]:
+            raise ValueError(
+                f"{self!r} was initialized for {params.w.shape[2]} input channels, got x of shape "
+                f"{x.shape}"
+            )
+        self.output_shape(x.shape[1:])
+        return x
+
+    def _cols(self, x: np.ndarray) -> tuple[np.ndarray, Pads, Pair]:
+        pads, (oh, ow) = self._geometry(x.shape[1:])
+        xp = pad_spatial(x, pads)
+        (kh, kw), (dh, dw), (sh, sw) = self.kernel_size, self.dilation, self.strides
+        window = _effective(self.kernel_size, self.dilation)
+        views = sliding_window_view(xp, window, axis=(1, 2))  # (N, H', W', C, wh, ww), no copy
+        views = views[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw, :, ::dh, ::dw]
+        # (N, oh, ow, kh, kw, C): the one copy, laid out to match the kernel's (kh, kw, C) order
+        cols = np.ascontiguousarray(views.transpose(0, 1, 2, 4, 5, 3))
+        return cols.reshape(-1, kh * kw * x.shape[3]), pads, (oh, ow)
+
+    def apply(
+        self, params: ConvParams, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> np.ndarray:
+        return self.forward(params, x)[0]
+
+    def forward(
+        self, params: ConvParams, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = self._check(params, x)
+        cols, pads, (oh, ow) = self._cols(x)
+        y = cols @ params.w.reshape(-1, self.filters)
+        if params.b is not None:
+            y += params.b
+        return y.reshape(x.shape[0], oh, ow, self.filters), (cols, x.shape, pads)
+
+    def backward(
+        self, params: ConvParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[ConvParams, np.ndarray | None]:
+        cols, x_shape, pads = cache
+        n, oh, ow, _ = dy.shape
+        dy2 = dy.reshape(-1, self.filters)
+        w2 = params.w.reshape(-1, self.filters)
+        dw = (cols.T @ dy2).reshape(params.w.shape)
+        db = dy2.sum(axis=0) if params.b is not None else None
+        if not need_dx:
+            return ConvParams(dw, db), None
+        kh, kw = self.kernel_size
+        channels = x_shape[3]
+        dcols = (dy2 @ w2.T).reshape(n, oh, ow, kh, kw, channels)
+        padded = (n, x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]), channels)
+        dxp = np.zeros(padded, dtype=dcols.dtype)
+        for a in range(kh):
+            for b in range(kw):
+                dxp[offset_slices((a, b), self.dilation, self.strides, (oh, ow))] += dcols[
+                    :, :, :, a, b, :
+                ]
+        dx = dxp[:, pads[0][0] : padded[1] - pads[0][1], pads[1][0] : padded[2] - pads[1][1], :]
+        return ConvParams(dw, db), dx
+
+
+def _to_2d(x: np.ndarray) -> np.ndarray:
+    return x[:, None, :, :]
+
+
+@attrs.frozen(repr=False)
+class Conv1D(Layer):
+    """1-D convolution ``(N, L, C) -> (N, L', filters)``; kernel ``(k, C, filters)``.
+
+    Arguments as :class:`Conv2D` with single ints; runs as a Conv2D of height 1.
+    """
+
+    filters: int = attrs.field(validator=_positive)
+    kernel_size: int = attrs.field(validator=_positive)
+    strides: int = attrs.field(default=1, kw_only=True, validator=_positive)
+    padding: Any = attrs.field(default="valid", kw_only=True)
+    dilation: int = attrs.field(default=1, kw_only=True, validator=_positive)
+    use_bias: bool = attrs.field(default=True, kw_only=True)
+    w_init: initializers.Initializer = attrs.field(
+        default=initializers.glorot_uniform, kw_only=True, validator=attrs.validators.is_callable()
+    )
+    b_init: initializers.Initializer = attrs.field(
+        default=initializers.zeros, kw_only=True, validator=attrs.validators.is_callable()
+    )
+
+    @property
+    def _conv2d(self) -> Conv2D:
+        if isinstance(self.padding, str):
+            padding: Any = self.padding
+        else:
+            p = (
+                self.padding
+                if not isinstance(self.padding, (int, np.integer))
+                else (self.padding,) * 2
+            )
+            padding = ((0, 0), tuple(p))
+        return Conv2D(
+            self.filters, (1, self.kernel_size), strides=(1, self.strides), padding=padding,
+            dilation=(1, self.dilation), use_bias=self.use_bias,
+            w_init=self.w_init, b_init=self.b_init,
+        )  # fmt: skip
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = as_shape(input_shape)
+        if len(shape) != 2:
+            raise ValueError(f"{self!r} expects examples of shape (length, channels), got {shape}")
+        return self._conv2d.output_shape((1, *shape))[1:]
+
+    def init(
+        self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
+    ) -> ConvParams:
+        shape = as_shape(input_shape)
+        self.output_shape(shape)
+        w_rng, b_rng = split(rng, 2)
+        w = self.w_init(w_rng, (self.kernel_size, shape[1], self.filters), dtype)
+        b = self.b_init(b_rng, (self.filters,), dtype) if self.use_bias else None
+        return freeze(ConvParams(w, b))
+
+    def forward(
+        self, params: ConvParams, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = as_input(x, self)
+        if x.ndim != 3:
+            raise ValueError(
+                f"{self!r} expects a batch of shape (batch, length, channels), got {x.shape}"
+            )
+        p2 = ConvParams(params.w[None], params.b)
+        y, cache = self._conv2d.forward(p2, _to_2d(x))
+        return y[:, 0], cache
+
+    def backward(
+        self, params: ConvParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[ConvParams, np.ndarray | None]:
+        p2 = ConvParams(params.w[None], params.b)
+        grads, dx = self._conv2d.backward(p2, cache, _to_2d(dy), need_dx=need_dx)
+        return ConvParams(grads.w[0], grads.b), (None if dx is None else dx[:, 0])
+
+
+@attrs.frozen(repr=False)
+class ZeroPadding2D(Layer):
+    """Zeros around height and width: an int, ``(ph, pw)`` or ``((top, bottom), (left, right))``."""
+
+    padding: Any = attrs.field(default=1, converter=_padding)
+
+    @padding.validator
+    def _explicit(self, attribute: attrs.Attribute, value: Any) -> None:
+        if isinstance(value, str):
+            raise ValueError("ZeroPadding2D needs explicit sizes, not 'same' or 'valid'")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = as_shape(input_shape)
+        if len(shape) != 3:
+            raise ValueError(
+                f"{self!r} expects examples of shape (height, width, channels), got {shape}"
+            )
+        (t, b), (left, r) = self.padding
+        return (shape[0] + t + b, shape[1] + left + r, shape[2])
+
+    def forward(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = as_input(x, self)
+        if x.ndim != 4:
+            raise ValueError(
+                f"{self!r} expects a batch of shape (batch, height, width, channels), got {x.shape}"
+            )
+        return pad_spatial(x, self.padding), x.shape
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        if not need_dx:
+            return (), None
+        (t, _), (left, _) = self.padding
+        return (), dy[:, t : t + cache[1], left : left + cache[2], :]

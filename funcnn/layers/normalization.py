@@ -1,0 +1,244 @@
+"""BatchNorm (with running statistics in the explicit state channel) and LayerNorm."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import attrs
+import numpy as np
+from numpy.typing import DTypeLike
+
+from funcnn.layers.base import Cache, Layer, Shape, State, as_input, as_shape
+from funcnn.random import RngLike
+from funcnn.tree import freeze
+
+
+class NormParams(NamedTuple):
+    gamma: np.ndarray | None  # (features,) scale, None with scale=False
+    beta: np.ndarray | None  # (features,) offset, None with center=False
+
+
+class BatchNormState(NamedTuple):
+    mean: np.ndarray  # running mean (features,)
+    var: np.ndarray  # running variance (features,), unbiased
+
+
+def _axis(ndim: int, axis: int, who: object) -> int:
+    if not -ndim <= axis < ndim or axis == 0 or axis == -ndim:
+        raise ValueError(f"{who!r}: axis {axis} is not a feature axis of a rank-{ndim} batch")
+    return axis % ndim
+
+
+def _eps(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not (isinstance(value, (int, float)) and value > 0):
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _init_params(layer: Any, input_shape: Shape, dtype: DTypeLike) -> NormParams:
+    shape = as_shape(input_shape)
+    features = shape[_axis(len(shape) + 1, layer.axis, layer) - 1]
+    gamma = np.ones(features, dtype) if layer.scale else None
+    beta = np.zeros(features, dtype) if layer.center else None
+    return freeze(NormParams(gamma, beta))
+
+
+def _affine(layer: Any, params: NormParams, xhat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    y = xhat * params.gamma.reshape(shape) if params.gamma is not None else xhat.copy()
+    if params.beta is not None:
+        y += params.beta.reshape(shape)
+    return y
+
+
+def _affine_grads(
+    params: NormParams, xhat: np.ndarray, dy: np.ndarray, reduce: tuple[int, ...], shape: Any
+) -> tuple[NormParams, np.ndarray]:
+    """Grads of gamma and beta (summed over ``reduce``) and dL/dxhat."""
+    dgamma = np.sum(dy * xhat, axis=reduce) if params.gamma is not None else None
+    dbeta = np.sum(dy, axis=reduce) if params.beta is not None else None
+    dxhat = dy * params.gamma.reshape(shape) if params.gamma is not None else dy
+    return NormParams(dgamma, dbeta), dxhat
+
+
+@attrs.frozen(repr=False)
+class BatchNorm(Layer):
+    """Normalize each feature (along ``axis``) by batch statistics in training, running ones after.
+
+    Training (``train=True``): ``y = gamma * (x - mean_B) / sqrt(var_B + eps) + beta`` with
+    the batch's mean and biased variance over every axis but ``axis``; the returned
+    state holds ``running = momentum * running + (1 - momentum) * batch`` (the running
+    variance from the unbiased batch variance). Inference uses the running statistics.
+    The statistics live in the state tree (``init_state``), never in params, so
+    optimizers never touch them. Use ``apply_with_state``/``forward_with_state``.
+    """
+
+    momentum: float = attrs.field(default=0.99)
+    eps: float = attrs.field(default=1e-3, validator=_eps)
+    axis: int = -1
+    center: bool = True
+    scale: bool = True
+
+    @momentum.validator
+    def _momentum(self, attribute: attrs.Attribute, value: float) -> None:
+        if not (isinstance(value, (int, float)) and 0 <= value < 1):
+            raise ValueError(f"BatchNorm momentum must be in [0, 1), got {value!r}")
+
+    @property
+    def stateful(self) -> bool:
+        return True
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = as_shape(input_shape)
+        _axis(len(shape) + 1, self.axis, self)
+        return shape
+
+    def init(
+        self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
+    ) -> NormParams:
+        return _init_params(self, input_shape, dtype)
+
+    def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> BatchNormState:
+        shape = as_shape(input_shape)
+        features = shape[_axis(len(shape) + 1, self.axis, self) - 1]
+        return freeze(BatchNormState(np.zeros(features, dtype), np.ones(features, dtype)))
+
+    def _needs_state(self) -> ValueError:
+        return ValueError(
+            f"{self!r} keeps running statistics: instead of apply(params, x), call "
+            "model.apply_with_state(params, state, x, train=...) with "
+            "state = model.init_state(input_shape), and keep the state it returns"
+        )
+
+    def apply(self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None) -> Any:
+        raise self._needs_state()
+
+    def forward(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[Any, Cache]:
+        raise self._needs_state()
+
+    def apply_with_state(
+        self,
+        params: NormParams,
+        state: State,
+        x: Any,
+        *,
+        train: bool = False,
+        rng: RngLike | None = None,
+    ) -> tuple[np.ndarray, State]:
+        y, new_state, _ = self.forward_with_state(params, state, x, train=train)
+        return y, new_state
+
+    def forward_with_state(
+        self,
+        params: NormParams,
+        state: State,
+        x: Any,
+        *,
+        train: bool = False,
+        rng: RngLike | None = None,
+    ) -> tuple[np.ndarray, State, Cache]:
+        if not isinstance(state, BatchNormState):
+            raise TypeError(
+                f"{self!r} needs its BatchNormState from init_state(input_shape), got "
+                f"{type(state).__name__}"
+            )
+        x = as_input(x, self, min_ndim=2)
+        axis = _axis(x.ndim, self.axis, self)
+        if x.shape[axis] != state.mean.shape[0]:
+            raise ValueError(
+                f"{self!r} was initialized for {state.mean.shape[0]} features on axis "
+                f"{self.axis}, got x of shape {x.shape}"
+            )
+        reduce = tuple(i for i in range(x.ndim) if i != axis)
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        if train:
+            count = x.size // x.shape[axis]
+            mean = x.mean(axis=reduce)
+            centered = x - mean.reshape(shape)
+            var = np.mean(centered * centered, axis=reduce)
+            unbiased = var * (count / max(count - 1, 1))
+            m = self.momentum
+            new_state = freeze(
+                BatchNormState(
+                    (m * state.mean + (1 - m) * mean).astype(state.mean.dtype),
+                    (m * state.var + (1 - m) * unbiased).astype(state.var.dtype),
+                )
+            )
+        else:
+            centered = x - state.mean.reshape(shape)
+            var, new_state = state.var, state
+        inv_std = 1 / np.sqrt(var + self.eps)
+        xhat = centered * inv_std.reshape(shape)
+        y = _affine(self, params, xhat, tuple(shape))
+        return y, new_state, (xhat, inv_std, train, reduce, shape)
+
+    def backward(
+        self, params: NormParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[NormParams, np.ndarray | None]:
+        xhat, inv_std, train, reduce, shape = cache
+        grads, dxhat = _affine_grads(params, xhat, dy, reduce, shape)
+        if not need_dx:
+            return grads, None
+        if not train:  # running statistics are constants
+            return grads, dxhat * inv_std.reshape(shape)
+        count = xhat.size // inv_std.size
+        mean_dxhat = dxhat.sum(axis=reduce, keepdims=True) / count
+        mean_dxhat_xhat = np.sum(dxhat * xhat, axis=reduce, keepdims=True) / count
+        dx = (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv_std.reshape(shape)
+        return grads, dx
+
+
+@attrs.frozen(repr=False)
+class LayerNorm(Layer):
+    """Normalize each example over ``axis``: ``gamma * (x - mean) / sqrt(var + eps) + beta``.
+
+    Stateless; statistics per example, so training and inference agree.
+    """
+
+    eps: float = attrs.field(default=1e-5, validator=_eps)
+    axis: int = -1
+    center: bool = True
+    scale: bool = True
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = as_shape(input_shape)
+        _axis(len(shape) + 1, self.axis, self)
+        return shape
+
+    def init(
+        self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
+    ) -> NormParams:
+        return _init_params(self, input_shape, dtype)
+
+    def forward(
+        self, params: NormParams, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = as_input(x, self, min_ndim=2)
+        axis = _axis(x.ndim, self.axis, self)
+        features = params.gamma if params.gamma is not None else params.beta
+        if features is not None and x.shape[axis] != features.shape[0]:
+            raise ValueError(
+                f"{self!r} was initialized for {features.shape[0]} features, "
+                f"got x of shape {x.shape}"
+            )
+        mean = x.mean(axis=axis, keepdims=True)
+        centered = x - mean
+        inv_std = 1 / np.sqrt(np.mean(centered * centered, axis=axis, keepdims=True) + self.eps)
+        xhat = centered * inv_std
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        y = _affine(self, params, xhat, tuple(shape))
+        reduce = tuple(i for i in range(x.ndim) if i != axis)
+        return y, (xhat, inv_std, axis, reduce, shape)
+
+    def backward(
+        self, params: NormParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[NormParams, np.ndarray | None]:
+        xhat, inv_std, axis, reduce, shape = cache
+        grads, dxhat = _affine_grads(params, xhat, dy, reduce, shape)
+        if not need_dx:
+            return grads, None
+        mean_dxhat = dxhat.mean(axis=axis, keepdims=True)
+        mean_dxhat_xhat = np.mean(dxhat * xhat, axis=axis, keepdims=True)
+        return grads, (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv_std

@@ -1,0 +1,259 @@
+"""Pooling on channels-last data: max and average, windowed and global, 2-D and 1-D.
+
+Windowed pools loop over the window's offsets (pool_h * pool_w strided slices), never
+over samples, pixels or channels. Max-pool gradients go to ONE position per window:
+the first maximum in row-major window order (ties broken towards the top-left).
+"Same" padding pads with -inf for max pools; average pools divide by the number of
+real (unpadded) inputs in each window, as TensorFlow does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+
+from funcnn.layers.base import Cache, Layer, Shape, as_input, as_shape
+from funcnn.layers.conv import Pair, _pair, offset_slices, output_size, pad_spatial, resolve_pads
+from funcnn.random import RngLike
+
+
+def _strides(value: Any) -> Pair | None:
+    return None if value is None else _pair(value, "strides")
+
+
+def _pool_padding(value: Any) -> str:
+    if value not in ("valid", "same"):
+        raise ValueError(f"pool padding must be 'valid' or 'same', got {value!r}")
+    return str(value)
+
+
+@attrs.frozen(repr=False)
+class _Pool2D(Layer):
+    pool_size: Pair = attrs.field(default=(2, 2), converter=lambda v: _pair(v, "pool_size"))
+    strides: Pair | None = attrs.field(default=None, converter=_strides)
+    padding: str = attrs.field(default="valid", converter=_pool_padding)
+
+    @property
+    def _steps(self) -> Pair:
+        return self.strides or self.pool_size
+
+    def _geometry(self, size: Pair) -> tuple[Any, Pair]:
+        pads = resolve_pads(self.padding, size, self.pool_size, self._steps)
+        return pads, output_size(size, self.pool_size, self._steps, pads)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = as_shape(input_shape)
+        if len(shape) != 3:
+            raise ValueError(
+                f"{self!r} expects examples of shape (height, width, channels), got {shape}"
+            )
+        _, (oh, ow) = self._geometry((shape[0], shape[1]))
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{self!r}: the pool window does not fit an input of {shape[:2]}")
+        return (oh, ow, shape[2])
+
+    def _input(self, x: Any) -> np.ndarray:
+        x = as_input(x, self)
+        if x.ndim != 4:
+            raise ValueError(
+                f"{self!r} expects a batch of shape (batch, height, width, channels), got {x.shape}"
+            )
+        self.output_shape(x.shape[1:])
+        return x
+
+    def _slices(self, out: Pair) -> list[tuple[slice, slice, slice, slice]]:
+        ph, pw = self.pool_size
+        return [
+            offset_slices((a, b), (1, 1), self._steps, out) for a in range(ph) for b in range(pw)
+        ]
+
+
+class MaxPool2D(_Pool2D):
+    """Max over ``pool_size`` windows moved by ``strides`` (default: the pool size)."""
+
+    def apply(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> np.ndarray:
+        x = self._input(x)
+        pads, out = self._geometry((x.shape[1], x.shape[2]))
+        xp = pad_spatial(x, pads, -np.inf)
+        slices = self._slices(out)
+        y = xp[slices[0]].copy()
+        for s in slices[1:]:
+            np.maximum(y, xp[s], out=y)
+        return y
+
+    def forward(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = self._input(x)
+        pads, out = self._geometry((x.shape[1], x.shape[2]))
+        xp = pad_spatial(x, pads, -np.inf)
+        slices = self._slices(out)
+        y = xp[slices[0]].copy()
+        arg = np.zeros(y.shape, dtype=np.uint8 if len(slices) < 256 else np.int32)
+        for k, s in enumerate(slices[1:], start=1):
+            better = xp[s] > y  # strict: the first maximum keeps the gradient
+            np.copyto(y, xp[s], where=better)
+            arg[better] = k
+        return y, (arg, x.shape, pads)
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        if not need_dx:
+            return (), None
+        arg, x_shape, pads = cache
+        n, h, w, c = x_shape
+        dxp = np.zeros((n, h + sum(pads[0]), w + sum(pads[1]), c), dtype=dy.dtype)
+        for k, s in enumerate(self._slices(dy.shape[1:3])):
+            dxp[s] += np.where(arg == k, dy, 0)
+        return (), dxp[:, pads[0][0] : pads[0][0] + h, pads[1][0] : pads[1][0] + w, :]
+
+
+class AvgPool2D(_Pool2D):
+    """Mean over ``pool_size`` windows; with "same" padding only real inputs are counted."""
+
+    def _counts(self, h: int, w: int, dtype: Any) -> tuple[Any, Any, np.ndarray]:
+        pads, out = self._geometry((h, w))
+        ones = pad_spatial(np.ones((1, h, w, 1), dtype=dtype), pads)
+        counts = sum(ones[s] for s in self._slices(out))
+        return pads, out, np.asarray(counts)
+
+    def forward(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = self._input(x)
+        pads, out, counts = self._counts(x.shape[1], x.shape[2], x.dtype)
+        xp = pad_spatial(x, pads)
+        slices = self._slices(out)
+        y = xp[slices[0]].copy()
+        for s in slices[1:]:
+            y += xp[s]
+        y /= counts
+        return y, (x.shape, pads, counts)
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        if not need_dx:
+            return (), None
+        (n, h, w, c), pads, counts = cache
+        share = dy / counts
+        dxp = np.zeros((n, h + sum(pads[0]), w + sum(pads[1]), c), dtype=dy.dtype)
+        for s in self._slices(dy.shape[1:3]):
+            dxp[s] += share
+        return (), dxp[:, pads[0][0] : pads[0][0] + h, pads[1][0] : pads[1][0] + w, :]
+
+
+@attrs.frozen(repr=False)
+class _GlobalPool(Layer):
+    """Pool over every axis between batch and channels."""
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = as_shape(input_shape)
+        if len(shape) < 2:
+            raise ValueError(f"{self!r} expects examples of shape (..., channels), got {shape}")
+        return (shape[-1],)
+
+    def _flat(self, x: Any) -> np.ndarray:
+        x = as_input(x, self, min_ndim=3)
+        return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+class GlobalAvgPool2D(_GlobalPool):
+    """(N, H, W, C) -> (N, C): the mean over height and width."""
+
+    def forward(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = as_input(x, self, min_ndim=3)
+        return self._flat(x).mean(axis=1), x.shape
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        if not need_dx:
+            return (), None
+        spatial = int(np.prod(cache[1:-1]))
+        share = dy / spatial
+        return (), np.broadcast_to(
+            share.reshape(cache[0], *([1] * (len(cache) - 2)), cache[-1]), cache
+        ).copy()
+
+
+class GlobalMaxPool2D(_GlobalPool):
+    """(N, H, W, C) -> (N, C): the maximum over height and width (gradient to the first one)."""
+
+    def forward(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = as_input(x, self, min_ndim=3)
+        flat = self._flat(x)
+        arg = flat.argmax(axis=1)  # first maximum
+        return np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0], (arg, x.shape, flat.shape)
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        if not need_dx:
+            return (), None
+        arg, x_shape, flat_shape = cache
+        dx = np.zeros(flat_shape, dtype=dy.dtype)
+        np.put_along_axis(dx, arg[:, None, :], dy[:, None, :], axis=1)
+        return (), dx.reshape(x_shape)
+
+
+GlobalAvgPool1D = GlobalAvgPool2D
+GlobalMaxPool1D = GlobalMaxPool2D
+
+
+@attrs.frozen(repr=False)
+class _Pool1D(Layer):
+    pool_size: int = 2
+    strides: int | None = None
+    padding: str = attrs.field(default="valid", converter=_pool_padding)
+
+    def _pool2d(self) -> _Pool2D:
+        raise NotImplementedError
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = as_shape(input_shape)
+        if len(shape) != 2:
+            raise ValueError(f"{self!r} expects examples of shape (length, channels), got {shape}")
+        return self._pool2d().output_shape((1, *shape))[1:]
+
+    def forward(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> tuple[np.ndarray, Cache]:
+        x = as_input(x, self)
+        if x.ndim != 3:
+            raise ValueError(
+                f"{self!r} expects a batch of shape (batch, length, channels), got {x.shape}"
+            )
+        y, cache = self._pool2d().forward((), x[:, None])
+        return y[:, 0], cache
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        _, dx = self._pool2d().backward((), cache, dy[:, None], need_dx=need_dx)
+        return (), (None if dx is None else dx[:, 0])
+
+
+class MaxPool1D(_Pool1D):
+    """Max over windows of ``(batch, length, channels)`` data."""
+
+    def _pool2d(self) -> _Pool2D:
+        strides = None if self.strides is None else (1, self.strides)
+        return MaxPool2D((1, self.pool_size), strides, self.padding)
+
+
+class AvgPool1D(_Pool1D):
+    """Mean over windows of ``(batch, length, channels)`` data."""
+
+    def _pool2d(self) -> _Pool2D:
+        strides = None if self.strides is None else (1, self.strides)
+        return AvgPool2D((1, self.pool_size), strides, self.padding)
