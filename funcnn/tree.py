@@ -87,6 +87,52 @@ def _map(fn: Callable[..., Any], tree: Tree, rest: tuple[Tree, ...]) -> Tree:
     )
 
 
+_LEAF = "*"
+
+
+def flatten(tree: Tree) -> tuple[list[Any], Any]:
+    """(leaves, treedef): the leaves in ``leaves()`` order and a hashable description of the
+    nesting, for fast equality checks and :func:`unflatten`."""
+    out: list[Any] = []
+    return out, _flatten(tree, out)
+
+
+def _flatten(node: Any, out: list[Any]) -> Any:
+    if node is None:
+        return None
+    if isinstance(node, dict):
+        return ("dict", tuple(node), tuple(_flatten(v, out) for v in node.values()))
+    if isinstance(node, tuple):
+        kind = type(node) if hasattr(node, "_fields") else "tuple"
+        return (kind, tuple(_flatten(v, out) for v in node))
+    if isinstance(node, list):
+        return ("list", tuple(_flatten(v, out) for v in node))
+    out.append(node)
+    return _LEAF
+
+
+def unflatten(treedef: Any, leaves: list[Any]) -> Tree:
+    """The tree of ``treedef`` (from :func:`flatten`) holding ``leaves`` in order."""
+    it = iter(leaves)
+    return _unflatten(treedef, it)
+
+
+def _unflatten(treedef: Any, it: Iterator[Any]) -> Any:
+    if treedef is None:
+        return None
+    if treedef == _LEAF:
+        return next(it)
+    kind = treedef[0]
+    if kind == "dict":
+        return {k: _unflatten(d, it) for k, d in zip(treedef[1], treedef[2])}
+    children = [_unflatten(d, it) for d in treedef[1]]
+    if kind == "tuple":
+        return tuple(children)
+    if kind == "list":
+        return children
+    return kind(*children)
+
+
 def structure_difference(a: Tree, b: Tree, path: str = "", *, shapes: bool = True) -> str | None:
     """A sentence naming the first place where ``a`` and ``b`` differ, or None.
 

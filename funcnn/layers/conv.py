@@ -4,9 +4,9 @@
 Forward is one matrix product per call: the input windows are gathered once into an
 im2col matrix ``cols`` of shape ``(batch * out_h * out_w, kh * kw * in_channels)``
 (through ``sliding_window_view``, one copy), then ``cols @ kernel``. The same ``cols``
-gives ``dw = cols.T @ dy``; ``dx`` is ``dy @ kernel.T`` scattered back by strided
-accumulation, one slice assignment per kernel offset (kh * kw of them, never a loop
-over samples, pixels or channels).
+gives ``dw = cols.T @ dy``; ``dx`` gathers, for each kernel offset, ``dy @ kernel[a, b].T``
+and adds it into the strided input positions that offset read (kh * kw products and
+slice additions, never a loop over samples, pixels or channels).
 """
 
 from __future__ import annotations
@@ -216,21 +216,20 @@ class Conv2D(Layer):
         cols, x_shape, pads = cache
         n, oh, ow, _ = dy.shape
         dy2 = dy.reshape(-1, self.filters)
-        w2 = params.w.reshape(-1, self.filters)
         dw = (cols.T @ dy2).reshape(params.w.shape)
         db = dy2.sum(axis=0) if params.b is not None else None
         if not need_dx:
             return ConvParams(dw, db), None
         kh, kw = self.kernel_size
         channels = x_shape[3]
-        dcols = (dy2 @ w2.T).reshape(n, oh, ow, kh, kw, channels)
         padded = (n, x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]), channels)
-        dxp = np.zeros(padded, dtype=dcols.dtype)
+        dxp = np.zeros(padded, dtype=dy2.dtype)
         for a in range(kh):
             for b in range(kw):
-                dxp[offset_slices((a, b), self.dilation, self.strides, (oh, ow))] += dcols[
-                    :, :, :, a, b, :
-                ]
+                # What kernel offset (a, b) contributed, as one contiguous matrix product,
+                # added into the strided positions of the input it read.
+                part = (dy2 @ params.w[a, b].T).reshape(n, oh, ow, channels)
+                dxp[offset_slices((a, b), self.dilation, self.strides, (oh, ow))] += part
         dx = dxp[:, pads[0][0] : padded[1] - pads[0][1], pads[1][0] : padded[2] - pads[1][1], :]
         return ConvParams(dw, db), dx
 

@@ -73,9 +73,7 @@ class _Pool2D(Layer):
 class MaxPool2D(_Pool2D):
     """Max over ``pool_size`` windows moved by ``strides`` (default: the pool size)."""
 
-    def apply(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> np.ndarray:
+    def _max(self, x: Any) -> tuple[np.ndarray, np.ndarray, Any]:
         x = self._input(x)
         pads, out = self._geometry((x.shape[1], x.shape[2]))
         xp = pad_spatial(x, pads, -np.inf)
@@ -83,33 +81,41 @@ class MaxPool2D(_Pool2D):
         y = xp[slices[0]].copy()
         for s in slices[1:]:
             np.maximum(y, xp[s], out=y)
-        return y
+        return y, xp, pads
+
+    def apply(
+        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
+    ) -> np.ndarray:
+        return self._max(x)[0]
 
     def forward(
         self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
     ) -> tuple[np.ndarray, Cache]:
-        x = self._input(x)
-        pads, out = self._geometry((x.shape[1], x.shape[2]))
-        xp = pad_spatial(x, pads, -np.inf)
-        slices = self._slices(out)
-        y = xp[slices[0]].copy()
-        arg = np.zeros(y.shape, dtype=np.uint8 if len(slices) < 256 else np.int32)
-        for k, s in enumerate(slices[1:], start=1):
-            better = xp[s] > y  # strict: the first maximum keeps the gradient
-            np.copyto(y, xp[s], where=better)
-            arg[better] = k
-        return y, (arg, x.shape, pads)
+        y, xp, pads = self._max(x)
+        return y, (xp, y, pads)
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
     ) -> tuple[Any, np.ndarray | None]:
         if not need_dx:
             return (), None
-        arg, x_shape, pads = cache
-        n, h, w, c = x_shape
-        dxp = np.zeros((n, h + sum(pads[0]), w + sum(pads[1]), c), dtype=dy.dtype)
-        for k, s in enumerate(self._slices(dy.shape[1:3])):
-            dxp[s] += np.where(arg == k, dy, 0)
+        xp, y, pads = cache
+        slices = self._slices(y.shape[1:3])
+        overlapping = any(s < p for s, p in zip(self._steps, self.pool_size))
+        dxp = np.zeros(xp.shape, dtype=dy.dtype)
+        taken = np.zeros(y.shape, dtype=bool)  # windows whose maximum already got the gradient
+        hit = np.empty(y.shape, dtype=bool)
+        for k, s in enumerate(slices):
+            np.equal(xp[s], y, out=hit)
+            if k:
+                hit &= ~taken  # only the first maximum in row-major window order
+            if overlapping:
+                dxp[s] += dy * hit
+            else:
+                np.multiply(dy, hit, out=dxp[s])
+            if k < len(slices) - 1:
+                taken |= hit
+        h, w = xp.shape[1] - sum(pads[0]), xp.shape[2] - sum(pads[1])
         return (), dxp[:, pads[0][0] : pads[0][0] + h, pads[1][0] : pads[1][0] + w, :]
 
 

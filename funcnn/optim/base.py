@@ -107,15 +107,16 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
-def _add(p: np.ndarray, u: np.ndarray) -> np.ndarray:
-    out = np.add(p, u, dtype=p.dtype, casting="same_kind")
-    out.flags.writeable = False
-    return out
-
-
 def apply_updates(params: Params, updates: Updates) -> Params:
     """``params + updates`` leaf by leaf: new read-only arrays in each param's dtype."""
-    diff = tree.structure_difference(params, updates)
-    if diff is not None:
+    p_leaves, treedef = tree.flatten(params)
+    u_leaves, u_def = tree.flatten(updates)
+    if u_def != treedef or any(np.shape(p) != np.shape(u) for p, u in zip(p_leaves, u_leaves)):
+        diff = tree.structure_difference(params, updates)
         raise ValueError(f"apply_updates: updates do not match params {diff} (params vs updates)")
-    return tree.map(_add, params, updates, shapes=False)
+    new = []
+    for p, u in zip(p_leaves, u_leaves):
+        out = np.add(p, u, dtype=p.dtype, casting="same_kind")
+        out.flags.writeable = False
+        new.append(out)
+    return tree.unflatten(treedef, new)

@@ -94,25 +94,38 @@ def _ema_sq(old: np.ndarray, g: np.ndarray, decay: float) -> np.ndarray:
 
 
 def _zeros(params: Params, fill: float = 0.0) -> Any:
-    return tree.map(lambda p: _frozen(np.full_like(p, fill)), params)
+    leaves, treedef = tree.flatten(params)
+    return tree.unflatten(treedef, [_frozen(np.full_like(p, fill)) for p in leaves])
 
 
-def _map(fn: Callable[..., Any], first: Any, *rest: Any) -> Any:
-    return tree.map(fn, first, *rest, check=False)
+def _leafwise(
+    name: str,
+    step: Callable[..., tuple[Any, ...]],
+    updates: Updates,
+    *state_trees: Any,
+    outputs: int | None = None,
+) -> tuple[Any, ...]:
+    """Run ``step(g, *state_leaves) -> (u, *new_state_leaves)`` on each leaf.
+
+    Returns one tree per output of ``step`` (by default the updates and one new tree
+    per state tree). A state tree whose structure or shapes differ from ``updates``
+    raises ValueError naming the place.
+    """
+    grads, treedef = tree.flatten(updates)
+    columns = []
+    for state_tree in state_trees:
+        leaves, state_def = tree.flatten(state_tree)
+        if state_def != treedef or any(np.shape(g) != np.shape(s) for g, s in zip(grads, leaves)):
+            check_updates(updates, state_tree, name)
+        columns.append(leaves)
+    results = [step(*args) for args in zip(grads, *columns)]
+    columns_out = list(zip(*results)) or [()] * (outputs or 1 + len(state_trees))
+    return tuple(tree.unflatten(treedef, list(out)) for out in columns_out)
 
 
-def _unzip(packed: Any, n: int) -> tuple[Any, ...]:
-    """Split a tree whose leaves are ``_Pack``s of n values into n trees."""
-    return tuple(_map(lambda p, i=i: p.values[i], packed) for i in range(n))
-
-
-class _Pack:
-    """A leaf holding several per-leaf results (so tree.map does not descend into it)."""
-
-    __slots__ = ("values",)
-
-    def __init__(self, *values: Any) -> None:
-        self.values = values
+def _each(fn: Callable[[np.ndarray], np.ndarray], updates: Updates) -> Updates:
+    leaves, treedef = tree.flatten(updates)
+    return tree.unflatten(treedef, [fn(g) for g in leaves])
 
 
 # ---------------------------------------------------------------- scaling
@@ -127,7 +140,7 @@ def scale(factor: float) -> GradientTransformation:
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         expect_state(state, EmptyState, "scale")
-        return _map(lambda g: g * factor, updates), state
+        return _each(lambda g: g * factor, updates), state
 
     return GradientTransformation(init, update)
 
@@ -169,7 +182,7 @@ def scale_by_learning_rate(
         new = ScaleByLearningRateState(
             count, _rate_at(learning_rate, count) * s.multiplier, s.multiplier
         )
-        return _map(lambda g: g * factor, updates), new
+        return _each(lambda g: g * factor, updates), new
 
     return GradientTransformation(init, update)
 
@@ -221,16 +234,15 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     def init(params: Params) -> TraceState:
         return TraceState(_zeros(params))
 
-    def step(g: np.ndarray, m: np.ndarray) -> _Pack:
+    def step(g: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         new = m * decay
         new += g
         _frozen(new)
-        return _Pack(g + decay * new if nesterov else new, new)
+        return (g + decay * new if nesterov else new), new
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         s = expect_state(state, TraceState, "trace")
-        check_updates(updates, s.trace, "trace")
-        out, new = _unzip(_map(step, updates, s.trace), 2)
+        out, new = _leafwise("trace", step, updates, s.trace)
         return out, TraceState(new)
 
     return GradientTransformation(init, update)
@@ -256,14 +268,13 @@ def scale_by_rms(
     def init(params: Params) -> ScaleByRmsState:
         return ScaleByRmsState(_zeros(params, initial_scale))
 
-    def step(g: np.ndarray, nu: np.ndarray) -> _Pack:
+    def step(g: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         new = _ema_sq(nu, g, decay)
-        return _Pack(g / np.sqrt(new + eps), new)
+        return g / np.sqrt(new + eps), new
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         s = expect_state(state, ScaleByRmsState, "scale_by_rms")
-        check_updates(updates, s.nu, "scale_by_rms")
-        out, nu = _unzip(_map(step, updates, s.nu), 2)
+        out, nu = _leafwise("scale_by_rms", step, updates, s.nu)
         return out, ScaleByRmsState(nu)
 
     return GradientTransformation(init, update)
@@ -284,14 +295,13 @@ def scale_by_stddev(
     def init(params: Params) -> ScaleByStddevState:
         return ScaleByStddevState(_zeros(params), _zeros(params, initial_scale))
 
-    def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> _Pack:
+    def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, ...]:
         new_mu, new_nu = _ema(mu, g, decay), _ema_sq(nu, g, decay)
-        return _Pack(g / np.sqrt(new_nu - new_mu * new_mu + eps), new_mu, new_nu)
+        return g / np.sqrt(new_nu - new_mu * new_mu + eps), new_mu, new_nu
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         s = expect_state(state, ScaleByStddevState, "scale_by_stddev")
-        check_updates(updates, s.mu, "scale_by_stddev")
-        out, mu, nu = _unzip(_map(step, updates, s.mu, s.nu), 3)
+        out, mu, nu = _leafwise("scale_by_stddev", step, updates, s.mu, s.nu)
         return out, ScaleByStddevState(mu, nu)
 
     return GradientTransformation(init, update)
@@ -314,15 +324,14 @@ def scale_by_rss(
     def init(params: Params) -> ScaleByRssState:
         return ScaleByRssState(_zeros(params, initial))
 
-    def step(g: np.ndarray, s: np.ndarray) -> _Pack:
+    def step(g: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         new = _frozen(s + g * g)
         u = np.where(new > 0, g / np.sqrt(new + eps), 0) if eps == 0 else g / np.sqrt(new + eps)
-        return _Pack(u, new)
+        return u, new
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         s = expect_state(state, ScaleByRssState, "scale_by_rss")
-        check_updates(updates, s.sum_of_squares, "scale_by_rss")
-        out, sos = _unzip(_map(step, updates, s.sum_of_squares), 2)
+        out, sos = _leafwise("scale_by_rss", step, updates, s.sum_of_squares)
         return out, ScaleByRssState(sos)
 
     return GradientTransformation(init, update)
@@ -357,26 +366,34 @@ def scale_by_adam(
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         s = expect_state(state, ScaleByAdamState, "scale_by_adam")
-        check_updates(updates, s.mu, "scale_by_adam")
         t = s.step + 1
         c1, c2 = 1 - b1**t, 1 - b2**t
+        root_c2 = math.sqrt(c2)
 
-        def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> _Pack:
+        def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, ...]:
+            # Few passes, few arrays: each line below is one pass over the leaf.
             new_mu, new_nu = _ema(mu, g, b1), _ema_sq(nu, g, b2)
+            # mu_hat / (sqrt(nu_hat + eps_root) + eps) with the bias corrections folded into
+            # scalars: with eps_root = 0 it is (mu / c1) sqrt(c2) / (sqrt(nu) + eps sqrt(c2)).
+            if eps_root:
+                u = np.sqrt(new_nu / c2 + eps_root)
+                u += eps
+                scale = 1.0
+            else:
+                u = np.sqrt(new_nu)
+                u += eps * root_c2
+                scale = root_c2
             if nesterov:
                 mu_hat = new_mu * (b1 / (1 - b1 ** (t + 1)))
                 mu_hat += g * ((1 - b1) / c1)
+                np.divide(mu_hat, u, out=u)
+                u *= scale
             else:
-                mu_hat = new_mu / c1
-            denom = new_nu / c2
-            if eps_root:
-                denom += eps_root
-            np.sqrt(denom, out=denom)
-            denom += eps
-            mu_hat /= denom
-            return _Pack(mu_hat, new_mu, new_nu)
+                np.divide(new_mu, u, out=u)
+                u *= scale / c1
+            return u, new_mu, new_nu
 
-        out, mu, nu = _unzip(_map(step, updates, s.mu, s.nu), 3)
+        out, mu, nu = _leafwise("scale_by_adam", step, updates, s.mu, s.nu)
         return out, ScaleByAdamState(t, mu, nu)
 
     return GradientTransformation(init, update)
@@ -403,16 +420,15 @@ def scale_by_adamax(
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         s = expect_state(state, ScaleByAdamaxState, "scale_by_adamax")
-        check_updates(updates, s.mu, "scale_by_adamax")
         t = s.step + 1
         c1 = 1 - b1**t
 
-        def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> _Pack:
+        def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, ...]:
             new_mu = _ema(mu, g, b1)
             new_nu = _frozen(np.maximum(nu * b2, np.abs(g) + eps))
-            return _Pack(new_mu / c1 / new_nu, new_mu, new_nu)
+            return new_mu / c1 / new_nu, new_mu, new_nu
 
-        out, mu, nu = _unzip(_map(step, updates, s.mu, s.nu), 3)
+        out, mu, nu = _leafwise("scale_by_adamax", step, updates, s.mu, s.nu)
         return out, ScaleByAdamaxState(t, mu, nu)
 
     return GradientTransformation(init, update)
@@ -434,15 +450,14 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransforma
     def init(params: Params) -> ScaleByAdadeltaState:
         return ScaleByAdadeltaState(_zeros(params), _zeros(params))
 
-    def step(g: np.ndarray, e_g: np.ndarray, e_x: np.ndarray) -> _Pack:
+    def step(g: np.ndarray, e_g: np.ndarray, e_x: np.ndarray) -> tuple[np.ndarray, ...]:
         new_e_g = _ema_sq(e_g, g, rho)
         u = np.sqrt(e_x + eps) / np.sqrt(new_e_g + eps) * g
-        return _Pack(u, new_e_g, _ema_sq(e_x, u, rho))
+        return u, new_e_g, _ema_sq(e_x, u, rho)
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         s = expect_state(state, ScaleByAdadeltaState, "scale_by_adadelta")
-        check_updates(updates, s.e_g, "scale_by_adadelta")
-        out, e_g, e_x = _unzip(_map(step, updates, s.e_g, s.e_x), 3)
+        out, e_g, e_x = _leafwise("scale_by_adadelta", step, updates, s.e_g, s.e_x)
         return out, ScaleByAdadeltaState(e_g, e_x)
 
     return GradientTransformation(init, update)
@@ -459,13 +474,12 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> GradientTransformation:
     def init(params: Params) -> ScaleByLionState:
         return ScaleByLionState(_zeros(params))
 
-    def step(g: np.ndarray, mu: np.ndarray) -> _Pack:
-        return _Pack(np.sign(g * (1 - b1) + mu * b1), _ema(mu, g, b2))
+    def step(g: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.sign(g * (1 - b1) + mu * b1), _ema(mu, g, b2)
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         s = expect_state(state, ScaleByLionState, "scale_by_lion")
-        check_updates(updates, s.mu, "scale_by_lion")
-        out, mu = _unzip(_map(step, updates, s.mu), 2)
+        out, mu = _leafwise("scale_by_lion", step, updates, s.mu)
         return out, ScaleByLionState(mu)
 
     return GradientTransformation(init, update)
@@ -517,8 +531,8 @@ def _params_transform(
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         expect_state(state, EmptyState, name)
         require_params(params, name)
-        check_updates(updates, params, name)
-        return _map(fn, updates, params), state
+        (out,) = _leafwise(name, lambda g, w: (fn(g, w),), updates, params, outputs=1)
+        return out, state
 
     return GradientTransformation(init, update)
 
@@ -549,7 +563,7 @@ def clip(max_delta: float) -> GradientTransformation:
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         expect_state(state, EmptyState, "clip")
-        return _map(lambda g: np.clip(g, -max_delta, max_delta), updates), state
+        return _each(lambda g: np.clip(g, -max_delta, max_delta), updates), state
 
     return GradientTransformation(init, update)
 
@@ -567,7 +581,7 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
         if norm <= max_norm:
             return updates, state
         factor = max_norm / norm
-        return _map(lambda g: g * factor, updates), state
+        return _each(lambda g: g * factor, updates), state
 
     return GradientTransformation(init, update)
 
@@ -637,12 +651,13 @@ def multi_steps(opt: GradientTransformation, every_k: int) -> GradientTransforma
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         s = expect_state(state, MultiStepsState, "multi_steps")
-        check_updates(updates, s.acc_grads, "multi_steps")
-        acc = _map(lambda a, g: _frozen(a + g), s.acc_grads, updates)
+        (acc,) = _leafwise(
+            "multi_steps", lambda g, a: (_frozen(a + g),), updates, s.acc_grads, outputs=1
+        )
         if s.mini_step + 1 < every_k:
             zeros = tree.map(np.zeros_like, updates)
             return zeros, MultiStepsState(s.mini_step + 1, s.gradient_step, s.inner_state, acc)
-        mean = _map(lambda a: a / every_k, acc)
+        mean = _each(lambda a: a / every_k, acc)
         new, inner_state = opt.update(mean, s.inner_state, params)
         return new, MultiStepsState(0, s.gradient_step + 1, inner_state, _zeros(acc))
 
