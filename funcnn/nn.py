@@ -25,7 +25,7 @@ def relu(x: np.ndarray) -> np.ndarray:
 def relu_backward(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     # The derivative at exactly 0 is taken as 0 (as PyTorch and JAX do).
     del x
-    return dy * (y > 0)
+    return np.multiply(dy, y > 0, dtype=np.result_type(dy, y))
 
 
 def leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
