@@ -211,6 +211,7 @@ class Sequential:
         self.loss: losses.Loss | None = None
         self.optimizer: optim.GradientTransformation | None = None
         self.metrics: list[metrics_lib.Metric] = []
+        self.penalty: losses.Penalty | None = None
         self.compile_config: dict[str, Any] | None = None
         for layer in layers:
             self.add(layer)

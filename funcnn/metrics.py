@@ -39,13 +39,12 @@ def class_predictions(
     """(true classes, predicted classes, number of classes) as int vectors."""
     t, p = _arrays(y_true, y_pred, name)
     if _binary(p):
-        predicted = (p.reshape(len(p)) > threshold).astype(np.int64)
-        truth = t.reshape(len(t))
         if t.ndim > 2 or (t.ndim == 2 and t.shape[1] != 1):
             raise ValueError(
                 f"{name}: binary predictions need (N,) or (N, 1) targets, got {t.shape}"
             )
-        return (truth > 0.5).astype(np.int64), predicted, 2
+        predicted = (p.reshape(len(p)) > threshold).astype(np.int64)
+        return (t.reshape(len(t)) > 0.5).astype(np.int64), predicted, 2
     classes = p.shape[-1]
     predicted = p.reshape(-1, classes).argmax(axis=1)
     if t.shape == p.shape:

@@ -65,9 +65,8 @@ def map(
 
     ``rest`` must have the structure of ``tree`` (and its leaves' shapes, unless
     ``shapes=False``, as for a mask of bools); otherwise ValueError names the place.
-    ``check=False`` skips that check when the caller has already made it.
     """
-    for i, other in enumerate(rest if check else ()):
+    for i, other in enumerate(rest):
         diff = structure_difference(tree, other, shapes=shapes)
         if diff is not None:
             raise ValueError(f"tree and rest[{i}] differ in structure {diff}")

@@ -64,5 +64,7 @@ def test_metric_names_and_errors():
         M.get("acuracy")
     with pytest.raises(ValueError, match="3 samples"):
         M.accuracy(np.array([0, 1, 1]), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"binary predictions need \(N,\) or \(N, 1\) targets"):
+        M.accuracy(np.zeros((2, 2)), np.zeros((2, 1)))
     custom = M.get(lambda t, p: 1.0)
     assert custom(None, None) == 1.0

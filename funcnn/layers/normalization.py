@@ -42,7 +42,7 @@ def _init_params(layer: Any, input_shape: Shape, dtype: DTypeLike) -> NormParams
     return freeze(NormParams(gamma, beta))
 
 
-def _affine(layer: Any, params: NormParams, xhat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _affine(params: NormParams, xhat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     y = xhat * params.gamma.reshape(shape) if params.gamma is not None else xhat.copy()
     if params.beta is not None:
         y += params.beta.reshape(shape)
@@ -170,7 +170,7 @@ class BatchNorm(Layer):
             var, new_state = state.var, state
         inv_std = 1 / np.sqrt(var + self.eps)
         xhat = centered * inv_std.reshape(shape)
-        y = _affine(self, params, xhat, tuple(shape))
+        y = _affine(params, xhat, tuple(shape))
         return y, new_state, (xhat, inv_std, train, reduce, shape)
 
     def backward(
@@ -228,7 +228,7 @@ class LayerNorm(Layer):
         xhat = centered * inv_std
         shape = [1] * x.ndim
         shape[axis] = -1
-        y = _affine(self, params, xhat, tuple(shape))
+        y = _affine(params, xhat, tuple(shape))
         reduce = tuple(i for i in range(x.ndim) if i != axis)
         return y, (xhat, inv_std, axis, reduce, shape)
 

@@ -492,10 +492,6 @@ class MaskedState(NamedTuple):
     inner_state: Any
 
 
-def _resolved_mask(mask: Any, like: Any) -> Any:
-    return tree.resolve_mask(mask, like)
-
-
 def _hide(t: Any, mask: Any) -> Any:
     return tree.map(lambda leaf, on: leaf if on else None, t, mask, shapes=False)
 
@@ -508,11 +504,11 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
     """
 
     def init(params: Params) -> MaskedState:
-        return MaskedState(inner.init(_hide(params, _resolved_mask(mask, params))))
+        return MaskedState(inner.init(_hide(params, tree.resolve_mask(mask, params))))
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         s = expect_state(state, MaskedState, "masked")
-        m = _resolved_mask(mask, updates)
+        m = tree.resolve_mask(mask, updates)
         hidden_params = None if params is None else _hide(params, m)
         new, inner_state = inner.update(_hide(updates, m), s.inner_state, hidden_params)
         it = iter(tree.leaves(new))
