@@ -1,4 +1,4 @@
-"""funcnn against PyTorch eager on the CPU, side by side in one process.
+"""funcnn against PyTorch eager and JAX jit on the CPU, side by side.
 
 Usage:  python benchmarks/run.py [--quick] [--output benchmarks/RESULTS.md]
 
@@ -6,14 +6,17 @@ Workloads (float32, every core): an MLP 784-512-256-10 training step (ReLU, soft
 cross-entropy, Adam) at batch 32, 128 and 512; the same MLP's inference throughput;
 a CNN (conv32-pool-conv64-pool-dense128-dense10 on 28x28x1) training step at batch
 64; one ``fit`` epoch over 5,000 MNIST-shaped samples against the sum of its steps;
-``import funcnn`` time; the peak memory of one training step.
+``import funcnn`` time; the peak NumPy memory of one training step.
 
-Each competitor starts from the same weights; the losses are checked to agree
-after a few steps before anything is timed. Timings are interleaved (A B A B ...)
-after a warm-up; the table gives medians and the median of the per-repetition
-ratios (speed of funcnn relative to the competitor: > 1 means funcnn is faster).
-PyTorch is optional (``pip install torch==2.13.0``): without it its columns are
-skipped with a note.
+Every competitor starts from the same weights, and its losses (outputs, for
+inference) must agree with funcnn's over a few steps before anything is timed.
+Then each competitor runs in its own fresh process, processes alternating
+(A B C A B C ...) over several rounds, each timing several repetitions after a
+warm-up; the table gives medians and the median over rounds of the speed ratio
+(competitor time / funcnn time: above 1 means funcnn is faster). Separate
+processes, because in one process each library's idle worker threads take the
+cores from the others. PyTorch (``pip install torch==2.13.0``) and JAX (``pip
+install jax jaxlib optax``) are optional: a missing one is skipped with a note.
 """
 
 from __future__ import annotations
@@ -39,6 +42,20 @@ from funcnn import layers as L
 
 torch = None  # imported by load_torch(), only where PyTorch runs
 F = None
+jax = jnp = optax = None  # imported by load_jax(), only where JAX runs
+
+
+def load_jax() -> bool:
+    """Import JAX and optax if installed; False (and the suite skips JAX) otherwise."""
+    global jax, jnp, optax
+    try:
+        import jax as _jax
+        import jax.numpy as _jnp
+        import optax as _optax
+    except ImportError:
+        return False
+    jax, jnp, optax = _jax, _jnp, _optax
+    return True
 
 
 def load_torch() -> bool:
@@ -166,10 +183,67 @@ def check_agreement(
     la = [a() for _ in range(steps)]
     lb = [b() for _ in range(steps)]
     ok = np.allclose(la, lb, rtol=2e-3)
-    note = f"{name}: losses funcnn {[f'{v:.5f}' for v in la]} vs PyTorch {[f'{v:.5f}' for v in lb]}"
+    note = f"{name}: losses funcnn {[f'{v:.5f}' for v in la]} vs {[f'{v:.5f}' for v in lb]}"
     if not ok:
         raise SystemExit(f"losses disagree, refusing to time: {note}")
     return note
+
+
+class JaxTrainer:
+    """The same model in JAX, its whole training step (loss, grads, optax.adam) under jit."""
+
+    def __init__(self, kind, params, x, y):
+        self.params = jax_params(kind, params)
+        self.forward = jax_forward(kind)
+        self.opt = optax.adam(1e-3)
+        self.state = self.opt.init(self.params)
+        self.x, self.y = jnp.asarray(x), jnp.asarray(y)
+
+        def loss_fn(p, xb, yb):
+            logits = self.forward(p, xb)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+        def step(p, state, xb, yb):
+            loss, grads = jax.value_and_grad(loss_fn)(p, xb, yb)
+            updates, state = self.opt.update(grads, state, p)
+            return optax.apply_updates(p, updates), state, loss
+
+        self._step = jax.jit(step)
+
+    def step(self) -> float:
+        self.params, self.state, loss = self._step(self.params, self.state, self.x, self.y)
+        return float(loss)  # waits for the result
+
+
+def jax_params(kind, params):
+    """(w, b) pairs of every Dense/Conv2D layer; the layouts (HWIO kernels) are funcnn's."""
+    del kind
+    return [(jnp.asarray(p.w), jnp.asarray(p.b)) for p in params if p != ()]
+
+
+def jax_forward(kind):
+    def mlp_forward(p, x):
+        for i, (w, b) in enumerate(p):
+            x = x @ w + b
+            if i < len(p) - 1:
+                x = jax.nn.relu(x)
+        return x
+
+    def pool(x):
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+    def conv(x, w, b):
+        dims = ("NHWC", "HWIO", "NHWC")
+        return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=dims) + b
+
+    def cnn_forward(p, x):
+        (w1, b1), (w2, b2), (w3, b3), (w4, b4) = p
+        x = pool(jax.nn.relu(conv(x, w1, b1)))
+        x = pool(jax.nn.relu(conv(x, w2, b2)))
+        x = jax.nn.relu(x.reshape(x.shape[0], -1) @ w3 + b3)
+        return x @ w4 + b4
+
+    return mlp_forward if kind == "mlp" else cnn_forward
 
 
 # ---------------------------------------------------------------- workloads
@@ -192,15 +266,19 @@ def setup(workload: str, competitor: str) -> Callable[[], object]:
         x = rng.standard_normal((batch, 784)).astype(np.float32)
         y = rng.integers(0, 10, batch)
         ours = FuncnnTrainer(mlp(), (784,), x, y)
-        return (
-            ours.step if competitor == "funcnn" else TorchTrainer(torch_mlp(ours.params), x, y).step
-        )
+        if competitor == "funcnn":
+            return ours.step
+        if competitor == "JAX":
+            return JaxTrainer("mlp", ours.params, x, y).step
+        return TorchTrainer(torch_mlp(ours.params), x, y).step
     if workload.startswith("CNN train"):
         x = rng.standard_normal((64, 28, 28, 1)).astype(np.float32)
         y = rng.integers(0, 10, 64)
         ours = FuncnnTrainer(cnn(), (28, 28, 1), x, y)
         if competitor == "funcnn":
             return ours.step
+        if competitor == "JAX":
+            return JaxTrainer("cnn", ours.params, x, y).step
         nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         return TorchTrainer(torch_cnn(ours.params), nchw, y).step
     model = mlp()
@@ -208,6 +286,12 @@ def setup(workload: str, competitor: str) -> Callable[[], object]:
     x = rng.standard_normal((4096, 784)).astype(np.float32)
     if competitor == "funcnn":
         return lambda: funcnn.predict(model, params, x, batch_size=512)
+    if competitor == "JAX":
+        forward = jax.jit(jax_forward("mlp"))
+        p, xj = jax_params("mlp", params), jnp.asarray(x)
+        return lambda: np.concatenate(
+            [np.asarray(forward(p, xj[i : i + 512])) for i in range(0, len(x), 512)]
+        )
     net, xt = torch_mlp(params), torch.from_numpy(x)
 
     def torch_predict():
@@ -217,21 +301,23 @@ def setup(workload: str, competitor: str) -> Callable[[], object]:
     return torch_predict
 
 
-def agreement(workload: str) -> str:
+def agreement(workload: str, competitor: str) -> str:
     """Both competitors from the same weights: losses (or outputs) must agree before timing."""
-    ours, theirs = setup(workload, "funcnn"), setup(workload, "PyTorch")
+    ours, theirs = setup(workload, "funcnn"), setup(workload, competitor)
     if workload.startswith("MLP inference"):
         diff = float(np.abs(np.asarray(theirs()) - ours()).max())
         if diff > 1e-3:
-            raise SystemExit(f"{workload}: outputs differ by {diff}, refusing to time")
-        return f"{workload}: outputs agree to {diff:.1e}"
-    return check_agreement(workload, ours, theirs)
+            raise SystemExit(f"{workload}: {competitor} outputs differ by {diff}, refusing to time")
+        return f"{workload}: {competitor} outputs agree to {diff:.1e}"
+    return check_agreement(f"{workload} ({competitor})", ours, theirs)
 
 
 def worker(workload: str, competitor: str, repeats: int) -> list[float]:
     """Seconds per call, one number per repetition, after a warm-up."""
-    if competitor != "funcnn":
+    if competitor == "PyTorch":
         load_torch()
+    elif competitor == "JAX":
+        load_jax()
     fn = setup(workload, competitor)
     inner = WORKLOADS[workload]
     return interleaved({competitor: fn}, repeats, inner)[competitor]
@@ -351,7 +437,12 @@ def machine() -> list[str]:
         if torch
         else "PyTorch: not installed, skipped"
     )
-    facts.append("JAX: not part of this suite yet")
+    if jax is not None:
+        facts.append(
+            f"JAX {jax.__version__} ({jax.devices()[0].platform}), optax {optax.__version__}"
+        )
+    else:
+        facts.append("JAX: not installed, skipped")
     return facts
 
 
@@ -379,9 +470,12 @@ def main() -> None:
 
     competitors = ["funcnn"]
     notes: list[str] = []
-    if load_torch():
-        competitors.append("PyTorch")
-        notes = [agreement(w) for w in WORKLOADS]
+    for name, load in (("PyTorch", load_torch), ("JAX", load_jax)):
+        if load():
+            competitors.append(name)
+            notes += [agreement(w, name) for w in WORKLOADS]
+        else:
+            notes.append(f"{name} is not installed: its column is skipped")
     rows = [(w, isolated(w, competitors, rounds, repeats)) for w in WORKLOADS]
 
     lines = [
@@ -397,19 +491,23 @@ def main() -> None:
             lines.append(f"| {name} | {ours} | skipped (not installed) | - |")
     lines += [
         f"| `fit` epoch, 5,000 samples, batch 128 | {fmt(fit_time)} | "
-        f"steps alone {fmt(steps_time)} | overhead {overhead:+.1%} |",
-        f"| `import funcnn` | {fmt(import_time)} | matplotlib imported: {pulled_matplotlib} | - |",
+        f"steps alone {fmt(steps_time)} | overhead {overhead:+.1%} | | |",
+        f"| `import funcnn` | {fmt(import_time)} | "
+        f"matplotlib imported: {pulled_matplotlib} | - | | |",
         f"| peak NumPy memory of one MLP step (batch 128) | {peak / 2**20:.1f} MiB | "
-        f"params {param_bytes / 2**20:.1f} MiB | - |",
+        f"params {param_bytes / 2**20:.1f} MiB | - | | |",
     ]
     table = "\n".join(lines)
     ratio = {name: result.get("PyTorch", (0.0, None))[1] for name, result in rows}
+    jax_ratio = {name: result.get("JAX", (0.0, None))[1] for name, result in rows}
     checks = [
         ("MLP train step, batch 32 >= 1.2x PyTorch", ratio["MLP train step, batch 32"], 1.2),
         ("MLP train step, batch 128 >= 1.0x PyTorch", ratio["MLP train step, batch 128"], 1.0),
         ("MLP train step, batch 512 >= 1.0x PyTorch", ratio["MLP train step, batch 512"], 1.0),
         ("MLP inference >= 1.0x PyTorch (no-grad)", ratio["MLP inference, 4096 samples"], 1.0),
         ("CNN train step >= 0.6x PyTorch", ratio["CNN train step, batch 64"], 0.6),
+        ("MLP train step, batch 512 >= 0.9x JAX jit", jax_ratio["MLP train step, batch 512"], 0.9),
+        ("CNN train step >= 2x JAX jit", jax_ratio["CNN train step, batch 64"], 2.0),
     ]
     target_lines = ["| target | measured | met |", "| --- | --- | --- |"]
     for text, value, goal in checks:
@@ -421,7 +519,6 @@ def main() -> None:
         f"{'yes' if overhead < 0.05 else 'no'} |",
         f"| `import funcnn` <= 0.3 s, without matplotlib | {import_time:.3f} s | "
         f"{'yes' if import_time <= 0.3 and not pulled_matplotlib else 'no'} |",
-        "| JAX jit comparisons (MLP >= 0.9x at batch 512, CNN >= 2x) | not measured | - |",
     ]
     targets = "\n".join(target_lines)
     facts = machine()
@@ -431,8 +528,8 @@ def main() -> None:
         method = (
             f"Each competitor runs in its own fresh process ({rounds} rounds of alternating "
             f"processes, {repeats} timed repetitions each after a warm-up); the speed ratio is "
-            "PyTorch time / funcnn time per round, then the median: above 1 means funcnn is "
-            "faster. Separate processes because, in one process, each library's idle worker "
+            "competitor time / funcnn time per round, then the median: above 1 means funcnn "
+            "is faster. Separate processes because, in one process, each library's idle worker "
             "threads (OpenBLAS's and PyTorch's OpenMP pool) steal the two cores from the "
             "other: measured here, a funcnn MLP step at batch 32 took 8.1 ms with PyTorch "
             "merely loaded and one op run, against 5.1 ms alone."
