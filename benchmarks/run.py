@@ -479,16 +479,18 @@ def main() -> None:
     rows = [(w, isolated(w, competitors, rounds, repeats)) for w in WORKLOADS]
 
     lines = [
-        "| workload | funcnn | PyTorch eager | speed vs PyTorch |",
-        "| --- | --- | --- | --- |",
+        "| workload | funcnn | PyTorch eager | speed vs PyTorch | JAX jit | speed vs JAX |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, result in rows:
-        ours = fmt(result["funcnn"][0])
-        if "PyTorch" in result:
-            theirs, ratio = result["PyTorch"]
-            lines.append(f"| {name} | {ours} | {fmt(theirs)} | {ratio:.2f}x |")
-        else:
-            lines.append(f"| {name} | {ours} | skipped (not installed) | - |")
+        cells = [name, fmt(result["funcnn"][0])]
+        for competitor in ("PyTorch", "JAX"):
+            if competitor in result:
+                theirs, ratio = result[competitor]
+                cells += [fmt(theirs), f"{ratio:.2f}x"]
+            else:
+                cells += ["skipped (not installed)", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += [
         f"| `fit` epoch, 5,000 samples, batch 128 | {fmt(fit_time)} | "
         f"steps alone {fmt(steps_time)} | overhead {overhead:+.1%} | | |",

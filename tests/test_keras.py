@@ -105,3 +105,24 @@ def test_misuse_is_explained():
         model.add(Dense(2, input_dim=3))
     with pytest.raises(TypeError, match="construct it"):
         model.add(L.Dense)
+
+
+def test_sequential_with_batchnorm_keeps_state(tmp_path):
+    x, y = diabetes_like()
+    model = Sequential(
+        [
+            Dense(16, input_dim=8),
+            L.BatchNorm(momentum=0.9),
+            Activation("relu"),
+            Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile("binary_crossentropy", "adam", metrics=["accuracy"])
+    model.build()
+    before = model.state
+    model.fit(x, y, epochs=5, verbose=0)
+    assert not np.array_equal(model.state[1].mean, before[1].mean)
+    assert "Non-trainable params: 32" in model.summary(print_fn=None)
+    model.save(tmp_path / "bn.npz")
+    again = load_model(tmp_path / "bn.npz")
+    assert np.array_equal(again.predict(x), model.predict(x))

@@ -66,7 +66,8 @@ def resolve_pads(padding: str | Pads, size: Pair, window: Pair, strides: Pair) -
             total = max((math.ceil(n / s) - 1) * s + k - n, 0)
             pads.append((total // 2, total - total // 2))
         return (pads[0], pads[1])
-    assert not isinstance(padding, str)
+    if isinstance(padding, str):  # _padding() already rejected other strings
+        raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {padding!r}")
     return padding
 
 
