@@ -167,3 +167,15 @@ def as_input(x: Any, layer: object, *, min_ndim: int = 1) -> np.ndarray:
             f"dimension(s), got shape {a.shape}; add a batch axis with x[None]"
         )
     return a
+
+
+IMAGES = "(batch, height, width, channels)"
+SEQUENCES = "(batch, length, channels)"
+
+
+def as_batch_of(x: Any, layer: object, layout: str) -> np.ndarray:
+    """``as_input`` for a fixed rank: ``layout`` names the axes, e.g. :data:`IMAGES`."""
+    a = as_input(x, layer)
+    if a.ndim != layout.count(",") + 1:
+        raise ValueError(f"{layer!r} expects a batch of shape {layout}, got {a.shape}")
+    return a

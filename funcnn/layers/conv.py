@@ -20,7 +20,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import DTypeLike
 
 from funcnn import initializers
-from funcnn.layers.base import Cache, Layer, Shape, as_input, as_shape
+from funcnn.layers.base import (
+    IMAGES,
+    SEQUENCES,
+    Cache,
+    Layer,
+    Shape,
+    as_batch_of,
+    as_shape,
+)
 from funcnn.random import RngLike, split
 from funcnn.tree import freeze
 
@@ -172,11 +180,7 @@ class Conv2D(Layer):
         return freeze(ConvParams(w, b))
 
     def _check(self, params: ConvParams, x: Any) -> np.ndarray:
-        x = as_input(x, self)
-        if x.ndim != 4:
-            raise ValueError(
-                f"{self!r} expects a batch of shape (batch, height, width, channels), got {x.shape}"
-            )
+        x = as_batch_of(x, self, IMAGES)
         if x.shape[3] != params.w.shape[2]:
             raise ValueError(
                 f"{self!r} was initialized for {params.w.shape[2]} input channels, got x of shape "
@@ -295,11 +299,7 @@ class Conv1D(Layer):
     def forward(
         self, params: ConvParams, x: Any, *, train: bool = False, rng: RngLike | None = None
     ) -> tuple[np.ndarray, Cache]:
-        x = as_input(x, self)
-        if x.ndim != 3:
-            raise ValueError(
-                f"{self!r} expects a batch of shape (batch, length, channels), got {x.shape}"
-            )
+        x = as_batch_of(x, self, SEQUENCES)
         p2 = ConvParams(params.w[None], params.b)
         y, cache = self._conv2d.forward(p2, _to_2d(x))
         return y[:, 0], cache
@@ -335,11 +335,7 @@ class ZeroPadding2D(Layer):
     def forward(
         self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
     ) -> tuple[np.ndarray, Cache]:
-        x = as_input(x, self)
-        if x.ndim != 4:
-            raise ValueError(
-                f"{self!r} expects a batch of shape (batch, height, width, channels), got {x.shape}"
-            )
+        x = as_batch_of(x, self, IMAGES)
         return pad_spatial(x, self.padding), x.shape
 
     def backward(

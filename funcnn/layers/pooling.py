@@ -14,7 +14,16 @@ from typing import Any
 import attrs
 import numpy as np
 
-from funcnn.layers.base import Cache, Layer, Shape, as_input, as_shape
+from funcnn.layers.base import (
+    IMAGES,
+    SEQUENCES,
+    Cache,
+    Layer,
+    Shape,
+    as_batch_of,
+    as_input,
+    as_shape,
+)
 from funcnn.layers.conv import Pair, _pair, offset_slices, output_size, pad_spatial, resolve_pads
 from funcnn.random import RngLike
 
@@ -55,11 +64,7 @@ class _Pool2D(Layer):
         return (oh, ow, shape[2])
 
     def _input(self, x: Any) -> np.ndarray:
-        x = as_input(x, self)
-        if x.ndim != 4:
-            raise ValueError(
-                f"{self!r} expects a batch of shape (batch, height, width, channels), got {x.shape}"
-            )
+        x = as_batch_of(x, self, IMAGES)
         self.output_shape(x.shape[1:])
         return x
 
@@ -234,11 +239,7 @@ class _Pool1D(Layer):
     def forward(
         self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
     ) -> tuple[np.ndarray, Cache]:
-        x = as_input(x, self)
-        if x.ndim != 3:
-            raise ValueError(
-                f"{self!r} expects a batch of shape (batch, length, channels), got {x.shape}"
-            )
+        x = as_batch_of(x, self, SEQUENCES)
         y, cache = self._pool2d().forward((), x[:, None])
         return y[:, 0], cache
 
