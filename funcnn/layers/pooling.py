@@ -108,18 +108,16 @@ class MaxPool2D(_Pool2D):
         slices = self._slices(y.shape[1:3])
         overlapping = any(s < p for s, p in zip(self._steps, self.pool_size))
         dxp = np.zeros(xp.shape, dtype=dy.dtype)
-        taken = np.zeros(y.shape, dtype=bool)  # windows whose maximum already got the gradient
+        free = np.ones(y.shape, dtype=bool)  # windows whose maximum has not had its gradient
         hit = np.empty(y.shape, dtype=bool)
-        for k, s in enumerate(slices):
+        for s in slices:
             np.equal(xp[s], y, out=hit)
-            if k:
-                hit &= ~taken  # only the first maximum in row-major window order
+            hit &= free  # only the first maximum in row-major window order
             if overlapping:
                 dxp[s] += dy * hit
             else:
                 np.multiply(dy, hit, out=dxp[s])
-            if k < len(slices) - 1:
-                taken |= hit
+            free ^= hit
         h, w = xp.shape[1] - sum(pads[0]), xp.shape[2] - sum(pads[1])
         return (), dxp[:, pads[0][0] : pads[0][0] + h, pads[1][0] : pads[1][0] + w, :]
 
