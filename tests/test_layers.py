@@ -225,6 +225,12 @@ def test_params_of_wrong_model_rejected(rng):
     model = L.serial(L.Dense(2), L.Relu)
     with pytest.raises(ValueError, match="tuple of 2 entries"):
         model.apply((), np.zeros((1, 3)))
+    branches = L.parallel(L.Dense(2), L.Dense(3))
+    params = branches.init(0, ((2,), (2,)))
+    with pytest.raises(ValueError, match="parallel of 2 layers"):
+        branches.apply(params[:1], (np.zeros((1, 2)), np.zeros((1, 2))))
+    with pytest.raises(ValueError, match="tuple of 2 input arrays"):
+        branches.apply(params, np.zeros((1, 2)))
 
 
 def test_bad_constructor_arguments():

@@ -208,7 +208,12 @@ class Parallel(Layer):
             )
         return list(input_shape)
 
-    def _inputs(self, x: Any) -> tuple[Any, ...]:
+    def _inputs(self, params: Params, x: Any) -> tuple[Any, ...]:
+        if not isinstance(params, tuple) or len(params) != len(self.layers):
+            raise ValueError(
+                f"params of a parallel of {len(self.layers)} layers must be a tuple of "
+                f"{len(self.layers)} entries (from model.init)"
+            )
         if not isinstance(x, (tuple, list)) or len(x) != len(self.layers):
             raise ValueError(f"{self!r} takes a tuple of {len(self.layers)} input arrays")
         return tuple(x)
@@ -235,7 +240,7 @@ class Parallel(Layer):
         rngs = _child_rngs(self.layers, train, rng)
         outs = [
             layer.forward(p, xi, train=train, rng=r)
-            for layer, p, xi, r in zip(self.layers, params, self._inputs(x), rngs)
+            for layer, p, xi, r in zip(self.layers, params, self._inputs(params, x), rngs)
         ]
         return tuple(y for y, _ in outs), tuple(c for _, c in outs)
 
@@ -260,7 +265,7 @@ class Parallel(Layer):
         rngs = _child_rngs(self.layers, train, rng)
         outs = [
             layer.forward_with_state(p, s, xi, train=train, rng=r)
-            for layer, p, s, xi, r in zip(self.layers, params, state, self._inputs(x), rngs)
+            for layer, p, s, xi, r in zip(self.layers, params, state, self._inputs(params, x), rngs)
         ]
         return tuple(o[0] for o in outs), tuple(o[1] for o in outs), tuple(o[2] for o in outs)
 
