@@ -90,19 +90,6 @@ def interleaved(
     return times
 
 
-def summarize(
-    times: dict[str, list[float]], ours: str = "funcnn"
-) -> dict[str, tuple[float, float | None]]:
-    """name -> (median seconds, median of per-repetition speed ratios funcnn/name)."""
-    out = {}
-    for name, ts in times.items():
-        ratio = None
-        if name != ours:
-            ratio = statistics.median(t / o for t, o in zip(ts, times[ours]))
-        out[name] = (statistics.median(ts), ratio)
-    return out
-
-
 # ---------------------------------------------------------------- models
 
 
@@ -532,14 +519,15 @@ def main() -> None:
             f"processes, {repeats} timed repetitions each after a warm-up); the speed ratio is "
             "competitor time / funcnn time per round, then the median: above 1 means funcnn "
             "is faster. Separate processes because, in one process, each library's idle worker "
-            "threads (OpenBLAS's and PyTorch's OpenMP pool) steal the two cores from the "
-            "other: measured here, a funcnn MLP step at batch 32 took 8.1 ms with PyTorch "
-            "merely loaded and one op run, against 5.1 ms alone."
+            "threads (OpenBLAS's and PyTorch's OpenMP pool) take the cores from the others, "
+            "which slows whichever library runs next."
         )
         args.output.write_text(
             "# Benchmark results\n\n"
             f"Produced by `{command}` on {datetime.date.today().isoformat()}.\n\n{method}\n\n"
             + table
+            + "\n\n## Targets\n\n"
+            + targets
             + "\n\n## Machine\n\n"
             + "\n".join(f"- {f}" for f in facts)
             + "\n\n## Agreement before timing (same initial weights)\n\n"

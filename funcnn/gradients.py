@@ -28,18 +28,6 @@ def check_model_and_loss(model: Any, loss: Any, penalty: Any) -> None:
         raise TypeError(f"penalty must be a losses.Penalty or None, got {type(penalty).__name__}")
 
 
-def _loss_backward(
-    model: Layer, loss: Loss, penalty: Penalty | None, params: Params, pred: Any, cache: Any, y: Any
-) -> tuple[float, Params]:
-    value, dpred = loss.value_and_grad(pred, y)
-    grads, _ = model.backward(params, cache, dpred, need_dx=False)
-    if penalty is not None:
-        extra, pgrads = penalty.value_and_grad(params)
-        value += extra
-        grads = tree.map(np.add, grads, pgrads)
-    return value, grads
-
-
 def value_and_grad(
     model: Layer, loss: Loss, *, penalty: Penalty | None = None
 ) -> Callable[..., tuple[float, Params]]:
@@ -55,8 +43,10 @@ def value_and_grad(
     def fn(
         params: Params, x: Any, y: Any, *, rng: RngLike | None = None, train: bool = True
     ) -> tuple[float, Params]:
-        pred, cache = model.forward(params, x, train=train, rng=rng)
-        return _loss_backward(model, loss, penalty, params, pred, cache, y)
+        value, grads, _, _ = forward_backward(
+            model, loss, params, None, x, y, rng=rng, train=train, penalty=penalty
+        )
+        return value, grads
 
     return fn
 
@@ -84,7 +74,12 @@ def forward_backward(
         new_state = None
     else:
         pred, new_state, cache = model.forward_with_state(params, state, x, train=train, rng=rng)
-    value, grads = _loss_backward(model, loss, penalty, params, pred, cache, y)
+    value, dpred = loss.value_and_grad(pred, y)
+    grads, _ = model.backward(params, cache, dpred, need_dx=False)
+    if penalty is not None:
+        extra, pgrads = penalty.value_and_grad(params)
+        value += extra
+        grads = tree.map(np.add, grads, pgrads)
     return value, grads, new_state, pred
 
 

@@ -31,19 +31,9 @@ def _children(node: Any) -> list[tuple[str, Any]] | None:
     return None
 
 
-def _rebuild(node: Any, children: list[Any]) -> Any:
-    if isinstance(node, dict):
-        return dict(zip(node.keys(), children))
-    if _is_namedtuple(node):
-        return type(node)(*children)
-    if isinstance(node, list):
-        return children
-    return tuple(children)
-
-
 def leaves(tree: Tree) -> list[Any]:
     """The leaves of ``tree`` in a fixed depth-first order."""
-    return [leaf for _, leaf in leaves_with_path(tree)]
+    return flatten(tree)[0]
 
 
 def leaves_with_path(tree: Tree, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -58,32 +48,21 @@ def leaves_with_path(tree: Tree, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield from leaves_with_path(child, prefix + key)
 
 
-def map(
-    fn: Callable[..., Any], tree: Tree, *rest: Tree, shapes: bool = True, check: bool = True
-) -> Tree:
+def map(fn: Callable[..., Any], tree: Tree, *rest: Tree, shapes: bool = True) -> Tree:
     """Apply ``fn`` to corresponding leaves of ``tree`` and ``rest``.
 
     ``rest`` must have the structure of ``tree`` (and its leaves' shapes, unless
     ``shapes=False``, as for a mask of bools); otherwise ValueError names the place.
     """
+    first, treedef = flatten(tree)
+    columns = []
     for i, other in enumerate(rest):
-        diff = structure_difference(tree, other, shapes=shapes)
-        if diff is not None:
+        other_leaves = leaves_matching(treedef, first, other, shapes=shapes)
+        if other_leaves is None:
+            diff = structure_difference(tree, other, shapes=shapes) or "in their nesting"
             raise ValueError(f"tree and rest[{i}] differ in structure {diff}")
-    return _map(fn, tree, rest)
-
-
-def _map(fn: Callable[..., Any], tree: Tree, rest: tuple[Tree, ...]) -> Tree:
-    if tree is None:
-        return None
-    children = _children(tree)
-    if children is None:
-        return fn(tree, *rest)
-    others = [_children(r) or [] for r in rest]
-    return _rebuild(
-        tree,
-        [_map(fn, child, tuple(o[i][1] for o in others)) for i, (_, child) in enumerate(children)],
-    )
+        columns.append(other_leaves)
+    return unflatten(treedef, [fn(*args) for args in zip(first, *columns)])
 
 
 _LEAF = "*"
@@ -132,6 +111,19 @@ def _unflatten(treedef: Any, it: Iterator[Any]) -> Any:
     return kind(*children)
 
 
+def leaves_matching(
+    treedef: Any, leaves: list[Any], other: Tree, *, shapes: bool = True
+) -> list[Any] | None:
+    """``other``'s leaves if it has the nesting ``treedef`` (and, with ``shapes``, the
+    shapes of ``leaves``); None otherwise. :func:`structure_difference` says where."""
+    other_leaves, other_def = flatten(other)
+    if other_def != treedef:
+        return None
+    if shapes and any(np.shape(a) != np.shape(b) for a, b in zip(leaves, other_leaves)):
+        return None
+    return other_leaves
+
+
 def structure_difference(a: Tree, b: Tree, path: str = "", *, shapes: bool = True) -> str | None:
     """A sentence naming the first place where ``a`` and ``b`` differ, or None.
 
@@ -176,7 +168,7 @@ def check_same_structure(a: Tree, b: Tree, *, names: tuple[str, str] = ("a", "b"
 
 def zeros_like(tree: Tree) -> Tree:
     """A tree of zero arrays with the shapes and dtypes of ``tree``'s leaves."""
-    return _map(np.zeros_like, tree, ())
+    return map(np.zeros_like, tree)
 
 
 def global_norm(tree: Tree) -> float:
@@ -209,13 +201,13 @@ def kernel_mask(tree: Tree) -> Tree:
 
     Use it as the mask of a penalty or of weight decay to leave biases alone.
     """
-    return _map(lambda leaf: np.ndim(leaf) >= 2, tree, ())
+    return map(lambda leaf: np.ndim(leaf) >= 2, tree)
 
 
 def resolve_mask(mask: Tree | Callable[[Tree], Tree] | None, tree: Tree) -> Tree:
     """A mask given as a tree of bools, a callable on ``tree``, or None (everything)."""
     if mask is None:
-        return _map(lambda _: True, tree, ())
+        return map(lambda _: True, tree)
     resolved = mask(tree) if callable(mask) else mask
     diff = structure_difference(tree, resolved, shapes=False)
     if diff is not None:

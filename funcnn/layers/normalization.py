@@ -34,14 +34,6 @@ def _eps(instance: Any, attribute: attrs.Attribute, value: float) -> None:
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
-def _init_params(layer: Any, input_shape: Shape, dtype: DTypeLike) -> NormParams:
-    shape = as_shape(input_shape)
-    features = shape[_axis(len(shape) + 1, layer.axis, layer) - 1]
-    gamma = np.ones(features, dtype) if layer.scale else None
-    beta = np.zeros(features, dtype) if layer.center else None
-    return freeze(NormParams(gamma, beta))
-
-
 def _affine(params: NormParams, xhat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     y = xhat * params.gamma.reshape(shape) if params.gamma is not None else xhat.copy()
     if params.beta is not None:
@@ -60,7 +52,32 @@ def _affine_grads(
 
 
 @attrs.frozen(repr=False)
-class BatchNorm(Layer):
+class _Normalization(Layer):
+    """What BatchNorm and LayerNorm share: the feature axis and the affine params."""
+
+    axis: int = attrs.field(default=-1, kw_only=True)
+    center: bool = attrs.field(default=True, kw_only=True)
+    scale: bool = attrs.field(default=True, kw_only=True)
+
+    def _features(self, input_shape: Shape) -> int:
+        shape = as_shape(input_shape)
+        return shape[_axis(len(shape) + 1, self.axis, self) - 1]
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        self._features(input_shape)
+        return as_shape(input_shape)
+
+    def init(
+        self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
+    ) -> NormParams:
+        features = self._features(input_shape)
+        gamma = np.ones(features, dtype) if self.scale else None
+        beta = np.zeros(features, dtype) if self.center else None
+        return freeze(NormParams(gamma, beta))
+
+
+@attrs.frozen(repr=False)
+class BatchNorm(_Normalization):
     """Normalize each feature (along ``axis``) by batch statistics in training, running ones after.
 
     Training (``train=True``): ``y = gamma * (x - mean_B) / sqrt(var_B + eps) + beta`` with
@@ -73,9 +90,6 @@ class BatchNorm(Layer):
 
     momentum: float = attrs.field(default=0.99)
     eps: float = attrs.field(default=1e-3, validator=_eps)
-    axis: int = -1
-    center: bool = True
-    scale: bool = True
 
     @momentum.validator
     def _momentum(self, attribute: attrs.Attribute, value: float) -> None:
@@ -86,19 +100,8 @@ class BatchNorm(Layer):
     def stateful(self) -> bool:
         return True
 
-    def output_shape(self, input_shape: Shape) -> Shape:
-        shape = as_shape(input_shape)
-        _axis(len(shape) + 1, self.axis, self)
-        return shape
-
-    def init(
-        self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
-    ) -> NormParams:
-        return _init_params(self, input_shape, dtype)
-
     def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> BatchNormState:
-        shape = as_shape(input_shape)
-        features = shape[_axis(len(shape) + 1, self.axis, self) - 1]
+        features = self._features(input_shape)
         return freeze(BatchNormState(np.zeros(features, dtype), np.ones(features, dtype)))
 
     def _needs_state(self) -> ValueError:
@@ -190,26 +193,13 @@ class BatchNorm(Layer):
 
 
 @attrs.frozen(repr=False)
-class LayerNorm(Layer):
+class LayerNorm(_Normalization):
     """Normalize each example over ``axis``: ``gamma * (x - mean) / sqrt(var + eps) + beta``.
 
     Stateless; statistics per example, so training and inference agree.
     """
 
     eps: float = attrs.field(default=1e-5, validator=_eps)
-    axis: int = -1
-    center: bool = True
-    scale: bool = True
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        shape = as_shape(input_shape)
-        _axis(len(shape) + 1, self.axis, self)
-        return shape
-
-    def init(
-        self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
-    ) -> NormParams:
-        return _init_params(self, input_shape, dtype)
 
     def forward(
         self, params: NormParams, x: Any, *, train: bool = False, rng: RngLike | None = None

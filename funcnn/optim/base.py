@@ -50,14 +50,13 @@ def expect_state(state: Any, cls: type[S], name: str) -> S:
     return state
 
 
-def check_updates(updates: Updates, reference: Any, name: str) -> None:
-    """ValueError naming the first place where ``updates`` differ from the state's tree."""
-    diff = tree.structure_difference(reference, updates)
-    if diff is not None:
-        raise ValueError(
-            f"{name}: the grads do not match the optimizer state {diff} "
-            "(state vs grads); was the state made by init() from these params?"
-        )
+def updates_mismatch(updates: Updates, reference: Any, name: str) -> ValueError:
+    """The error for ``updates`` that differ from the state's tree, naming the first place."""
+    diff = tree.structure_difference(reference, updates) or "in their nesting"
+    return ValueError(
+        f"{name}: the grads do not match the optimizer state {diff} "
+        "(state vs grads); was the state made by init() from these params?"
+    )
 
 
 def require_params(params: Params, name: str) -> Params:
@@ -110,9 +109,9 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 def apply_updates(params: Params, updates: Updates) -> Params:
     """``params + updates`` leaf by leaf: new read-only arrays in each param's dtype."""
     p_leaves, treedef = tree.flatten(params)
-    u_leaves, u_def = tree.flatten(updates)
-    if u_def != treedef or any(np.shape(p) != np.shape(u) for p, u in zip(p_leaves, u_leaves)):
-        diff = tree.structure_difference(params, updates)
+    u_leaves = tree.leaves_matching(treedef, p_leaves, updates)
+    if u_leaves is None:
+        diff = tree.structure_difference(params, updates) or "in their nesting"
         raise ValueError(f"apply_updates: updates do not match params {diff} (params vs updates)")
     new = []
     for p, u in zip(p_leaves, u_leaves):

@@ -20,9 +20,9 @@ from funcnn.optim.base import (
     Params,
     State,
     Updates,
-    check_updates,
     expect_state,
     require_params,
+    updates_mismatch,
 )
 from funcnn.schedules import Schedule
 
@@ -114,18 +114,18 @@ def _leafwise(
     grads, treedef = tree.flatten(updates)
     columns = []
     for state_tree in state_trees:
-        leaves, state_def = tree.flatten(state_tree)
-        if state_def != treedef or any(np.shape(g) != np.shape(s) for g, s in zip(grads, leaves)):
-            check_updates(updates, state_tree, name)
+        leaves = tree.leaves_matching(treedef, grads, state_tree)
+        if leaves is None:
+            raise updates_mismatch(updates, state_tree, name)
         columns.append(leaves)
     results = [step(*args) for args in zip(grads, *columns)]
     columns_out = list(zip(*results)) or [()] * (outputs or 1 + len(state_trees))
     return tuple(tree.unflatten(treedef, list(out)) for out in columns_out)
 
 
-def _each(fn: Callable[[np.ndarray], np.ndarray], updates: Updates) -> Updates:
-    leaves, treedef = tree.flatten(updates)
-    return tree.unflatten(treedef, [fn(g) for g in leaves])
+def _no_state(params: Params) -> EmptyState:
+    del params
+    return EmptyState()
 
 
 # ---------------------------------------------------------------- scaling
@@ -135,14 +135,11 @@ def scale(factor: float) -> GradientTransformation:
     """u = factor * g."""
     factor = _number("factor", factor)
 
-    def init(params: Params) -> EmptyState:
-        return EmptyState()
-
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         expect_state(state, EmptyState, "scale")
-        return _each(lambda g: g * factor, updates), state
+        return tree.map(lambda g: g * factor, updates), state
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(_no_state, update)
 
 
 class ScaleByLearningRateState(NamedTuple):
@@ -182,7 +179,7 @@ def scale_by_learning_rate(
         new = ScaleByLearningRateState(
             count, _rate_at(learning_rate, count) * s.multiplier, s.multiplier
         )
-        return _each(lambda g: g * factor, updates), new
+        return tree.map(lambda g: g * factor, updates), new
 
     return GradientTransformation(init, update)
 
@@ -521,16 +518,13 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
 def _params_transform(
     name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
 ) -> GradientTransformation:
-    def init(params: Params) -> EmptyState:
-        return EmptyState()
-
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         expect_state(state, EmptyState, name)
         require_params(params, name)
         (out,) = _leafwise(name, lambda g, w: (fn(g, w),), updates, params, outputs=1)
         return out, state
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(_no_state, update)
 
 
 def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> GradientTransformation:
@@ -554,22 +548,16 @@ def clip(max_delta: float) -> GradientTransformation:
     """u = clip(g, -max_delta, max_delta) elementwise."""
     max_delta = _non_negative("max_delta", max_delta)
 
-    def init(params: Params) -> EmptyState:
-        return EmptyState()
-
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         expect_state(state, EmptyState, "clip")
-        return _each(lambda g: np.clip(g, -max_delta, max_delta), updates), state
+        return tree.map(lambda g: np.clip(g, -max_delta, max_delta), updates), state
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(_no_state, update)
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """u = g * max_norm / ||g|| if ||g|| > max_norm else g; ||g|| over every leaf together."""
     max_norm = _positive("max_norm", max_norm)
-
-    def init(params: Params) -> EmptyState:
-        return EmptyState()
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         expect_state(state, EmptyState, "clip_by_global_norm")
@@ -577,9 +565,9 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
         if norm <= max_norm:
             return updates, state
         factor = max_norm / norm
-        return _each(lambda g: g * factor, updates), state
+        return tree.map(lambda g: g * factor, updates), state
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(_no_state, update)
 
 
 # ---------------------------------------------------------------- wrappers
@@ -620,7 +608,7 @@ def apply_if_finite(
             return new, ApplyIfFiniteState(
                 0, bool(finite), s.total_notfinite + (not finite), inner_state
             )
-        zeros = tree.map(np.zeros_like, updates)
+        zeros = tree.zeros_like(updates)
         return zeros, ApplyIfFiniteState(
             s.notfinite_count + 1, False, s.total_notfinite + 1, s.inner_state
         )
@@ -651,9 +639,9 @@ def multi_steps(opt: GradientTransformation, every_k: int) -> GradientTransforma
             "multi_steps", lambda g, a: (_frozen(a + g),), updates, s.acc_grads, outputs=1
         )
         if s.mini_step + 1 < every_k:
-            zeros = tree.map(np.zeros_like, updates)
+            zeros = tree.zeros_like(updates)
             return zeros, MultiStepsState(s.mini_step + 1, s.gradient_step, s.inner_state, acc)
-        mean = _each(lambda a: a / every_k, acc)
+        mean = tree.map(lambda a: a / every_k, acc)
         new, inner_state = opt.update(mean, s.inner_state, params)
         return new, MultiStepsState(0, s.gradient_step + 1, inner_state, _zeros(acc))
 
