@@ -15,8 +15,10 @@ Then each competitor runs in its own fresh process, processes alternating
 warm-up; the table gives medians and the median over rounds of the speed ratio
 (competitor time / funcnn time: above 1 means funcnn is faster). Separate
 processes, because in one process each library's idle worker threads take the
-cores from the others. PyTorch (``pip install torch==2.13.0``) and JAX (``pip
-install jax jaxlib optax``) are optional: a missing one is skipped with a note.
+cores from the others. funcnn also runs with ``FUNCNN_MALLOC_TUNING=0`` (glibc's
+malloc defaults, see ``funcnn.allocator``) to show what its malloc settings buy.
+PyTorch (``pip install torch==2.13.0``) and JAX (``pip install jax jaxlib optax``)
+are optional: a missing one is skipped with a note.
 """
 
 from __future__ import annotations
@@ -310,6 +312,9 @@ def worker(workload: str, competitor: str, repeats: int) -> list[float]:
     return interleaved({competitor: fn}, repeats, inner)[competitor]
 
 
+UNTUNED = "funcnn, glibc malloc defaults"
+
+
 def isolated(workload: str, competitors: list[str], rounds: int, repeats: int) -> dict:
     """Each competitor timed in its own fresh process, processes alternating A B A B ...
 
@@ -319,10 +324,12 @@ def isolated(workload: str, competitors: list[str], rounds: int, repeats: int) -
     samples: dict[str, list[float]] = {c: [] for c in competitors}
     for _ in range(rounds):
         for competitor in competitors:
-            command = [
-                sys.executable, __file__, "--worker", workload, competitor, str(repeats)
-            ]  # fmt: skip
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            env = dict(os.environ)
+            runs = competitor
+            if competitor == UNTUNED:  # funcnn without its malloc settings
+                env["FUNCNN_MALLOC_TUNING"], runs = "0", "funcnn"
+            command = [sys.executable, __file__, "--worker", workload, runs, str(repeats)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
             times = json.loads(done.stdout.strip().splitlines()[-1])
             samples[competitor] += times
             per_round[competitor].append(statistics.median(times))
@@ -407,6 +414,7 @@ def machine() -> list[str]:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"{platform.python_implementation()} {platform.python_version()}",
         f"numpy {np.__version__}",
+        f"funcnn's malloc settings: {funcnn.allocator.status()}",
     ]
     try:
         from threadpoolctl import threadpool_info
@@ -455,7 +463,9 @@ def main() -> None:
     import_time, pulled_matplotlib = bench_import()
     peak, param_bytes = bench_memory()
 
-    competitors = ["funcnn"]
+    competitors = (
+        ["funcnn", UNTUNED] if funcnn.allocator.status().startswith("tuned") else ["funcnn"]
+    )
     notes: list[str] = []
     for name, load in (("PyTorch", load_torch), ("JAX", load_jax)):
         if load():
@@ -466,25 +476,26 @@ def main() -> None:
     rows = [(w, isolated(w, competitors, rounds, repeats)) for w in WORKLOADS]
 
     lines = [
-        "| workload | funcnn | PyTorch eager | speed vs PyTorch | JAX jit | speed vs JAX |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| workload | funcnn | PyTorch eager | speed vs PyTorch | JAX jit | speed vs JAX "
+        "| funcnn, glibc malloc defaults | speed of tuned vs defaults |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, result in rows:
         cells = [name, fmt(result["funcnn"][0])]
-        for competitor in ("PyTorch", "JAX"):
+        for competitor in ("PyTorch", "JAX", UNTUNED):
             if competitor in result:
                 theirs, ratio = result[competitor]
                 cells += [fmt(theirs), f"{ratio:.2f}x"]
             else:
-                cells += ["skipped (not installed)", "-"]
+                cells += ["skipped (not installed)" if competitor != UNTUNED else "-", "-"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         f"| `fit` epoch, 5,000 samples, batch 128 | {fmt(fit_time)} | "
-        f"steps alone {fmt(steps_time)} | overhead {overhead:+.1%} | | |",
+        f"steps alone {fmt(steps_time)} | overhead {overhead:+.1%} | | | | |",
         f"| `import funcnn` | {fmt(import_time)} | "
-        f"matplotlib imported: {pulled_matplotlib} | - | | |",
+        f"matplotlib imported: {pulled_matplotlib} | - | | | | |",
         f"| peak NumPy memory of one MLP step (batch 128) | {peak / 2**20:.1f} MiB | "
-        f"params {param_bytes / 2**20:.1f} MiB | - | | |",
+        f"params {param_bytes / 2**20:.1f} MiB | - | | | | |",
     ]
     table = "\n".join(lines)
     ratio = {name: result.get("PyTorch", (0.0, None))[1] for name, result in rows}

@@ -3,9 +3,13 @@
 Models are pure functions ``init(rng, input_shape) -> params`` and
 ``apply(params, x)``; gradients come from hand-written backward passes, each
 checked against finite differences.
+
+Importing funcnn tunes glibc's malloc for training loops (``funcnn.allocator``;
+``FUNCNN_MALLOC_TUNING=0`` opts out).
 """
 
 from funcnn import (
+    allocator,
     callbacks,
     datasets,
     initializers,
@@ -33,8 +37,11 @@ from funcnn.train import (
 
 __version__ = "0.1.0"
 
+allocator.tune_allocator()
+
 __all__ = [
     "History",
+    "allocator",
     "callbacks",
     "datasets",
     "evaluate",
