@@ -8,7 +8,7 @@ except the global norm, which is over all leaves anyway).
 import numpy as np
 import pytest
 
-from funcnn import optim, tree
+from funcnn import optim, schedules, tree
 
 P0 = (np.array([0.5, -1.5, 2.0]), np.array([[0.3, -0.7]]))
 GRADS = [
@@ -261,3 +261,59 @@ def test_masked_passes_masked_out_leaves_through():
     opt = optim.masked(optim.scale(10.0), (True, False))
     (u,) = run_library(opt, grads=GRADS[:1])
     np.testing.assert_allclose(u, np.concatenate([10 * GRADS[0][0], GRADS[0][1].ravel()]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "fused, unfused",
+    [
+        (
+            optim.adam(schedules.exponential_decay(0.01, 1, 0.5)),
+            optim.chain(
+                optim.scale_by_adam(),
+                optim.scale_by_learning_rate(schedules.exponential_decay(0.01, 1, 0.5)),
+            ),
+        ),
+        (
+            optim.nadam(0.02, b1=0.8, eps_root=1e-6),
+            optim.chain(
+                optim.scale_by_adam(0.8, eps_root=1e-6, nesterov=True),
+                optim.scale_by_learning_rate(0.02),
+            ),
+        ),
+    ],
+    ids=["adam-schedule", "nadam-eps_root"],
+)
+def test_adam_folds_the_rate_into_one_pass_and_equals_the_chain(fused, unfused, dtype):
+    """adam/nadam fold the learning rate into Adam's last multiply: same state, same
+    updates as the two-transform chain up to rounding, ReduceLROnPlateau's multiplier too."""
+    params = tree.map(lambda a: a.astype(dtype), P0)
+    states = [fused.init(params), unfused.init(params)]
+    assert tree.flatten(states[0])[1] == tree.flatten(states[1])[1]
+    for step, g in enumerate(GRADS):
+        g = tree.map(lambda a: a.astype(dtype), g)
+        if step == 2:
+            states = [optim.scale_learning_rate(s, 0.1) for s in states]
+        (u_fused, states[0]), (u_chain, states[1]) = (
+            fused.update(g, states[0], params),
+            unfused.update(g, states[1], params),
+        )
+        assert flat(u_fused).dtype == dtype
+        rtol = 1e-6 if dtype == np.float32 else 1e-14
+        np.testing.assert_allclose(flat(u_fused), flat(u_chain), rtol=rtol, err_msg=f"{step}")
+        for a, b in zip(tree.leaves(states[0]), tree.leaves(states[1])):
+            np.testing.assert_array_equal(a, b)
+            assert not isinstance(a, np.ndarray) or not a.flags.writeable
+        assert optim.current_learning_rate(states[0]) == optim.current_learning_rate(states[1])
+        params = optim.apply_updates(params, u_fused)
+
+
+def test_adam_rejects_a_state_from_another_optimizer():
+    sgd_state = optim.sgd(0.1).init(P0)
+    with pytest.raises(
+        TypeError, match=r"adam\.update expected a ScaleByAdamState, got EmptyState"
+    ):
+        optim.adam(0.1).update(GRADS[0], sgd_state, P0)
+    three = optim.ChainState((None, None, None))
+    with pytest.raises(ValueError, match="chain state of 3 transforms, expected 2"):
+        optim.adam(0.1).update(GRADS[0], three, P0)

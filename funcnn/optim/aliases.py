@@ -12,6 +12,7 @@ from typing import Any
 from funcnn.optim.base import GradientTransformation, chain, identity
 from funcnn.optim.transforms import (
     ScalarOrSchedule,
+    adam_with_learning_rate,
     add_decayed_weights,
     scale_by_adadelta,
     scale_by_adam,
@@ -101,7 +102,7 @@ def adam(
     """Adam (Kingma & Ba 2015): mu = EMA(g, b1), nu = EMA(g^2, b2),
     w <- w - lr (mu / (1 - b1^t)) / (sqrt(nu / (1 - b2^t)) + eps). eps outside the root.
     """
-    return chain(scale_by_adam(b1, b2, eps, eps_root), scale_by_learning_rate(learning_rate))
+    return adam_with_learning_rate(learning_rate, b1, b2, eps, eps_root)
 
 
 def adamw(
@@ -144,9 +145,7 @@ def nadam(
     """NAdam (Dozat 2016), as optax: Adam with
     mu_hat = b1 mu / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t).
     """
-    return chain(
-        scale_by_adam(b1, b2, eps, eps_root, nesterov=True), scale_by_learning_rate(learning_rate)
-    )
+    return adam_with_learning_rate(learning_rate, b1, b2, eps, eps_root, nesterov=True)
 
 
 def lion(
