@@ -531,7 +531,9 @@ def main() -> None:
             "competitor time / funcnn time per round, then the median: above 1 means funcnn "
             "is faster. Separate processes because, in one process, each library's idle worker "
             "threads (OpenBLAS's and PyTorch's OpenMP pool) take the cores from the others, "
-            "which slows whichever library runs next."
+            "which slows whichever library runs next. The last two columns time funcnn "
+            "again with FUNCNN_MALLOC_TUNING=0 (glibc's malloc defaults; see "
+            "funcnn.allocator): their ratio is what funcnn's malloc settings buy."
         )
         args.output.write_text(
             "# Benchmark results\n\n"

@@ -76,15 +76,20 @@ def flatten(tree: Tree) -> tuple[list[Any], Any]:
 
 
 def _flatten(node: Any, out: list[Any]) -> Any:
+    # Called on every tree of every training step: arrays (the common case) first,
+    # list comprehensions rather than generators.
+    if type(node) is np.ndarray:
+        out.append(node)
+        return _LEAF
     if node is None:
         return None
-    if isinstance(node, dict):
-        return ("dict", tuple(node), tuple(_flatten(v, out) for v in node.values()))
     if isinstance(node, tuple):
         kind = type(node) if hasattr(node, "_fields") else "tuple"
-        return (kind, tuple(_flatten(v, out) for v in node))
+        return (kind, tuple([_flatten(v, out) for v in node]))
+    if isinstance(node, dict):
+        return ("dict", tuple(node), tuple([_flatten(v, out) for v in node.values()]))
     if isinstance(node, list):
-        return ("list", tuple(_flatten(v, out) for v in node))
+        return ("list", tuple([_flatten(v, out) for v in node]))
     out.append(node)
     return _LEAF
 
