@@ -15,8 +15,10 @@ Then each competitor runs in its own fresh process, processes alternating
 warm-up; the table gives medians and the median over rounds of the speed ratio
 (competitor time / funcnn time: above 1 means funcnn is faster). Separate
 processes, because in one process each library's idle worker threads take the
-cores from the others. funcnn also runs with ``FUNCNN_MALLOC_TUNING=0`` (glibc's
-malloc defaults, see ``funcnn.allocator``) to show what its malloc settings buy.
+cores from the others. funcnn also runs with ``optim.adam(kernel="numba")`` (the
+optional ``numba`` extra; skipped with a note when missing) and with
+``FUNCNN_MALLOC_TUNING=0`` (glibc's malloc defaults, see ``funcnn.allocator``) to
+show what its malloc settings buy.
 PyTorch (``pip install torch==2.13.0``) and JAX (``pip install jax jaxlib optax``)
 are optional: a missing one is skipped with a note.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -139,9 +142,9 @@ def torch_cnn(params):
 
 
 class FuncnnTrainer:
-    def __init__(self, model, input_shape, x, y):
+    def __init__(self, model, input_shape, x, y, kernel="numpy"):
         self.params = model.init(0, input_shape)
-        self.opt = optim.adam(1e-3)
+        self.opt = optim.adam(1e-3, kernel=kernel)
         self.opt_state = self.opt.init(self.params)
         self.step_fn = train_step(model, losses.softmax_cross_entropy, self.opt)
         self.x, self.y = x, y
@@ -247,6 +250,11 @@ WORKLOADS = {
 }
 
 
+NUMBA = "funcnn, numba Adam"  # optim.adam(kernel="numba"), the optional extra
+UNTUNED = "funcnn, glibc malloc defaults"  # FUNCNN_MALLOC_TUNING=0
+KERNEL = {"funcnn": "numpy", NUMBA: "numba"}  # Adam's kernel in each funcnn variant
+
+
 def setup(workload: str, competitor: str) -> Callable[[], object]:
     """The function to time: one training step, or one inference pass over 4096 samples."""
     rng = np.random.default_rng(0)
@@ -254,8 +262,8 @@ def setup(workload: str, competitor: str) -> Callable[[], object]:
         batch = int(workload.rsplit(" ", 1)[1])
         x = rng.standard_normal((batch, 784)).astype(np.float32)
         y = rng.integers(0, 10, batch)
-        ours = FuncnnTrainer(mlp(), (784,), x, y)
-        if competitor == "funcnn":
+        ours = FuncnnTrainer(mlp(), (784,), x, y, KERNEL.get(competitor, "numpy"))
+        if competitor in KERNEL:
             return ours.step
         if competitor == "JAX":
             return JaxTrainer("mlp", ours.params, x, y).step
@@ -263,8 +271,8 @@ def setup(workload: str, competitor: str) -> Callable[[], object]:
     if workload.startswith("CNN train"):
         x = rng.standard_normal((64, 28, 28, 1)).astype(np.float32)
         y = rng.integers(0, 10, 64)
-        ours = FuncnnTrainer(cnn(), (28, 28, 1), x, y)
-        if competitor == "funcnn":
+        ours = FuncnnTrainer(cnn(), (28, 28, 1), x, y, KERNEL.get(competitor, "numpy"))
+        if competitor in KERNEL:
             return ours.step
         if competitor == "JAX":
             return JaxTrainer("cnn", ours.params, x, y).step
@@ -293,6 +301,11 @@ def setup(workload: str, competitor: str) -> Callable[[], object]:
 def agreement(workload: str, competitor: str) -> str:
     """Both competitors from the same weights: losses (or outputs) must agree before timing."""
     ours, theirs = setup(workload, "funcnn"), setup(workload, competitor)
+    if competitor == NUMBA:
+        la, lb = [ours() for _ in range(3)], [theirs() for _ in range(3)]
+        if la != lb:
+            raise SystemExit(f"{workload}: numba Adam losses {lb} differ from NumPy's {la}")
+        return f"{workload}: numba Adam losses identical to the NumPy path's over 3 steps"
     if workload.startswith("MLP inference"):
         diff = float(np.abs(np.asarray(theirs()) - ours()).max())
         if diff > 1e-3:
@@ -312,13 +325,12 @@ def worker(workload: str, competitor: str, repeats: int) -> list[float]:
     return interleaved({competitor: fn}, repeats, inner)[competitor]
 
 
-UNTUNED = "funcnn, glibc malloc defaults"
-
-
-def isolated(workload: str, competitors: list[str], rounds: int, repeats: int) -> dict:
+def isolated(
+    workload: str, competitors: list[str], rounds: int, repeats: int
+) -> dict[str, tuple[float, list[float]]]:
     """Each competitor timed in its own fresh process, processes alternating A B A B ...
 
-    Returns name -> (median seconds, median over rounds of the speed ratio funcnn/name).
+    Returns name -> (median seconds per call, the median of each round).
     """
     per_round: dict[str, list[float]] = {c: [] for c in competitors}
     samples: dict[str, list[float]] = {c: [] for c in competitors}
@@ -333,15 +345,15 @@ def isolated(workload: str, competitors: list[str], rounds: int, repeats: int) -
             times = json.loads(done.stdout.strip().splitlines()[-1])
             samples[competitor] += times
             per_round[competitor].append(statistics.median(times))
-    out = {}
-    for competitor in competitors:
-        ratio = None
-        if competitor != "funcnn":
-            ratio = statistics.median(
-                t / o for t, o in zip(per_round[competitor], per_round["funcnn"])
-            )
-        out[competitor] = (statistics.median(samples[competitor]), ratio)
-    return out
+    return {c: (statistics.median(samples[c]), per_round[c]) for c in competitors}
+
+
+def speed(result: dict, ours: str, theirs: str) -> float | None:
+    """Median over rounds of their time / our time (above 1: ours is faster); None if
+    either was not measured."""
+    if ours not in result or theirs not in result:
+        return None
+    return statistics.median(t / o for t, o in zip(result[theirs][1], result[ours][1]))
 
 
 def bench_fit_overhead(repeats: int) -> tuple[float, float, float]:
@@ -463,62 +475,86 @@ def main() -> None:
     import_time, pulled_matplotlib = bench_import()
     peak, param_bytes = bench_memory()
 
-    competitors = (
-        ["funcnn", UNTUNED] if funcnn.allocator.status().startswith("tuned") else ["funcnn"]
-    )
+    competitors = ["funcnn"]
     notes: list[str] = []
+    if importlib.util.find_spec("numba"):
+        competitors.append(NUMBA)
+        notes += [agreement(w, NUMBA) for w in WORKLOADS if "train" in w]
+    else:
+        notes.append("numba is not installed: the numba Adam column is skipped")
+    if funcnn.allocator.status().startswith("tuned"):
+        competitors.append(UNTUNED)
     for name, load in (("PyTorch", load_torch), ("JAX", load_jax)):
         if load():
             competitors.append(name)
             notes += [agreement(w, name) for w in WORKLOADS]
         else:
             notes.append(f"{name} is not installed: its column is skipped")
-    rows = [(w, isolated(w, competitors, rounds, repeats)) for w in WORKLOADS]
+    rows = {
+        w: isolated(w, [c for c in competitors if c != NUMBA or "train" in w], rounds, repeats)
+        for w in WORKLOADS
+    }
+
+    def cell(result: dict, name: str) -> str:
+        return fmt(result[name][0]) if name in result else "-"
+
+    def ratio_cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}x"
 
     lines = [
         "| workload | funcnn | PyTorch eager | speed vs PyTorch | JAX jit | speed vs JAX "
+        "| funcnn, numba Adam | its speed vs PyTorch "
         "| funcnn, glibc malloc defaults | speed of tuned vs defaults |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, result in rows:
-        cells = [name, fmt(result["funcnn"][0])]
-        for competitor in ("PyTorch", "JAX", UNTUNED):
-            if competitor in result:
-                theirs, ratio = result[competitor]
-                cells += [fmt(theirs), f"{ratio:.2f}x"]
-            else:
-                cells += ["skipped (not installed)" if competitor != UNTUNED else "-", "-"]
+    for name, result in rows.items():
+        cells = [
+            name, cell(result, "funcnn"),
+            cell(result, "PyTorch"), ratio_cell(speed(result, "funcnn", "PyTorch")),
+            cell(result, "JAX"), ratio_cell(speed(result, "funcnn", "JAX")),
+            cell(result, NUMBA), ratio_cell(speed(result, NUMBA, "PyTorch")),
+            cell(result, UNTUNED), ratio_cell(speed(result, "funcnn", UNTUNED)),
+        ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
+    blank = " | " * 6
     lines += [
         f"| `fit` epoch, 5,000 samples, batch 128 | {fmt(fit_time)} | "
-        f"steps alone {fmt(steps_time)} | overhead {overhead:+.1%} | | | | |",
+        f"steps alone {fmt(steps_time)} | overhead {overhead:+.1%}{blank}|",
         f"| `import funcnn` | {fmt(import_time)} | "
-        f"matplotlib imported: {pulled_matplotlib} | - | | | | |",
+        f"matplotlib imported: {pulled_matplotlib} | -{blank}|",
         f"| peak NumPy memory of one MLP step (batch 128) | {peak / 2**20:.1f} MiB | "
-        f"params {param_bytes / 2**20:.1f} MiB | - | | | | |",
+        f"params {param_bytes / 2**20:.1f} MiB | -{blank}|",
     ]
     table = "\n".join(lines)
-    ratio = {name: result.get("PyTorch", (0.0, None))[1] for name, result in rows}
-    jax_ratio = {name: result.get("JAX", (0.0, None))[1] for name, result in rows}
-    checks = [
-        ("MLP train step, batch 32 >= 1.2x PyTorch", ratio["MLP train step, batch 32"], 1.2),
-        ("MLP train step, batch 128 >= 1.0x PyTorch", ratio["MLP train step, batch 128"], 1.0),
-        ("MLP train step, batch 512 >= 1.0x PyTorch", ratio["MLP train step, batch 512"], 1.0),
-        ("MLP inference >= 1.0x PyTorch (no-grad)", ratio["MLP inference, 4096 samples"], 1.0),
-        ("CNN train step >= 0.6x PyTorch", ratio["CNN train step, batch 64"], 0.6),
-        ("MLP train step, batch 512 >= 0.9x JAX jit", jax_ratio["MLP train step, batch 512"], 0.9),
-        ("CNN train step >= 2x JAX jit", jax_ratio["CNN train step, batch 64"], 2.0),
+    checks = [  # (target, workload, competitor, goal)
+        ("MLP train step, batch 32 >= 1.2x PyTorch", "MLP train step, batch 32", "PyTorch", 1.2),
+        ("MLP train step, batch 128 >= 1.0x PyTorch", "MLP train step, batch 128", "PyTorch", 1.0),
+        ("MLP train step, batch 512 >= 1.0x PyTorch", "MLP train step, batch 512", "PyTorch", 1.0),
+        ("MLP inference >= 1.0x PyTorch (no-grad)", "MLP inference, 4096 samples", "PyTorch", 1.0),
+        ("CNN train step >= 0.6x PyTorch", "CNN train step, batch 64", "PyTorch", 0.6),
+        ("MLP train step, batch 512 >= 0.9x JAX jit", "MLP train step, batch 512", "JAX", 0.9),
+        ("CNN train step >= 2x JAX jit", "CNN train step, batch 64", "JAX", 2.0),
     ]
-    target_lines = ["| target | measured | met |", "| --- | --- | --- |"]
-    for text, value, goal in checks:
-        shown = "not measured" if value is None else f"{value:.2f}x"
-        met = "-" if value is None else ("yes" if value >= goal else "no")
-        target_lines.append(f"| {text} | {shown} | {met} |")
+
+    def verdict(value: float | None, goal: float) -> str:
+        return "-" if value is None else ("yes" if value >= goal else "no")
+
+    target_lines = [
+        "| target | measured (NumPy default) | met | with numba Adam (extra) | met |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for text, workload, competitor, goal in checks:
+        ours = speed(rows[workload], "funcnn", competitor)
+        fast = speed(rows[workload], NUMBA, competitor)
+        target_lines.append(
+            f"| {text} | {ratio_cell(ours)} | {verdict(ours, goal)} "
+            f"| {ratio_cell(fast)} | {verdict(fast, goal)} |"
+        )
     target_lines += [
         f"| `fit` overhead < 5% above its steps | {overhead:+.1%} | "
-        f"{'yes' if overhead < 0.05 else 'no'} |",
+        f"{'yes' if overhead < 0.05 else 'no'} | | |",
         f"| `import funcnn` <= 0.3 s, without matplotlib | {import_time:.3f} s | "
-        f"{'yes' if import_time <= 0.3 and not pulled_matplotlib else 'no'} |",
+        f"{'yes' if import_time <= 0.3 and not pulled_matplotlib else 'no'} | | |",
     ]
     targets = "\n".join(target_lines)
     facts = machine()
@@ -531,9 +567,11 @@ def main() -> None:
             "competitor time / funcnn time per round, then the median: above 1 means funcnn "
             "is faster. Separate processes because, in one process, each library's idle worker "
             "threads (OpenBLAS's and PyTorch's OpenMP pool) take the cores from the others, "
-            "which slows whichever library runs next. The last two columns time funcnn "
-            "again with FUNCNN_MALLOC_TUNING=0 (glibc's malloc defaults; see "
-            "funcnn.allocator): their ratio is what funcnn's malloc settings buy."
+            "which slows whichever library runs next. funcnn also runs with "
+            "optim.adam(kernel='numba') (the optional numba extra; its losses must equal the "
+            "NumPy path's bit for bit) and with FUNCNN_MALLOC_TUNING=0 (glibc's malloc "
+            "defaults; see funcnn.allocator): the last ratio is what funcnn's malloc "
+            "settings buy."
         )
         args.output.write_text(
             "# Benchmark results\n\n"

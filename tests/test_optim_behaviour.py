@@ -158,6 +158,23 @@ def test_state_structure_dtypes_and_purity(opt, dtype):
             assert not a.flags.writeable
 
 
+@pytest.mark.parametrize("opt", ALL)
+def test_scalar_parameters_update_like_one_element_vectors(opt):
+    """A 0-d parameter (a learnable temperature, say) takes the same steps as the same
+    number held in a 1-element vector, and its new value is a read-only 0-d array."""
+    scalar = (np.ones((2, 2)), np.asarray(0.5))
+    vector = (np.ones((2, 2)), np.array([0.5]))
+    grads = [(np.full((2, 2), 0.3), np.asarray(g)) for g in (0.2, -0.7, 0.4)]
+    s_state, v_state = opt.init(scalar), opt.init(vector)
+    for g in grads:
+        s_updates, s_state = opt.update(g, s_state, scalar)
+        v_updates, v_state = opt.update((g[0], g[1].reshape(1)), v_state, vector)
+        scalar = optim.apply_updates(scalar, s_updates)
+        vector = optim.apply_updates(vector, v_updates)
+        assert scalar[1].shape == () and not scalar[1].flags.writeable
+        assert scalar[1] == vector[1][0]
+
+
 def test_schedules_closed_forms():
     assert schedules.constant(0.3)(100) == 0.3
     ed = schedules.exponential_decay(0.1, 10, 0.5)

@@ -98,11 +98,16 @@ def adam(
     b2: float = 0.999,
     eps: float = 1e-8,
     eps_root: float = 0.0,
+    *,
+    kernel: str = "numpy",
 ) -> GradientTransformation:
     """Adam (Kingma & Ba 2015): mu = EMA(g, b1), nu = EMA(g^2, b2),
     w <- w - lr (mu / (1 - b1^t)) / (sqrt(nu / (1 - b2^t)) + eps). eps outside the root.
+
+    ``kernel="numba"``: the same numbers from one compiled loop per leaf (the
+    ``numba`` extra; see :mod:`funcnn.optim.kernels`).
     """
-    return adam_with_learning_rate(learning_rate, b1, b2, eps, eps_root)
+    return adam_with_learning_rate(learning_rate, b1, b2, eps, eps_root, kernel=kernel)
 
 
 def adamw(
@@ -113,14 +118,17 @@ def adamw(
     eps_root: float = 0.0,
     weight_decay: float = 1e-4,
     mask: Any = None,
+    *,
+    kernel: str = "numpy",
 ) -> GradientTransformation:
     """AdamW (Loshchilov & Hutter 2019): w <- w - lr (adam_direction + weight_decay w).
 
     Decoupled decay: added after the adaptive scaling, scaled by lr. ``mask``
     (a tree of bools or a callable such as ``funcnn.tree.kernel_mask``) limits decay.
+    ``kernel`` as for :func:`adam`.
     """
     return chain(
-        scale_by_adam(b1, b2, eps, eps_root),
+        scale_by_adam(b1, b2, eps, eps_root, kernel=kernel),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
@@ -141,11 +149,15 @@ def nadam(
     b2: float = 0.999,
     eps: float = 1e-8,
     eps_root: float = 0.0,
+    *,
+    kernel: str = "numpy",
 ) -> GradientTransformation:
     """NAdam (Dozat 2016), as optax: Adam with
-    mu_hat = b1 mu / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t).
+    mu_hat = b1 mu / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t). ``kernel`` as for :func:`adam`.
     """
-    return adam_with_learning_rate(learning_rate, b1, b2, eps, eps_root, nesterov=True)
+    return adam_with_learning_rate(
+        learning_rate, b1, b2, eps, eps_root, nesterov=True, kernel=kernel
+    )
 
 
 def lion(

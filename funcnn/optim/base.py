@@ -115,7 +115,7 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         raise ValueError(f"apply_updates: updates do not match params {diff} (params vs updates)")
     new = []
     for p, u in zip(p_leaves, u_leaves):
-        out = np.add(p, u, dtype=p.dtype, casting="same_kind")
+        out = np.asarray(np.add(p, u, dtype=p.dtype, casting="same_kind"))  # 0-d: a scalar
         out.flags.writeable = False
         new.append(out)
     return tree.unflatten(treedef, new)

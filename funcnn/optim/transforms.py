@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from funcnn import tree
+from funcnn.optim import kernels
 from funcnn.optim.base import (
     ChainState,
     EmptyState,
@@ -119,9 +120,18 @@ def _leafwise(
         if leaves is None:
             raise updates_mismatch(updates, state_tree, name)
         columns.append(leaves)
-    results = [step(*args) for args in zip(grads, *columns)]
+    results = [
+        step(*args) if np.ndim(args[0]) else _as_0d(step(*(np.reshape(a, 1) for a in args)))
+        for args in zip(grads, *columns)
+    ]
     columns_out = list(zip(*results)) or [()] * (outputs or 1 + len(state_trees))
     return tuple(tree.unflatten(treedef, list(out)) for out in columns_out)
+
+
+def _as_0d(results: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """A 0-d leaf's step results: each step runs on 1-element views (arithmetic on 0-d
+    arrays gives NumPy scalars, which in-place ufuncs and read-only flags refuse)."""
+    return tuple(r.reshape(()) for r in results)
 
 
 def _no_state(params: Params) -> EmptyState:
@@ -356,6 +366,7 @@ def scale_by_adam(
     eps_root: float = 0.0,
     *,
     nesterov: bool = False,
+    kernel: str = "numpy",
 ) -> GradientTransformation:
     """Adam (Kingma & Ba 2015), as optax:
 
@@ -363,8 +374,11 @@ def scale_by_adam(
     nu_hat = nu / (1 - b2^t), u = mu_hat / (sqrt(nu_hat + eps_root) + eps).
     With ``nesterov`` (NAdam, Dozat 2016):
     mu_hat = b1 mu / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t).
+
+    ``kernel="numba"`` computes each leaf in one compiled loop, bit for bit the same
+    numbers (:mod:`funcnn.optim.kernels`; needs the ``numba`` extra).
     """
-    run = _adam_updater(b1, b2, eps, eps_root, nesterov)
+    run = _adam_updater(b1, b2, eps, eps_root, nesterov, kernel)
 
     def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
         return run(updates, expect_state(state, ScaleByAdamState, "scale_by_adam"), 1.0)
@@ -377,41 +391,45 @@ def _adam_init(params: Params) -> ScaleByAdamState:
 
 
 def _adam_updater(
-    b1: float, b2: float, eps: float, eps_root: float, nesterov: bool
+    b1: float, b2: float, eps: float, eps_root: float, nesterov: bool, kernel: str
 ) -> Callable[[Updates, ScaleByAdamState, float], tuple[Updates, ScaleByAdamState]]:
     """``run(updates, state, factor)``: scale_by_adam's update with its output times
     ``factor``, folded into the last multiply (no pass of its own)."""
     b1, b2 = _decay("b1", b1), _decay("b2", b2)
     eps, eps_root = _non_negative("eps", eps), _non_negative("eps_root", eps_root)
+    compiled = kernels.check_kernel(kernel) == "numba"
 
     def run(
         updates: Updates, s: ScaleByAdamState, factor: float
     ) -> tuple[Updates, ScaleByAdamState]:
         t = s.step + 1
         c1, c2 = 1 - b1**t, 1 - b2**t
-        root_c2 = math.sqrt(c2)
+        # mu_hat / (sqrt(nu_hat + eps_root) + eps) with the bias corrections folded into
+        # scalars: with eps_root = 0 it is (mu / c1) sqrt(c2) / (sqrt(nu) + eps sqrt(c2)).
+        eps_add, scale = (eps, 1.0) if eps_root else (eps * math.sqrt(c2), math.sqrt(c2))
+        if nesterov:  # mu_hat = k1 mu + k2 g
+            k1, k2, out_scale = b1 / (1 - b1 ** (t + 1)), (1 - b1) / c1, scale * factor
+        else:
+            k1, k2, out_scale = 0.0, 0.0, scale / c1 * factor
 
         def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, ...]:
+            if compiled and kernels.fits(g, mu, nu):
+                u, new_mu, new_nu = kernels.adam_leaf(
+                    g, mu, nu, 1 - b1, 1 - b2, c2, eps_root, eps_add, k1, k2, out_scale,
+                    nesterov=nesterov,
+                )  # fmt: skip
+                return u, _frozen(new_mu), _frozen(new_nu)
             # Few passes, few arrays: each line below is one pass over the leaf.
             new_mu, new_nu = _ema(mu, g, b1), _ema_sq(nu, g, b2)
-            # mu_hat / (sqrt(nu_hat + eps_root) + eps) with the bias corrections folded into
-            # scalars: with eps_root = 0 it is (mu / c1) sqrt(c2) / (sqrt(nu) + eps sqrt(c2)).
-            if eps_root:
-                u = np.sqrt(new_nu / c2 + eps_root)
-                u += eps
-                scale = 1.0
-            else:
-                u = np.sqrt(new_nu)
-                u += eps * root_c2
-                scale = root_c2
+            u = np.sqrt(new_nu / c2 + eps_root) if eps_root else np.sqrt(new_nu)
+            u += eps_add
             if nesterov:
-                mu_hat = new_mu * (b1 / (1 - b1 ** (t + 1)))
-                mu_hat += g * ((1 - b1) / c1)
+                mu_hat = new_mu * k1
+                mu_hat += g * k2
                 np.divide(mu_hat, u, out=u)
-                u *= scale * factor
             else:
                 np.divide(new_mu, u, out=u)
-                u *= scale / c1 * factor
+            u *= out_scale
             return u, new_mu, new_nu
 
         out, mu, nu = _leafwise("scale_by_adam", step, updates, s.mu, s.nu)
@@ -428,6 +446,7 @@ def adam_with_learning_rate(
     eps_root: float = 0.0,
     *,
     nesterov: bool = False,
+    kernel: str = "numpy",
 ) -> GradientTransformation:
     """``chain(scale_by_adam(...), scale_by_learning_rate(learning_rate))`` in one pass
     less per leaf: the rate is folded into Adam's last multiply instead of scaling a
@@ -435,7 +454,7 @@ def adam_with_learning_rate(
     the updates equal the chain's up to float rounding (the two factors are multiplied
     first). What ``optim.adam`` and ``optim.nadam`` return.
     """
-    run = _adam_updater(b1, b2, eps, eps_root, nesterov)
+    run = _adam_updater(b1, b2, eps, eps_root, nesterov, kernel)
     rate = scale_by_learning_rate(learning_rate)
 
     def init(params: Params) -> ChainState:

@@ -1,0 +1,93 @@
+"""kernel="numba": Adam's compiled loop gives bit for bit the NumPy path's numbers.
+
+numba comes with the ``numba`` extra (part of ``dev``, so CI runs these).
+"""
+
+import sys
+
+import numpy as np
+import pytest
+
+from funcnn import optim, schedules, tree
+from funcnn.optim import kernels
+
+pytest.importorskip("numba")
+
+RNG = np.random.default_rng(0)
+SHAPES = [(7, 5), (5,), (3, 4, 2), ()]
+
+
+def params_and_grads(dtype, steps=4):
+    def draw(shape, magnitude=1.0):
+        return np.asarray(RNG.standard_normal(shape) * magnitude, dtype=dtype)
+
+    params = tuple(draw(s) for s in SHAPES)
+    grads = [tuple(draw(s, 10.0 ** RNG.integers(-6, 2)) for s in SHAPES) for _ in range(steps)]
+    return params, grads
+
+
+def run(opt, params, grads):
+    state, trace = opt.init(params), []
+    for g in grads:
+        updates, state = opt.update(g, state, params)
+        params = optim.apply_updates(params, updates)
+        trace.append((updates, state))
+    return trace
+
+
+def assert_bit_identical(a, b):
+    (la, da), (lb, db) = tree.flatten(a), tree.flatten(b)
+    assert da == db
+    for x, y in zip(la, lb):
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.shape == y.shape
+            np.testing.assert_array_equal(x, y, strict=True)
+        else:
+            assert x == y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda k: optim.adam(1e-3, kernel=k),
+        lambda k: optim.adam(schedules.cosine_decay(0.1, 10), b1=0.8, eps=1e-4, kernel=k),
+        lambda k: optim.adam(3e-3, eps_root=1e-8, kernel=k),
+        lambda k: optim.nadam(2e-3, kernel=k),
+        lambda k: optim.adamw(1e-2, weight_decay=0.1, mask=tree.kernel_mask, kernel=k),
+        lambda k: optim.scale_by_adam(0.5, 0.9, nesterov=True, eps_root=1e-3, kernel=k),
+    ],
+    ids=["adam", "adam-schedule", "adam-eps_root", "nadam", "adamw", "scale_by_adam-all"],
+)
+def test_numba_kernel_is_bit_identical_to_numpy(make, dtype):
+    params, grads = params_and_grads(dtype)
+    fast, reference = run(make("numba"), params, grads), run(make("numpy"), params, grads)
+    for step, (a, b) in enumerate(zip(fast, reference)):
+        assert_bit_identical(a, b), step
+    for leaf in tree.leaves(fast[-1][1]):
+        assert not isinstance(leaf, np.ndarray) or not leaf.flags.writeable
+
+
+def test_numba_kernel_takes_non_contiguous_grads_and_keeps_numpy_promotion():
+    params, grads = params_and_grads(np.float32, steps=2)
+    transposed = [(g[0].T.copy().T, *g[1:]) for g in grads]  # F-ordered first leaf
+    assert not transposed[0][0].flags.c_contiguous
+    mixed = [(g[0].astype(np.float64), *g[1:]) for g in grads]  # promotes in NumPy
+    for gs in (transposed, mixed):
+        fast = run(optim.adam(1e-2, kernel="numba"), params, gs)
+        reference = run(optim.adam(1e-2), params, gs)
+        for a, b in zip(fast, reference):
+            assert_bit_identical(a, b)
+
+
+def test_unknown_kernel_is_rejected():
+    with pytest.raises(ValueError, match=r"kernel must be one of \('numpy', 'numba'\), got 'c'"):
+        optim.adam(1e-3, kernel="c")
+
+
+def test_numba_kernel_without_numba_names_the_extra(monkeypatch):
+    monkeypatch.setattr(kernels, "_compiled", None)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba now fails
+    with pytest.raises(ImportError, match=r"pip install 'funcnn\[numba\]'"):
+        optim.adam(1e-3, kernel="numba")
+    assert optim.adam(1e-3).init((np.zeros(2),))  # the NumPy default needs nothing
