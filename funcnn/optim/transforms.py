@@ -450,7 +450,7 @@ def adam_with_learning_rate(
 ) -> GradientTransformation:
     """``chain(scale_by_adam(...), scale_by_learning_rate(learning_rate))`` in one pass
     less per leaf: the rate is folded into Adam's last multiply instead of scaling a
-    finished update (about 7% of an MLP training step). The state is the chain's, and
+    finished update (a few percent of an MLP training step). The state is the chain's, and
     the updates equal the chain's up to float rounding (the two factors are multiplied
     first). What ``optim.adam`` and ``optim.nadam`` return.
     """
