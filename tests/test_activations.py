@@ -58,3 +58,22 @@ def test_gelu_values():
     expected = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
     assert np.allclose(nn.gelu(x), expected)
     assert nn.gelu(np.array([1.0]))[0] == pytest.approx(0.8411919906, rel=1e-8)
+
+
+SPECIAL = np.array(
+    [-np.inf, -1e30, -1.5, -1e-45, -0.0, 0.0, 1e-45, 2.0, 1e30, np.inf, np.nan], np.float32
+)
+
+
+def same_bits(a, b):
+    """Equal values, NaNs in the same places, and the same signs of zero."""
+    return np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # inf * 0 in the reference
+def test_leaky_relu_fast_form_equals_the_where_form_on_special_values():
+    # For 0 < slope <= 1 leaky_relu is max(x, slope x), not np.where (about 10x slower);
+    # the results must be exactly the textbook form's, other slopes included.
+    for slope in (0.01, 0.3, 1.0, 1e-30, 0.0, -0.5, 2.0):
+        reference = np.where(SPECIAL > 0, SPECIAL, SPECIAL * np.float32(slope))
+        assert same_bits(nn.leaky_relu(SPECIAL, slope), reference), slope
