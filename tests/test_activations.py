@@ -71,9 +71,19 @@ def same_bits(a, b):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # inf * 0 in the reference
-def test_leaky_relu_fast_form_equals_the_where_form_on_special_values():
-    # For 0 < slope <= 1 leaky_relu is max(x, slope x), not np.where (about 10x slower);
-    # the results must be exactly the textbook form's, other slopes included.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_forms_equal_the_where_forms_on_special_values(dtype):
+    # leaky_relu (forward and backward) and sigmoid avoid np.where (about 10x slower);
+    # their results must be exactly the textbook forms', other slopes included.
+    x = SPECIAL.astype(dtype)
+    dy = np.linspace(-5, 5, x.size).astype(dtype)
+    dy[2] = np.nan
     for slope in (0.01, 0.3, 1.0, 1e-30, 0.0, -0.5, 2.0):
-        reference = np.where(SPECIAL > 0, SPECIAL, SPECIAL * np.float32(slope))
-        assert same_bits(nn.leaky_relu(SPECIAL, slope), reference), slope
+        forward = np.where(x > 0, x, x * slope)
+        backward = np.where(x > 0, dy, dy * slope)
+        assert same_bits(nn.leaky_relu(x, slope), forward), slope
+        assert same_bits(nn.leaky_relu_backward(x, dy, slope), backward), slope
+        assert nn.leaky_relu_backward(x, dy, slope).dtype == dtype
+    e = np.exp(-np.abs(x))
+    sigmoid = nn.sigmoid(x)
+    assert same_bits(sigmoid, np.where(x >= 0, 1, e) / (1 + e)) and sigmoid.dtype == dtype
