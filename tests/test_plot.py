@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+import funcnn
 from funcnn import plot
 from funcnn.train import History
 
@@ -79,3 +80,19 @@ def test_plotting_never_touches_pyplot():
 def test_import_funcnn_does_not_import_matplotlib():
     code = "import sys, funcnn; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_import_funcnn_defers_io_callbacks_datasets_and_testing():
+    # Loaded on first use (module __getattr__), to keep `import funcnn` short.
+    code = (
+        "import sys, funcnn; "
+        "lazy = ['funcnn.io', 'funcnn.callbacks', 'funcnn.datasets', 'funcnn.testing']; "
+        "assert not any(m in sys.modules for m in lazy), [m for m in lazy if m in sys.modules]; "
+        "assert funcnn.save is sys.modules['funcnn.io'].save and funcnn.load; "
+        "assert funcnn.callbacks.EarlyStopping and funcnn.datasets.xor and funcnn.testing; "
+        "assert {'io', 'load', 'save', 'testing'} <= set(dir(funcnn)); "
+        "from funcnn import callbacks, datasets, io, load, save, testing"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        funcnn.nope  # noqa: B018
