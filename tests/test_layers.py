@@ -22,6 +22,8 @@ ACTIVATIONS = [
     L.Linear,
     L.LeakyRelu(),
     L.LeakyRelu(0.3),
+    L.LeakyRelu(2.0),  # slopes outside (0, 1] take the np.where path
+    L.LeakyRelu(-0.5),
 ]
 
 CASES = [
