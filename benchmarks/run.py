@@ -15,10 +15,11 @@ Then each competitor runs in its own fresh process, processes alternating
 warm-up; the table gives medians and the median over rounds of the speed ratio
 (competitor time / funcnn time: above 1 means funcnn is faster). Separate
 processes, because in one process each library's idle worker threads take the
-cores from the others. funcnn also runs with ``optim.adam(kernel="numba")`` (the
-optional ``numba`` extra; skipped with a note when missing) and with
-``FUNCNN_MALLOC_TUNING=0`` (glibc's malloc defaults, see ``funcnn.allocator``) to
-show what its malloc settings buy.
+cores from the others. funcnn runs with ``funcnn.allocator.tune_allocator()``
+called, as a training script would; it also runs with Adam's compiled update
+(``funcnn.optim.compiled``, the optional ``numba`` extra; skipped with a note when
+missing) and with ``FUNCNN_MALLOC_TUNING=0`` (glibc's malloc defaults) to show what
+the malloc settings buy.
 PyTorch (``pip install torch==2.13.0``) and JAX (``pip install jax jaxlib optax``)
 are optional: a missing one is skipped with a note.
 """
@@ -44,6 +45,8 @@ import numpy as np
 import funcnn
 from funcnn import fit, losses, optim, train_step, tree
 from funcnn import layers as L
+
+funcnn.allocator.tune_allocator()  # a no-op under FUNCNN_MALLOC_TUNING=0
 
 torch = None  # imported by load_torch(), only where PyTorch runs
 F = None
@@ -144,7 +147,13 @@ def torch_cnn(params):
 class FuncnnTrainer:
     def __init__(self, model, input_shape, x, y, kernel="numpy"):
         self.params = model.init(0, input_shape)
-        self.opt = optim.adam(1e-3, kernel=kernel)
+        if kernel == "numba":
+            from funcnn.optim import compiled
+
+            adam = compiled.scale_by_adam()
+        else:
+            adam = optim.scale_by_adam()
+        self.opt = optim.chain(adam, optim.scale_by_learning_rate(1e-3))
         self.opt_state = self.opt.init(self.params)
         self.step_fn = train_step(model, losses.softmax_cross_entropy, self.opt)
         self.x, self.y = x, y
@@ -250,7 +259,7 @@ WORKLOADS = {
 }
 
 
-NUMBA = "funcnn, numba Adam"  # optim.adam(kernel="numba"), the optional extra
+NUMBA = "funcnn, numba Adam"  # optim.compiled.scale_by_adam, the optional extra
 UNTUNED = "funcnn, glibc malloc defaults"  # FUNCNN_MALLOC_TUNING=0
 KERNEL = {"funcnn": "numpy", NUMBA: "numba"}  # Adam's kernel in each funcnn variant
 
@@ -568,7 +577,7 @@ def main() -> None:
             "is faster. Separate processes because, in one process, each library's idle worker "
             "threads (OpenBLAS's and PyTorch's OpenMP pool) take the cores from the others, "
             "which slows whichever library runs next. funcnn also runs with "
-            "optim.adam(kernel='numba') (the optional numba extra; its losses must equal the "
+            "optim.compiled.scale_by_adam (the optional numba extra; its losses must equal the "
             "NumPy path's bit for bit) and with FUNCNN_MALLOC_TUNING=0 (glibc's malloc "
             "defaults; see funcnn.allocator): the last ratio is what funcnn's malloc "
             "settings buy."

@@ -9,7 +9,7 @@ sigmoid binary cross-entropy. Saves breast_cancer_history.png.
 import sys
 from pathlib import Path
 
-from funcnn import callbacks, datasets, evaluate, fit, losses, optim, plot, tree
+from funcnn import allocator, callbacks, datasets, evaluate, fit, losses, optim, plot, tree
 from funcnn import layers as L
 
 
@@ -45,4 +45,5 @@ def main(output_dir: str = ".", verbose: int = 2) -> dict:
 
 
 if __name__ == "__main__":
+    allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
     main(*sys.argv[1:])

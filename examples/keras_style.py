@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from funcnn import datasets, plot
+from funcnn import allocator, datasets, plot
 from funcnn.keras import Dense, Sequential, load_model
 
 
@@ -44,4 +44,5 @@ def main(output_dir: str = ".", verbose: int = 0) -> dict:
 
 
 if __name__ == "__main__":
+    allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
     main(*sys.argv[1:])

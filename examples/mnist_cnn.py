@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from funcnn import datasets, fit, losses, metrics, optim, plot, predict, schedules
+from funcnn import allocator, datasets, fit, losses, metrics, optim, plot, predict, schedules
 from funcnn import layers as L
 
 
@@ -44,7 +44,7 @@ def main(output_dir: str = ".", batchnorm: bool = False, epochs: int = 8, verbos
     )  # fmt: skip
     seconds = time.perf_counter() - started
     logits = predict(model, params, x_test, state=history.state)
-    accuracy = metrics.accuracy(y_test, logits)
+    accuracy = metrics.accuracy(logits, y_test)
     kind = "with BatchNorm" if batchnorm else "plain"
     print(
         f"\n{kind}: training took {seconds:.1f}s; "
@@ -59,5 +59,6 @@ def main(output_dir: str = ".", batchnorm: bool = False, epochs: int = 8, verbos
 
 
 if __name__ == "__main__":
+    allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
     args = [a for a in sys.argv[1:] if a != "--batchnorm"]
     main(*args, batchnorm="--batchnorm" in sys.argv)

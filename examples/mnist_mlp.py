@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from funcnn import datasets, fit, losses, metrics, optim, plot, predict
+from funcnn import allocator, datasets, fit, losses, metrics, optim, plot, predict
 from funcnn import layers as L
 
 
@@ -37,20 +37,21 @@ def main(output_dir: str = ".", epochs: int = 20, verbose: int = 2) -> dict:
 
     logits = predict(model, params, x_test)
     predicted = logits.argmax(axis=1)
-    test_accuracy = metrics.accuracy(y_test, logits)
+    test_accuracy = metrics.accuracy(logits, y_test)
     print(
         f"\ntraining took {seconds:.1f}s; test accuracy {test_accuracy:.2%} on {len(x_test)} digits"
     )
-    print(f"macro F1 {metrics.f1_score(y_test, logits):.3f}")
+    print(f"macro F1 {metrics.f1_score(logits, y_test):.3f}")
 
     plot.plot_history(history, out / "mnist_mlp_history.png")
     plot.plot_images(x_test[:24], predicted[:24], y_test[:24], out / "mnist_mlp_predictions.png")
     plot.plot_confusion_matrix(
-        metrics.confusion_matrix(y_test, logits), path=out / "mnist_mlp_confusion.png"
+        metrics.confusion_matrix(logits, y_test), path=out / "mnist_mlp_confusion.png"
     )
     print(f"plots saved in {out.resolve()}")
     return {"test_accuracy": test_accuracy, "seconds": seconds, "history": history}
 
 
 if __name__ == "__main__":
+    allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
     main(*sys.argv[1:])

@@ -4,15 +4,16 @@ Models are pure functions ``init(rng, input_shape) -> params`` and
 ``apply(params, x)``; gradients come from hand-written backward passes, each
 checked against finite differences.
 
-Importing funcnn tunes glibc's malloc for training loops (``funcnn.allocator``;
-``FUNCNN_MALLOC_TUNING=0`` opts out).
+Every public submodule is reachable as ``funcnn.<name>`` after ``import funcnn``.
+The core ones load with it; the rest (saving, callbacks, data sets, plots, the
+Keras facade, gradient checks, the allocator setting) load on first use, to keep
+``import funcnn`` short. Importing funcnn changes nothing in the host process.
 """
 
 import importlib
 from typing import Any
 
 from funcnn import (
-    allocator,
     initializers,
     layers,
     losses,
@@ -22,6 +23,8 @@ from funcnn import (
     random,
     schedules,
     tree,
+    types,
+    validate,
 )
 from funcnn.gradients import grad, value_and_grad, value_and_grad_with_state
 from funcnn.train import (
@@ -35,14 +38,14 @@ from funcnn.train import (
 
 __version__ = "0.1.0"
 
-allocator.tune_allocator()
-
-# Imported on first use (PEP 562), to keep `import funcnn` short: saving and loading
-# (hashlib, zipfile, tempfile), callbacks, data sets and the gradient-check helpers.
-_LAZY = {
+# Imported on first use (PEP 562): module name, or (module, attribute).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "allocator": ("funcnn.allocator", None),
     "callbacks": ("funcnn.callbacks", None),
     "datasets": ("funcnn.datasets", None),
     "io": ("funcnn.io", None),
+    "keras": ("funcnn.keras", None),
+    "plot": ("funcnn.plot", None),
     "testing": ("funcnn.testing", None),
     "load": ("funcnn.io", "load"),
     "save": ("funcnn.io", "save"),
@@ -71,22 +74,26 @@ __all__ = [
     "evaluate",
     "fit",
     "grad",
-    "io",
-    "load",
-    "metrics",
-    "predict",
-    "save",
-    "train_step",
-    "train_step_with_state",
     "initializers",
+    "io",
+    "keras",
     "layers",
+    "load",
     "losses",
+    "metrics",
     "nn",
     "optim",
+    "plot",
+    "predict",
     "random",
+    "save",
     "schedules",
     "testing",
+    "train_step",
+    "train_step_with_state",
     "tree",
+    "types",
+    "validate",
     "value_and_grad",
     "value_and_grad_with_state",
 ]

@@ -13,14 +13,20 @@ batch 128 took 768 page faults and 6.6 ms (3.9 ms without them); a small CNN ste
 What: :func:`tune_allocator` sets the two thresholds to the ceilings that glibc's
 own adaptive rule can reach (mmap threshold 32 MiB, trim threshold twice that), so
 arrays below 32 MiB are recycled from the heap and up to 64 MiB of free heap is kept
-for the next step. ``import funcnn`` calls it once. It changes how fast memory
-is reused, never a result, and applies only where the C library is glibc;
-elsewhere it does nothing.
+for the next step. It changes how fast memory is reused, never a result, and
+applies only where the C library is glibc; elsewhere it does nothing.
 
-Opting out: set ``FUNCNN_MALLOC_TUNING=0`` before importing funcnn. Settings of
-your own (the ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``/
-``MALLOC_TOP_PAD_``/``MALLOC_MMAP_MAX_`` environment variables, or
-``glibc.malloc`` tunables in ``GLIBC_TUNABLES``) are left alone.
+It is a setting of the whole process, so funcnn never makes it on its own
+(importing funcnn changes nothing): a training script calls it once, as the
+examples and benchmarks do::
+
+    funcnn.allocator.tune_allocator()
+
+``FUNCNN_MALLOC_TUNING=0`` in the environment turns that call into a no-op (to
+time a script both ways without editing it). Settings of your own (the
+``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``/``MALLOC_TOP_PAD_``/
+``MALLOC_MMAP_MAX_`` environment variables, or ``glibc.malloc`` tunables in
+``GLIBC_TUNABLES``) are left alone.
 """
 
 from __future__ import annotations

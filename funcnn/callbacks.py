@@ -237,11 +237,13 @@ class ReduceLROnPlateau(Callback):
 class TerminateOnNaN(Callback):
     """Stop at the first non-finite batch loss and return the params from before that step."""
 
+    def on_batch_begin(self, batch: int, ctx: TrainingContext) -> None:
+        self.before = (ctx.params, ctx.state, ctx.opt_state)  # references: nothing is copied
+
     def on_batch_end(self, batch: int, loss: float, ctx: TrainingContext) -> None:
         if np.isfinite(loss):
             return
-        ctx.params, ctx.state = ctx.last_finite_params, ctx.last_finite_state
-        ctx.opt_state = ctx.last_finite_opt_state
+        ctx.params, ctx.state, ctx.opt_state = self.before
         ctx.stop_training = True
         ctx.stop_reason = (
             f"TerminateOnNaN: batch {batch + 1} of epoch {ctx.epoch + 1} gave loss {loss}; "
@@ -281,6 +283,7 @@ class LambdaCallback(Callback):
         self,
         on_train_begin: Callable[..., Any] | None = None,
         on_epoch_begin: Callable[..., Any] | None = None,
+        on_batch_begin: Callable[..., Any] | None = None,
         on_batch_end: Callable[..., Any] | None = None,
         on_epoch_end: Callable[..., Any] | None = None,
         on_train_end: Callable[..., Any] | None = None,
@@ -288,6 +291,7 @@ class LambdaCallback(Callback):
         self.fns = {
             "train_begin": on_train_begin,
             "epoch_begin": on_epoch_begin,
+            "batch_begin": on_batch_begin,
             "batch_end": on_batch_end,
             "epoch_end": on_epoch_end,
             "train_end": on_train_end,
@@ -300,6 +304,10 @@ class LambdaCallback(Callback):
     def on_epoch_begin(self, epoch: int, ctx: TrainingContext) -> None:
         if self.fns["epoch_begin"]:
             self.fns["epoch_begin"](epoch, ctx)
+
+    def on_batch_begin(self, batch: int, ctx: TrainingContext) -> None:
+        if self.fns["batch_begin"]:
+            self.fns["batch_begin"](batch, ctx)
 
     def on_batch_end(self, batch: int, loss: float, ctx: TrainingContext) -> None:
         if self.fns["batch_end"]:

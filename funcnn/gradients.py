@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from funcnn import tree
-from funcnn.layers.base import Layer, Params
+from funcnn.layers.base import Layer, RngArg
 from funcnn.losses import Loss, Penalty
-from funcnn.random import RngLike
+from funcnn.types import LayerState, Params
 
 
 def check_model_and_loss(model: Any, loss: Any, penalty: Any) -> None:
@@ -41,7 +41,7 @@ def value_and_grad(
     check_model_and_loss(model, loss, penalty)
 
     def fn(
-        params: Params, x: Any, y: Any, *, rng: RngLike | None = None, train: bool = True
+        params: Params, x: Any, y: Any, *, rng: RngArg = None, train: bool = True
     ) -> tuple[float, Params]:
         value, grads, _, _ = forward_backward(
             model, loss, params, None, x, y, rng=rng, train=train, penalty=penalty
@@ -55,25 +55,20 @@ def forward_backward(
     model: Layer,
     loss: Loss,
     params: Params,
-    state: Any,
+    state: LayerState,
     x: Any,
     y: Any,
     *,
-    rng: RngLike | None = None,
+    rng: RngArg = None,
     train: bool = True,
     penalty: Penalty | None = None,
 ) -> tuple[float, Params, Any, Any]:
     """One forward and backward pass: ``(loss_value, grads, new_state, pred)``.
 
-    ``state=None`` runs the stateless ``forward`` (and gives ``new_state=None``).
-
+    ``state=None`` suits a model without state (and gives ``new_state=None``).
     ``pred`` is the model's output in the given mode (what training metrics use).
     """
-    if state is None:
-        pred, cache = model.forward(params, x, train=train, rng=rng)
-        new_state = None
-    else:
-        pred, new_state, cache = model.forward_with_state(params, state, x, train=train, rng=rng)
+    pred, new_state, cache = model.forward_with_state(params, state, x, train=train, rng=rng)
     value, dpred = loss.value_and_grad(pred, y)
     grads, _ = model.backward(params, cache, dpred, need_dx=False)
     if penalty is not None:
@@ -95,11 +90,11 @@ def value_and_grad_with_state(
 
     def fn(
         params: Params,
-        state: Any,
+        state: LayerState,
         x: Any,
         y: Any,
         *,
-        rng: RngLike | None = None,
+        rng: RngArg = None,
         train: bool = True,
     ) -> tuple[tuple[float, Any], Params]:
         value, grads, new_state, _ = forward_backward(
@@ -114,9 +109,7 @@ def grad(model: Layer, loss: Loss, *, penalty: Penalty | None = None) -> Callabl
     """Like :func:`value_and_grad`, returning only the grads."""
     f = value_and_grad(model, loss, penalty=penalty)
 
-    def fn(
-        params: Params, x: Any, y: Any, *, rng: RngLike | None = None, train: bool = True
-    ) -> Params:
+    def fn(params: Params, x: Any, y: Any, *, rng: RngArg = None, train: bool = True) -> Params:
         return f(params, x, y, rng=rng, train=train)[1]
 
     return fn

@@ -15,16 +15,19 @@ directory that is renamed over the target only when complete, so an interrupted
 save never destroys the previous file.
 
 Architectures are rebuilt from layer specs: a class name looked up in a registry
-of known layers, initializers and state records, never code. Register your own
-with :func:`register`.
+of known layers, initializers and state records, never code. Every Layer subclass
+and layer value registers itself when it is defined, and funcnn's own records and
+initializers are found in their modules; register other records with :func:`register`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 import os
+import pkgutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -35,62 +38,72 @@ import numpy as np
 
 from funcnn import initializers, optim, tree
 from funcnn import layers as L
+from funcnn.layers import base as layer_base
 from funcnn.layers.base import Layer
 
 FORMAT = "funcnn"
 FORMAT_VERSION = 1
 _META_KEY = "__funcnn__"
 
-_REGISTRY: dict[str, Any] = {}
+_USER: dict[str, Any] = {}
+_FOUND: dict[str, Any] = {}
 
 
 def register(obj: Any, name: str | None = None) -> Any:
-    """Make a layer class, layer value, initializer class or NamedTuple savable by name."""
+    """Make a NamedTuple, initializer class or value savable by name.
+
+    Layer classes and the layer values made with ``elementwise``/``layer_value`` are
+    registered when they are defined; so are funcnn's own records (params, layer
+    and optimizer states) and initializers. Register your own optimizer-state
+    NamedTuples and initializer classes here.
+    """
     key = name or getattr(obj, "__name__", None) or repr(obj)
-    existing = _REGISTRY.get(key)
+    existing = _registry().get(key)
     if existing is not None and existing is not obj:
         raise ValueError(f"the name {key!r} is already registered for {existing!r}")
-    _REGISTRY[key] = obj
+    _USER[key] = obj
     return obj
 
 
-for _obj in (
-    L.Dense, L.Dropout, L.LeakyRelu, L.Reshape, L.FanOut, L.FanInConcat, L.Serial, L.Parallel,
-    L.Conv2D, L.Conv1D, L.ZeroPadding2D, L.MaxPool2D, L.AvgPool2D, L.GlobalAvgPool2D,
-    L.GlobalMaxPool2D, L.MaxPool1D, L.AvgPool1D, L.BatchNorm, L.LayerNorm,
-    L.ConvParams, L.NormParams, L.BatchNormState,
-    initializers.VarianceScaling, initializers.Normal, initializers.Uniform,
-    initializers.Orthogonal, initializers.Constant,
-    L.DenseParams, optim.EmptyState, optim.ChainState, optim.ScaleByLearningRateState,
-    optim.TraceState, optim.ScaleByRmsState, optim.ScaleByStddevState, optim.ScaleByRssState,
-    optim.ScaleByAdamState, optim.ScaleByAdamaxState, optim.ScaleByAdadeltaState,
-    optim.ScaleByLionState, optim.MaskedState, optim.ApplyIfFiniteState, optim.MultiStepsState,
-):  # fmt: skip
-    register(_obj)
-for _value in (
-    L.Relu, L.Sigmoid, L.Tanh, L.Softmax, L.LogSoftmax, L.Softplus, L.Elu, L.Selu, L.Gelu,
-    L.Linear, L.Flatten, L.Identity, L.FanInSum,
-):  # fmt: skip
-    register(_value, repr(_value))
+def _registry() -> dict[str, Any]:
+    """Every name a file may use: found in funcnn's modules once, plus the layers' own
+    registries and the user's registrations (read anew: classes may be defined later)."""
+    if not _FOUND:
+        modules = [initializers, *_submodules(L), *_submodules(optim)]
+        for module in modules:
+            for obj in vars(module).values():
+                if isinstance(obj, type) and obj.__module__ == module.__name__:
+                    record = issubclass(obj, tuple) and hasattr(obj, "_fields")
+                    if record or (attrs.has(obj) and module is initializers):
+                        _FOUND.setdefault(obj.__name__, obj)
+    return {**_FOUND, **layer_base.layer_classes(), **layer_base.VALUES, **_USER}
+
+
+def _submodules(package: Any) -> list[Any]:
+    names = (m.name for m in pkgutil.iter_modules(package.__path__))
+    return [importlib.import_module(f"{package.__name__}.{n}") for n in names if n != "compiled"]
 
 
 def _lookup(name: str, what: str) -> Any:
-    if name not in _REGISTRY:
+    registry = _registry()
+    if name not in registry:
         raise ValueError(
-            f"unknown {what} {name!r} in the file; register it with funcnn.io.register "
-            "before loading"
+            f"unknown {what} {name!r} in the file; define the class (or register it with "
+            "funcnn.io.register) before loading"
         )
-    return _REGISTRY[name]
+    return registry[name]
+
+
+def _name_in_registry(obj: Any) -> str | None:
+    """The name under which ``obj`` itself (not an equal object) is registered."""
+    registry = _registry()
+    if isinstance(obj, type):
+        names = (obj.__name__, f"{obj.__module__}.{obj.__qualname__}")
+        return next((n for n in names if registry.get(n) is obj), None)
+    return next((n for n, v in registry.items() if v is obj), None)
 
 
 # ---------------------------------------------------------------- layer specs
-
-
-def _name_of_value(obj: Any) -> str | None:
-    for name, registered in _REGISTRY.items():
-        if registered is obj:
-            return name
-    return None
 
 
 def to_spec(obj: Any) -> Any:
@@ -99,14 +112,15 @@ def to_spec(obj: Any) -> Any:
         return obj
     if isinstance(obj, (np.integer, np.floating)):
         return obj.item()
-    name = _name_of_value(obj)
+    name = _name_in_registry(obj)
     if name is not None and not isinstance(obj, type):
         return {"value": name}
     if isinstance(obj, (tuple, list)):
         return {"tuple" if isinstance(obj, tuple) else "list": [to_spec(v) for v in obj]}
-    if attrs.has(type(obj)) and type(obj).__name__ in _REGISTRY:
+    cls_name = _name_in_registry(type(obj))
+    if attrs.has(type(obj)) and cls_name is not None:
         return {
-            "class": type(obj).__name__,
+            "class": cls_name,
             "fields": {f.name: to_spec(getattr(obj, f.name)) for f in attrs.fields(type(obj))},
         }
     raise ValueError(
@@ -129,6 +143,8 @@ def from_spec(spec: Any) -> Any:
             return [from_spec(v) for v in spec["list"]]
         if "class" in spec:
             cls = _lookup(spec["class"], "class")
+            if isinstance(cls, Layer) and not spec.get("fields"):
+                return cls  # a parameter-free layer that format 1 saved as a class
             if not (isinstance(cls, type) and attrs.has(cls)):
                 raise ValueError(f"{spec['class']!r} is not a layer or initializer class")
             fields = {k: from_spec(v) for k, v in spec.get("fields", {}).items()}
@@ -152,10 +168,10 @@ def _encode(t: Any, arrays: dict[str, np.ndarray]) -> Any:
         arrays[key] = np.asarray(t)
         return {"array": key}
     if isinstance(t, tuple) and hasattr(t, "_fields"):
-        name = type(t).__name__
-        if _REGISTRY.get(name) is not type(t):
+        name = _name_in_registry(type(t))
+        if name is None:
             raise ValueError(
-                f"cannot save a {name}: register the NamedTuple with funcnn.io.register"
+                f"cannot save a {type(t).__name__}: register the NamedTuple with funcnn.io.register"
             )
         return {"record": name, "fields": [_encode(v, arrays) for v in t]}
     if isinstance(t, (tuple, list)):

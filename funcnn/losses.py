@@ -19,7 +19,7 @@ training loop reports.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
@@ -72,7 +72,14 @@ def _check_probabilities(p: np.ndarray, name: str, hint: str) -> None:
 
 @attrs.frozen
 class Loss:
-    """Base class: subclasses implement ``value_and_grad``."""
+    """Base class: subclasses implement ``value_and_grad(pred, target)``.
+
+    ``takes_logits`` says whether ``pred`` is a model's raw scores (the fused
+    softmax/sigmoid losses) rather than probabilities or values; metrics use it to
+    read the predictions the right way.
+    """
+
+    takes_logits: ClassVar[bool] = False
 
     def __call__(self, pred: Any, target: Any) -> float:
         return self.value_and_grad(pred, target)[0]
@@ -172,6 +179,8 @@ class SigmoidBinaryCrossEntropy(Loss):
     Finite for any finite z. Gradient: (sigmoid(z) - t) / size.
     """
 
+    takes_logits: ClassVar[bool] = True
+
     def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
         name = "sigmoid_binary_cross_entropy"
         z = _pred(pred, name)
@@ -248,6 +257,8 @@ class SoftmaxCrossEntropy(Loss):
     finite for any finite logits. Fused gradient: (softmax(z) sum(t) - t) / N,
     which is (softmax(z) - onehot) / N for one-hot rows or labels.
     """
+
+    takes_logits: ClassVar[bool] = True
 
     def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
         name = "softmax_cross_entropy"

@@ -1,8 +1,10 @@
-"""Metrics ``metric(y_true, y_pred) -> float`` (or an array, per class).
+"""Metrics ``metric(pred, target) -> float`` (or an array, per class).
 
-Class predictions come from ``y_pred`` as follows: a single column (or a vector)
+Predictions first, as for losses (``loss(pred, target)``).
+
+Class predictions come from ``pred`` as follows: a single column (or a vector)
 is a binary probability thresholded at ``threshold`` (0.5; use 0.0 for logits);
-several columns are scores whose argmax is the class. ``y_true`` holds integer
+several columns are scores whose argmax is the class. ``target`` holds integer
 labels, or one-hot rows (argmax), or 0/1 for binary tasks.
 
 Accuracy is the fraction of SAMPLES classified correctly, never the fraction of
@@ -19,13 +21,13 @@ import attrs
 import numpy as np
 
 
-def _arrays(y_true: Any, y_pred: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    t, p = np.asarray(y_true), np.asarray(y_pred)
-    for a, what in ((t, "y_true"), (p, "y_pred")):
+def _arrays(pred: Any, target: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    t, p = np.asarray(target), np.asarray(pred)
+    for a, what in ((p, "pred"), (t, "target")):
         if a.dtype.kind not in "fiub":
             raise TypeError(f"{name}: {what} must be numeric, got dtype {a.dtype}")
     if len(t) != len(p):
-        raise ValueError(f"{name}: y_true has {len(t)} samples, y_pred has {len(p)}")
+        raise ValueError(f"{name}: pred has {len(p)} samples, target has {len(t)}")
     return t, p
 
 
@@ -34,10 +36,10 @@ def _binary(p: np.ndarray) -> bool:
 
 
 def class_predictions(
-    y_true: Any, y_pred: Any, threshold: float = 0.5, name: str = "metric"
+    pred: Any, target: Any, threshold: float = 0.5, name: str = "metric"
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(true classes, predicted classes, number of classes) as int vectors."""
-    t, p = _arrays(y_true, y_pred, name)
+    t, p = _arrays(pred, target, name)
     if _binary(p):
         if t.ndim > 2 or (t.ndim == 2 and t.shape[1] != 1):
             raise ValueError(
@@ -60,21 +62,21 @@ def class_predictions(
     return truth, predicted, classes
 
 
-def accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> float:
+def accuracy(pred: Any, target: Any, threshold: float = 0.5) -> float:
     """Fraction of samples whose predicted class equals the true class."""
-    truth, predicted, _ = class_predictions(y_true, y_pred, threshold, "accuracy")
+    truth, predicted, _ = class_predictions(pred, target, threshold, "accuracy")
     return float(np.mean(truth == predicted))
 
 
-def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> float:
-    """Fraction of elements with ``(y_pred > threshold) == (y_true > 0.5)`` (multi-label too)."""
-    t, p = _arrays(y_true, y_pred, "binary_accuracy")
+def binary_accuracy(pred: Any, target: Any, threshold: float = 0.5) -> float:
+    """Fraction of elements with ``(pred > threshold) == (target > 0.5)`` (multi-label too)."""
+    t, p = _arrays(pred, target, "binary_accuracy")
     return float(np.mean((p.reshape(t.shape) > threshold) == (t > 0.5)))
 
 
-def top_k_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> float:
+def top_k_accuracy(pred: Any, target: Any, k: int = 5) -> float:
     """Fraction of samples whose true class is among the ``k`` highest scores."""
-    t, p = _arrays(y_true, y_pred, "top_k_accuracy")
+    t, p = _arrays(pred, target, "top_k_accuracy")
     if p.ndim != 2:
         raise ValueError(f"top_k_accuracy needs (N, classes) scores, got {p.shape}")
     truth = t.argmax(axis=1) if t.shape == p.shape else t.reshape(-1).astype(np.int64)
@@ -83,16 +85,16 @@ def top_k_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> float:
 
 
 def confusion_matrix(
-    y_true: Any, y_pred: Any, num_classes: int | None = None, threshold: float = 0.5
+    pred: Any, target: Any, num_classes: int | None = None, threshold: float = 0.5
 ) -> np.ndarray:
     """(C, C) counts: row = true class, column = predicted class."""
-    truth, predicted, classes = class_predictions(y_true, y_pred, threshold, "confusion_matrix")
+    truth, predicted, classes = class_predictions(pred, target, threshold, "confusion_matrix")
     c = num_classes or max(classes, int(truth.max(initial=0)) + 1)
     return np.bincount(truth * c + predicted, minlength=c * c).reshape(c, c)
 
 
-def _prf(y_true: Any, y_pred: Any, average: str | None, threshold: float) -> tuple[Any, Any, Any]:
-    cm = confusion_matrix(y_true, y_pred, threshold=threshold).astype(np.float64)
+def _prf(pred: Any, target: Any, average: str | None, threshold: float) -> tuple[Any, Any, Any]:
+    cm = confusion_matrix(pred, target, threshold=threshold).astype(np.float64)
     tp = np.diag(cm)
     predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
     # Zero denominators give 0 (sklearn's zero_division=0).
@@ -111,48 +113,44 @@ def _prf(y_true: Any, y_pred: Any, average: str | None, threshold: float) -> tup
     raise ValueError(f"average must be 'macro', 'binary' or None, got {average!r}")
 
 
-def precision(
-    y_true: Any, y_pred: Any, average: str | None = "macro", threshold: float = 0.5
-) -> Any:
+def precision(pred: Any, target: Any, average: str | None = "macro", threshold: float = 0.5) -> Any:
     """TP / (TP + FP) per class (``average=None``), their mean ("macro"), or class 1 ("binary")."""
-    return _prf(y_true, y_pred, average, threshold)[0]
+    return _prf(pred, target, average, threshold)[0]
 
 
-def recall(y_true: Any, y_pred: Any, average: str | None = "macro", threshold: float = 0.5) -> Any:
+def recall(pred: Any, target: Any, average: str | None = "macro", threshold: float = 0.5) -> Any:
     """TP / (TP + FN) per class, macro-averaged, or for class 1; see :func:`precision`."""
-    return _prf(y_true, y_pred, average, threshold)[1]
+    return _prf(pred, target, average, threshold)[1]
 
 
-def f1_score(
-    y_true: Any, y_pred: Any, average: str | None = "macro", threshold: float = 0.5
-) -> Any:
+def f1_score(pred: Any, target: Any, average: str | None = "macro", threshold: float = 0.5) -> Any:
     """2 P R / (P + R) per class, then averaged as in :func:`precision`."""
-    return _prf(y_true, y_pred, average, threshold)[2]
+    return _prf(pred, target, average, threshold)[2]
 
 
-def _regression(y_true: Any, y_pred: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    t, p = _arrays(y_true, y_pred, name)
+def _regression(pred: Any, target: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    t, p = _arrays(pred, target, name)
     if t.shape != p.shape:
         if p.ndim == 2 and p.shape[1] == 1 and t.shape == p.shape[:1]:
             t = t.reshape(p.shape)
         else:
-            raise ValueError(f"{name}: y_true shape {t.shape} does not match y_pred {p.shape}")
+            raise ValueError(f"{name}: target shape {t.shape} does not match pred {p.shape}")
     return t.astype(np.float64), p.astype(np.float64)
 
 
-def mean_squared_error(y_true: Any, y_pred: Any) -> float:
-    t, p = _regression(y_true, y_pred, "mean_squared_error")
+def mean_squared_error(pred: Any, target: Any) -> float:
+    t, p = _regression(pred, target, "mean_squared_error")
     return float(np.mean((p - t) ** 2))
 
 
-def mean_absolute_error(y_true: Any, y_pred: Any) -> float:
-    t, p = _regression(y_true, y_pred, "mean_absolute_error")
+def mean_absolute_error(pred: Any, target: Any) -> float:
+    t, p = _regression(pred, target, "mean_absolute_error")
     return float(np.mean(np.abs(p - t)))
 
 
-def r2_score(y_true: Any, y_pred: Any) -> float:
+def r2_score(pred: Any, target: Any) -> float:
     """1 - SS_res / SS_tot over all outputs together (1 is perfect, 0 predicts the mean)."""
-    t, p = _regression(y_true, y_pred, "r2_score")
+    t, p = _regression(pred, target, "r2_score")
     ss_tot = float(np.sum((t - t.mean(axis=0)) ** 2))
     ss_res = float(np.sum((t - p) ** 2))
     return 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)
@@ -160,17 +158,17 @@ def r2_score(y_true: Any, y_pred: Any) -> float:
 
 @attrs.frozen
 class Metric:
-    """A named metric ``fn(y_true, y_pred) -> float`` as used by ``fit`` and ``evaluate``."""
+    """A named metric ``fn(pred, target) -> float`` as used by ``fit`` and ``evaluate``."""
 
     name: str
     fn: Callable[[Any, Any], float] = attrs.field(eq=False)
 
-    def __call__(self, y_true: Any, y_pred: Any) -> float:
-        return float(self.fn(y_true, y_pred))
+    def __call__(self, pred: Any, target: Any) -> float:
+        return float(self.fn(pred, target))
 
 
 def _with(fn: Callable[..., Any], **kwargs: Any) -> Callable[[Any, Any], Any]:
-    return lambda t, p: fn(t, p, **kwargs)
+    return lambda p, t: fn(p, t, **kwargs)
 
 
 METRICS: dict[str, Callable[[Any, Any], float]] = {

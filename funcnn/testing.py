@@ -114,17 +114,14 @@ def check_grads(
 
     Everything is copied to float64 first. The objective is ``sum(y * dy)`` for a
     random cotangent ``dy`` drawn from ``seed``. ``rng_seed`` gives every forward
-    pass the same fresh generator, so dropout masks agree between evaluations.
-    ``state`` (for stateful layers) runs ``forward_with_state``. Raises
+    pass the same key, so dropout masks agree between evaluations. ``state`` is the
+    layer's state (None for a layer without). Raises
     AssertionError with the report when the worst error exceeds ``tolerance``.
     """
     p64, x64 = _float64_copy(params), _float64_copy(x)
 
     def run() -> tuple[Any, Any]:
-        rng = None if rng_seed is None else np.random.default_rng(rng_seed)
-        if state is None:
-            return layer.forward(p64, x64, train=train, rng=rng)
-        y, _, cache = layer.forward_with_state(p64, state, x64, train=train, rng=rng)
+        y, _, cache = layer.forward_with_state(p64, state, x64, train=train, rng=rng_seed)
         return y, cache
 
     y, cache = run()
@@ -181,9 +178,9 @@ def check_layer(
 ) -> list[GradCheckReport]:
     """Run the layer protocol on ``layer`` for each batch size and raise AssertionError on a breach.
 
-    Checks: ``output_shape`` agrees with ``apply``; ``apply`` equals ``forward[0]``
-    bit for bit; params are read-only; params and inputs are unchanged; grads and
-    dx agree with finite differences in float64.
+    Checks: ``output_shape`` agrees with ``apply``; ``apply_with_state`` equals
+    ``forward_with_state`` bit for bit; params are read-only; params and inputs are
+    unchanged; grads and dx agree with finite differences in float64.
     """
     reports = []
     for batch in batch_sizes:
@@ -197,17 +194,10 @@ def check_layer(
                 raise AssertionError(f"{layer!r}: init returned a writable params array")
         x = random_input(gen, input_shape, batch)
         x_before, params_before = tree.map(np.copy, x), tree.map(np.copy, params)
-        state = layer.init_state(input_shape, dtype=np.float64) if layer.stateful else None
-
-        def fresh() -> np.random.Generator | None:
-            return np.random.default_rng(1) if train else None
-
-        if state is None:
-            y = layer.apply(params, x, train=train, rng=fresh())
-            y2, _ = layer.forward(params, x, train=train, rng=fresh())
-        else:
-            y, _ = layer.apply_with_state(params, state, x, train=train, rng=fresh())
-            y2, _, _ = layer.forward_with_state(params, state, x, train=train, rng=fresh())
+        state = layer.init_state(input_shape, dtype=np.float64)
+        rng = 1 if train else None
+        y, _ = layer.apply_with_state(params, state, x, train=train, rng=rng)
+        y2, _, _ = layer.forward_with_state(params, state, x, train=train, rng=rng)
         expected = layer.output_shape(input_shape)
         if _shapes_of(y) != expected:
             raise AssertionError(

@@ -1,13 +1,14 @@
 """Training: a pure ``train_step`` for custom loops, and ``fit``/``evaluate``/``predict``.
 
-``fit`` is a loop around the same pure step: params, optimizer state and layer
-state go in and come out as new values; callbacks see them through a
+``fit`` is a short loop around the same pure step: params, optimizer state and
+layer state go in and come out as new values; callbacks see them through a
 :class:`TrainingContext` and may replace them (restore the best params, lower the
 learning rate) or stop training.
 
-Randomness: ``fit`` draws one base seed from ``rng`` and gives epoch ``e`` the
-generator ``default_rng([base, e])`` for its shuffle and dropout masks, so a run
-resumed at ``initial_epoch=e`` from a checkpoint continues bit for bit.
+Randomness: ``fit`` draws one base seed from ``rng``. Epoch ``e`` shuffles with
+``default_rng([base, e])`` and its step ``s`` gets the key ``Key((base, e, s))``
+(dropout masks), so a run resumed at ``initial_epoch=e`` from a checkpoint
+continues bit for bit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -23,10 +24,12 @@ import numpy as np
 
 from funcnn import metrics as metrics_lib
 from funcnn import optim
+from funcnn import validate as check
 from funcnn.gradients import check_model_and_loss, forward_backward
-from funcnn.layers.base import Layer, Params
-from funcnn.losses import Loss, Penalty, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
-from funcnn.random import RngLike, as_generator
+from funcnn.layers.base import Layer, RngArg
+from funcnn.losses import Loss, Penalty
+from funcnn.random import Key, RngLike, as_generator
+from funcnn.types import LayerState, OptState, Params
 
 
 def train_step(
@@ -35,17 +38,17 @@ def train_step(
     optimizer: optim.GradientTransformation,
     *,
     penalty: Penalty | None = None,
-) -> Callable[..., tuple[Params, Any, float]]:
+) -> Callable[..., tuple[Params, OptState, float]]:
     """``step(params, opt_state, x, y, rng=None) -> (params, opt_state, loss)``, pure.
 
     For models with state (BatchNorm) use :func:`train_step_with_state`: here their
-    ``forward`` raises an error that says so.
+    forward raises an error that says so.
     """
     step = train_step_with_state(model, loss, optimizer, penalty=penalty)
 
     def fn(
-        params: Params, opt_state: Any, x: Any, y: Any, rng: RngLike | None = None
-    ) -> tuple[Params, Any, float]:
+        params: Params, opt_state: OptState, x: Any, y: Any, rng: RngArg = None
+    ) -> tuple[Params, OptState, float]:
         params, _, opt_state, value, _ = step(params, None, opt_state, x, y, rng)
         return params, opt_state, value
 
@@ -58,11 +61,11 @@ def train_step_with_state(
     optimizer: optim.GradientTransformation,
     *,
     penalty: Penalty | None = None,
-) -> Callable[..., tuple[Params, Any, Any, float, Any]]:
+) -> Callable[..., tuple[Params, LayerState, OptState, float, Any]]:
     """``step(params, state, opt_state, x, y, rng=None) -> (params, state, opt_state, loss, pred)``.
 
-    ``state`` is ``model.init_state(input_shape)``, or None for a stateless model;
-    ``pred`` is the training-mode output.
+    ``state`` is ``model.init_state(input_shape)`` (None works for a model without
+    state); ``pred`` is the training-mode output.
     """
     if not isinstance(optimizer, optim.GradientTransformation):
         raise TypeError(
@@ -72,8 +75,8 @@ def train_step_with_state(
     check_model_and_loss(model, loss, penalty)
 
     def fn(
-        params: Params, state: Any, opt_state: Any, x: Any, y: Any, rng: RngLike | None = None
-    ) -> tuple[Params, Any, Any, float, Any]:
+        params: Params, state: LayerState, opt_state: OptState, x: Any, y: Any, rng: RngArg = None
+    ) -> tuple[Params, LayerState, OptState, float, Any]:
         value, grads, new_state, pred = forward_backward(
             model, loss, params, state, x, y, rng=rng, train=True, penalty=penalty
         )
@@ -130,26 +133,30 @@ class TrainingContext:
     """What callbacks see and may change during ``fit``."""
 
     model: Layer
-    params: Any
-    state: Any
-    opt_state: Any
+    params: Params
+    state: LayerState
+    opt_state: OptState
     history: History
     input_shape: Any
     epoch: int = 0
     stop_training: bool = False
     stop_reason: str | None = None
-    last_finite_params: Any = None  # params, state and optimizer state before the last step
-    last_finite_state: Any = None
-    last_finite_opt_state: Any = None
 
 
 class Callback:
-    """Override any of these; ``logs`` maps names (``"loss"``, ``"val_loss"``...) to values."""
+    """Override any of these; ``logs`` maps names (``"loss"``, ``"val_loss"``...) to values.
+
+    A callback keeps whatever it needs to remember on itself (set it up in
+    ``on_train_begin``); the context holds only the training values.
+    """
 
     def on_train_begin(self, ctx: TrainingContext) -> None:
         pass
 
     def on_epoch_begin(self, epoch: int, ctx: TrainingContext) -> None:
+        pass
+
+    def on_batch_begin(self, batch: int, ctx: TrainingContext) -> None:
         pass
 
     def on_batch_end(self, batch: int, loss: float, ctx: TrainingContext) -> None:
@@ -162,7 +169,7 @@ class Callback:
         pass
 
 
-# ---------------------------------------------------------------- helpers
+# ---------------------------------------------------------------- predict and evaluate
 
 
 def _as_batch(x: Any, name: str) -> np.ndarray:
@@ -176,51 +183,29 @@ def _as_batch(x: Any, name: str) -> np.ndarray:
     return a
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _is_logits_loss(loss: Loss) -> bool:
-    return isinstance(loss, (SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy))
-
-
-def _outputs(
-    model: Layer, params: Params, state: Any, x: np.ndarray, batch_size: int
-) -> np.ndarray:
-    pieces = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
-        if model.stateful:
-            y, _ = model.apply_with_state(params, state, xb)
-        else:
-            y = model.apply(params, xb)
-        pieces.append(y)
-    return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-
-
 def predict(
-    model: Layer, params: Params, x: Any, *, batch_size: int = 256, state: Any = None
+    model: Layer, params: Params, x: Any, *, batch_size: int = 256, state: LayerState = None
 ) -> np.ndarray:
     """Inference-mode outputs for ``x``, computed ``batch_size`` samples at a time.
 
-    Memory beyond the output is bounded by one batch's activations. Stateful
-    models need ``state`` (from ``fit``'s history.state or ``model.init_state``).
+    Memory beyond the output is bounded by one batch's activations. Models with
+    state (BatchNorm) need ``state`` (from ``fit``'s history.state or ``model.init_state``).
     """
     x = _as_batch(x, "x")
-    batch_size = _positive_int("batch_size", batch_size)
-    if model.stateful and state is None:
-        raise ValueError(f"{model!r} keeps state: call predict(..., state=state)")
-    return _outputs(model, params, state, x, batch_size)
+    batch_size = check.positive_int("batch_size", batch_size)
+    pieces = [
+        model.apply_with_state(params, state, x[i : i + batch_size])[0]
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
 
 
 def _score(
-    loss: Loss, metric_list: Sequence[metrics_lib.Metric], y: np.ndarray, pred: np.ndarray
+    loss: Loss, metric_list: Sequence[metrics_lib.Metric], pred: np.ndarray, y: np.ndarray
 ) -> dict[str, float]:
     logs = {"loss": loss(pred, y)}
     for m in metric_list:
-        logs[m.name] = m(y, pred)
+        logs[m.name] = m(pred, y)
     return logs
 
 
@@ -233,15 +218,15 @@ def evaluate(
     *,
     metrics: Sequence[Any] = (),
     batch_size: int = 256,
-    state: Any = None,
+    state: LayerState = None,
 ) -> dict[str, float]:
     """``{"loss": ..., metric names: ...}`` on ``(x, y)`` in inference mode (no penalty)."""
     x, y = _as_batch(x, "x"), _as_batch(y, "y")
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
-    metric_list = [metrics_lib.get(m, logits=_is_logits_loss(loss)) for m in metrics]
+    metric_list = [metrics_lib.get(m, logits=loss.takes_logits) for m in metrics]
     pred = predict(model, params, x, batch_size=batch_size, state=state)
-    return _score(loss, metric_list, y, pred)
+    return _score(loss, metric_list, pred, y)
 
 
 # ---------------------------------------------------------------- progress
@@ -289,12 +274,13 @@ class _Progress:
         self.stream.flush()
 
 
-# ---------------------------------------------------------------- fit
+# ---------------------------------------------------------------- fit, in named steps
 
 
 def _split(
     x: np.ndarray, y: np.ndarray, validation_split: float, validation_data: Any
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The training arrays and the validation pair (or None)."""
     if validation_data is not None:
         if validation_split:
             raise ValueError("give validation_split or validation_data, not both")
@@ -317,6 +303,50 @@ def _split(
     return x[:cut], y[:cut], (x[cut:], y[cut:])
 
 
+def _batches(n: int, batch_size: int, order: np.ndarray | None) -> Iterator[Any]:
+    """The index (a slice, or a piece of the shuffled order) of each mini-batch."""
+    for start in range(0, n, batch_size):
+        yield (
+            slice(start, start + batch_size) if order is None else order[start : start + batch_size]
+        )
+
+
+@attrs.define
+class _Epoch:
+    """One epoch's loop over mini-batches, and what it reports."""
+
+    step: Callable[..., tuple[Params, LayerState, OptState, float, Any]]
+    x: np.ndarray
+    y: np.ndarray
+    batch_size: int
+    metric_list: list[metrics_lib.Metric]
+    callbacks: Sequence[Callback]
+    progress: _Progress
+
+    def run(self, ctx: TrainingContext, order: np.ndarray | None, seed: int) -> dict[str, float]:
+        total, seen, preds = 0.0, 0, []
+        for b, idx in enumerate(_batches(len(self.x), self.batch_size, order)):
+            xb, yb = self.x[idx], self.y[idx]
+            for cb in self.callbacks:
+                cb.on_batch_begin(b, ctx)
+            ctx.params, ctx.state, ctx.opt_state, value, pred = self.step(
+                ctx.params, ctx.state, ctx.opt_state, xb, yb, Key((seed, ctx.epoch, b))
+            )
+            total, seen = total + value * len(xb), seen + len(xb)
+            if self.metric_list:
+                preds.append(pred)
+            self.progress.batch(b + 1, total / seen)
+            for cb in self.callbacks:
+                cb.on_batch_end(b, value, ctx)
+            if ctx.stop_training:
+                return {"loss": total / seen}
+        logs = {"loss": total / seen}
+        if self.metric_list:  # on the epoch's training-mode outputs, as Keras reports them
+            pred, truth = np.concatenate(preds), self.y if order is None else self.y[order]
+            logs.update({m.name: m(pred, truth) for m in self.metric_list})
+        return logs
+
+
 def fit(
     model: Layer,
     params: Params,
@@ -335,8 +365,8 @@ def fit(
     callbacks: Sequence[Callback] = (),
     verbose: int = 1,
     penalty: Penalty | None = None,
-    state: Any = None,
-    opt_state: Any = None,
+    state: LayerState = None,
+    opt_state: OptState = None,
     initial_epoch: int = 0,
 ) -> tuple[Params, History]:
     """Train for ``epochs`` epochs of mini-batches; returns ``(params, history)``.
@@ -351,82 +381,46 @@ def fit(
     x, y = _as_batch(x, "x"), _as_batch(y, "y")
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
-    epochs = _positive_int("epochs", epochs)
-    batch_size = _positive_int("batch_size", batch_size)
-    if not isinstance(loss, Loss):
-        raise TypeError(f"loss must be a funcnn.losses.Loss, got {type(loss).__name__}")
+    epochs = check.positive_int("epochs", epochs)
+    batch_size = check.positive_int("batch_size", batch_size)
+    step = train_step_with_state(model, loss, optimizer, penalty=penalty)  # checks all four
     x, y, validation = _split(x, y, validation_split, validation_data)
     input_shape = tuple(x.shape[1:])
-    metric_list = [metrics_lib.get(m, logits=_is_logits_loss(loss)) for m in metrics]
-    base_seed = int(as_generator(rng).integers(2**63))
-    step = train_step_with_state(model, loss, optimizer, penalty=penalty)
-
+    metric_list = [metrics_lib.get(m, logits=loss.takes_logits) for m in metrics]
+    seed = int(as_generator(rng).integers(2**63))
     ctx = TrainingContext(
         model=model,
         params=params,
-        state=model.init_state(input_shape) if state is None and model.stateful else state,
+        state=model.init_state(input_shape) if state is None else state,
         opt_state=optimizer.init(params) if opt_state is None else opt_state,
         history=History(),
         input_shape=input_shape,
     )
-    n = len(x)
-    steps = math.ceil(n / batch_size)
-    progress = _Progress(verbose, epochs, steps)
+    progress = _Progress(verbose, epochs, math.ceil(len(x) / batch_size))
+    one_epoch = _Epoch(step, x, y, batch_size, metric_list, callbacks, progress)
     for cb in callbacks:
         cb.on_train_begin(ctx)
-
     for epoch in range(initial_epoch, epochs):
         ctx.epoch = epoch
         for cb in callbacks:
             cb.on_epoch_begin(epoch, ctx)
-        epoch_rng = np.random.default_rng([base_seed, epoch])
-        order = epoch_rng.permutation(n) if shuffle else None
         progress.epoch_begin(epoch)
-        total, preds = 0.0, []
         started = time.perf_counter()
-        for b in range(steps):
-            if order is None:
-                xb, yb = (
-                    x[b * batch_size : (b + 1) * batch_size],
-                    y[b * batch_size : (b + 1) * batch_size],
-                )
-            else:
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                xb, yb = x[idx], y[idx]
-            ctx.last_finite_params, ctx.last_finite_state = ctx.params, ctx.state
-            ctx.last_finite_opt_state = ctx.opt_state
-            ctx.params, ctx.state, ctx.opt_state, value, pred = step(
-                ctx.params, ctx.state, ctx.opt_state, xb, yb, epoch_rng
-            )
-            total += value * len(xb)
-            if metric_list:
-                preds.append(pred)
-            progress.batch(b + 1, total / min((b + 1) * batch_size, n))
-            for cb in callbacks:
-                cb.on_batch_end(b, value, ctx)
-            if ctx.stop_training:
-                break
-        logs = {"loss": total / min(n, (b + 1) * batch_size)}
-        if metric_list and not ctx.stop_training:
-            all_pred = np.concatenate(preds)
-            all_true = y if order is None else y[order]
-            for m in metric_list:
-                logs[m.name] = m(all_true, all_pred)
+        order = np.random.default_rng([seed, epoch]).permutation(len(x)) if shuffle else None
+        logs = one_epoch.run(ctx, order, seed)
         if validation is not None and not ctx.stop_training:
-            val_pred = _outputs(model, ctx.params, ctx.state, validation[0], max(batch_size, 256))
-            for key, value in _score(loss, metric_list, validation[1], val_pred).items():
-                logs[f"val_{key}"] = value
-        lr = _learning_rate(ctx.opt_state)
-        if lr is not None:
-            logs["lr"] = lr
-        logs["time"] = time.perf_counter() - started
+            pred = predict(
+                model, ctx.params, validation[0], batch_size=max(batch_size, 256), state=ctx.state
+            )
+            scores = _score(loss, metric_list, pred, validation[1])
+            logs.update({f"val_{k}": v for k, v in scores.items()})
+        logs.update(_learning_rate(ctx.opt_state), time=time.perf_counter() - started)
         ctx.history.append(epoch, logs)
         progress.epoch_end(logs)
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs, ctx)
         if ctx.stop_training:
             break
-
     for cb in callbacks:
         cb.on_train_end(ctx)
     history = ctx.history
@@ -437,8 +431,9 @@ def fit(
     return ctx.params, history
 
 
-def _learning_rate(opt_state: Any) -> float | None:
+def _learning_rate(opt_state: OptState) -> dict[str, float]:
+    """``{"lr": rate}`` for an optimizer state that holds a learning rate, else ``{}``."""
     try:
-        return optim.current_learning_rate(opt_state)
+        return {"lr": optim.current_learning_rate(opt_state)}
     except ValueError:
-        return None
+        return {}

@@ -1,7 +1,7 @@
 """funcnn.allocator: glibc's malloc stops returning step-sized memory to the kernel.
 
-Each check runs in a fresh interpreter: malloc settings are per process and
-``import funcnn`` applies them.
+Each check runs in a fresh interpreter: malloc settings are per process.
+``import funcnn`` leaves them alone; ``funcnn.allocator.tune_allocator()`` applies them.
 """
 
 import json
@@ -16,8 +16,10 @@ import pytest
 # threshold, below NumPy's 4 MiB huge-page cut-off) made, then all freed. Prints the
 # allocator status and the minor page faults of one round, after warm-up rounds.
 CHURN = """
-import json, resource, numpy as np
+import json, resource, sys, numpy as np
 import funcnn
+if sys.argv[1:] == ["tune"]:
+    funcnn.allocator.tune_allocator()
 
 def churn():
     arrays = [np.ones(2**19, np.float32) for _ in range(6)]
@@ -33,11 +35,11 @@ print(json.dumps([funcnn.allocator.status(), faults]))
 """
 
 
-def run(code: str, **env: str) -> list:
+def run(code: str, *args: str, **env: str) -> list:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "FUNCNN_"))}
     clean.pop("GLIBC_TUNABLES", None)
     done = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, *args],
         env={**clean, **env},
         capture_output=True,
         text=True,
@@ -53,8 +55,17 @@ def on_glibc() -> bool:
         return False
 
 
-def test_import_tunes_glibc_and_page_faults_stop():
+@pytest.mark.skipif(not on_glibc(), reason="the fault count is a property of glibc's malloc")
+def test_import_changes_nothing_in_the_host_process():
     status, faults = run(CHURN)
+    assert status == "not tuned yet: call tune_allocator()"
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not (thp.exists() and "[always]" in thp.read_text()):  # huge pages fault less
+        assert faults > 1000, f"only {faults} page faults per round with glibc's defaults"
+
+
+def test_tune_allocator_makes_page_faults_stop():
+    status, faults = run(CHURN, "tune")
     if not on_glibc():
         assert status.startswith("left alone: the C library is not glibc")
         return
@@ -65,7 +76,7 @@ def test_import_tunes_glibc_and_page_faults_stop():
 
 @pytest.mark.skipif(not on_glibc(), reason="the fault count is a property of glibc's malloc")
 def test_opting_out_keeps_glibc_defaults_and_their_page_faults():
-    status, faults = run(CHURN, FUNCNN_MALLOC_TUNING="0")
+    status, faults = run(CHURN, "tune", FUNCNN_MALLOC_TUNING="0")
     assert status == "glibc defaults: FUNCNN_MALLOC_TUNING=0"
     thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     if not (thp.exists() and "[always]" in thp.read_text()):  # huge pages fault less
@@ -82,14 +93,18 @@ def test_opting_out_keeps_glibc_defaults_and_their_page_faults():
     ],
 )
 def test_the_users_own_malloc_settings_are_left_alone(env, named):
-    code = "import json, funcnn; print(json.dumps([funcnn.allocator.status()]))"
+    code = (
+        "import json, funcnn; funcnn.allocator.tune_allocator(); "
+        "print(json.dumps([funcnn.allocator.status()]))"
+    )
     (status,) = run(code, **env)
     assert status == f"left alone: the environment sets {named}"
 
 
 def test_tune_allocator_is_idempotent():
     code = (
-        "import json, funcnn; first = funcnn.allocator.status(); "
+        "import json, funcnn; funcnn.allocator.tune_allocator(); "
+        "first = funcnn.allocator.status(); "
         "again = funcnn.allocator.tune_allocator(); "
         "print(json.dumps([first, again, funcnn.allocator.status()]))"
     )

@@ -75,12 +75,12 @@ POOLS = [
     (L.AvgPool2D(2), (4, 4, 3)),
     (L.AvgPool2D(3, strides=2, padding="same"), (5, 4, 1)),
     (L.AvgPool2D((1, 2), strides=(1, 1)), (3, 3, 2)),
-    (L.GlobalAvgPool2D(), (3, 4, 2)),
-    (L.GlobalMaxPool2D(), (3, 4, 2)),
+    (L.GlobalAvgPool2D, (3, 4, 2)),
+    (L.GlobalMaxPool2D, (3, 4, 2)),
     (L.MaxPool1D(2), (7, 2)),
     (L.AvgPool1D(3, strides=1, padding="same"), (6, 2)),
-    (L.GlobalAvgPool1D(), (5, 3)),
-    (L.GlobalMaxPool1D(), (5, 3)),
+    (L.GlobalAvgPool1D, (5, 3)),
+    (L.GlobalMaxPool1D, (5, 3)),
     (L.ZeroPadding2D(((1, 0), (2, 1))), (3, 3, 2)),
     (L.ZeroPadding2D(1), (2, 3, 1)),
 ]
@@ -108,7 +108,7 @@ def test_avg_pool_same_counts_only_real_inputs():
 def test_cnn_stack_shapes_and_grads():
     model = L.serial(
         L.Conv2D(3, 3, padding="same"), L.Relu, L.MaxPool2D(2),
-        L.Conv2D(4, 2), L.Tanh, L.GlobalAvgPool2D(), L.Dense(2),
+        L.Conv2D(4, 2), L.Tanh, L.GlobalAvgPool2D, L.Dense(2),
     )  # fmt: skip
     check_layer(model, (6, 6, 1), batch_sizes=(2,))
     flat = L.serial(L.Conv2D(2, 3), L.MaxPool2D(2), L.Flatten, L.Dense(3))
@@ -151,7 +151,7 @@ def test_batchnorm_without_state_shows_the_right_call():
     params = layer.init(0, (2,))
     with pytest.raises(ValueError, match=r"apply_with_state\(params, state, x"):
         layer.apply(params, np.ones((2, 2)))
-    assert layer.stateful and not L.serial(L.Dense(3)).stateful
+    assert tree.leaves(layer.init_state((2,))) and not tree.leaves(L.Dense(3).init_state((2,)))
 
 
 def test_stateless_models_need_no_state():

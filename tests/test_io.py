@@ -2,7 +2,9 @@
 
 import json
 import zipfile
+from typing import NamedTuple
 
+import attrs
 import numpy as np
 import pytest
 
@@ -71,12 +73,12 @@ CNN = L.serial(
     L.AvgPool2D(2, strides=1),
     L.Conv2D(3, 2, padding=((1, 1), (0, 0)), use_bias=False),
     L.LayerNorm(),
-    L.GlobalMaxPool2D(),
+    L.GlobalMaxPool2D,
     L.Reshape((3, 1)),
     L.Conv1D(2, 1),
     L.MaxPool1D(1),
     L.AvgPool1D(1),
-    L.GlobalAvgPool1D(),
+    L.GlobalAvgPool1D,
 )
 
 
@@ -205,14 +207,36 @@ def test_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
     assert io.load(path).model == L.serial(L.Dense(3), L.Relu, L.Dense(2))
 
 
-def test_unregistered_layer_names_the_fix(tmp_path):
+def test_layers_of_ones_own_register_themselves(tmp_path):
     custom = L.elementwise("Cube", lambda x: x**3, lambda x, y, dy: 3 * x * x * dy)
-    model = L.serial(L.Dense(2), custom)
-    with pytest.raises(ValueError, match="register"):
-        io.save(tmp_path / "m.npz", model, model.init(0, (2,)))
-    io.register(custom, "Cube")
+
+    @attrs.frozen
+    class Scale(L.Layer):
+        factor: float = 2.0
+
+        def forward_with_state(self, params, state, x, *, train=False, rng=None):
+            return x * self.factor, state, None
+
+        def backward(self, params, cache, dy, *, need_dx=True):
+            return (), dy * self.factor
+
+    model = L.serial(L.Dense(2), custom, Scale(3.0))
     path = io.save(tmp_path / "m.npz", model, model.init(0, (2,)))
-    assert io.load(path).model.layers[1] is custom
+    loaded = io.load(path).model
+    assert loaded.layers[1] is custom and loaded.layers[2] == Scale(3.0)
+
+
+def test_unregistered_values_name_the_fix(tmp_path):
+    class Record(NamedTuple):
+        a: np.ndarray
+
+    with pytest.raises(ValueError, match="register"):
+        io.save(tmp_path / "m.npz", L.Dense(2), L.Dense(2).init(0, (2,)), state=Record(np.ones(2)))
+    io.register(Record)
+    path = io.save(
+        tmp_path / "m.npz", L.Dense(2), L.Dense(2).init(0, (2,)), state=Record(np.ones(2))
+    )
+    assert isinstance(io.load(path).state, Record)
 
 
 def test_zip_is_a_plain_npz(tmp_path):

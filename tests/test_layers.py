@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from funcnn import initializers, tree
 from funcnn import layers as L
+from funcnn.random import Key
 from funcnn.testing import check_grads, check_layer
 
 ACTIVATIONS = [
@@ -137,9 +138,36 @@ def test_determinism_same_seed_same_bits_different_seed_differs():
         assert np.array_equal(a, b)
     assert not np.array_equal(p1[0].w, p3[0].w)
     y1 = model.apply(p1, x, train=True, rng=3)
-    y2 = model.apply(p1, x, train=True, rng=np.random.default_rng(3))
+    y2 = model.apply(p1, x, train=True, rng=Key((3,)))  # what the int seed means
     y3 = model.apply(p1, x, train=True, rng=4)
     assert np.array_equal(y1, y2) and not np.array_equal(y1, y3)
+    g1 = model.apply(p1, x, train=True, rng=np.random.default_rng(3))
+    g2 = model.apply(p1, x, train=True, rng=np.random.default_rng(3))
+    assert np.array_equal(g1, g2)
+
+
+def test_dropout_masks_do_not_depend_on_how_a_batch_is_split():
+    # Elementwise layers only: a GEMM's bits may change with its number of rows.
+    model = L.serial(L.Dropout(0.5), L.Tanh, L.FanOut(2), L.parallel(L.Dropout(0.3), L.Identity))
+    model = L.serial(model, L.FanInSum)
+    params = model.init(0, (5, 3))
+    x = np.random.default_rng(1).standard_normal((10, 5, 3))
+    key = Key((11, 2, 5))
+    whole = model.apply(params, x, train=True, rng=key)
+    for cut in (1, 4, 9):
+        top = model.apply(params, x[:cut], train=True, rng=key)
+        bottom = model.apply(params, x[cut:], train=True, rng=key.at_row(cut))
+        assert np.array_equal(np.concatenate([top, bottom]), whole)
+    other = model.apply(params, x, train=True, rng=Key((11, 2, 6)))
+    assert not np.array_equal(other, whole)
+
+
+def test_every_child_gets_its_own_key():
+    # Two Dropouts in sequence under one key must not share a mask.
+    x = np.ones((64, 32))
+    y = L.serial(L.Dropout(0.5), L.Dropout(0.5)).apply(((), ()), x, train=True, rng=0)
+    single = L.serial(L.Dropout(0.75)).apply(((),), x, train=True, rng=0)
+    assert 0.15 < np.mean(y != 0) < 0.35 and 0.15 < np.mean(single != 0) < 0.35
 
 
 def test_serial_children_get_independent_streams():
@@ -167,7 +195,7 @@ def test_dropout_rate_is_drop_probability_and_scales():
 
 
 def test_dropout_without_rng_shows_the_right_call():
-    with pytest.raises(ValueError, match=r"rng=np.random.default_rng\(seed\)"):
+    with pytest.raises(ValueError, match=r"apply\(params, x, train=True, rng=seed\)"):
         L.Dropout(0.5).apply((), np.ones((2, 2)), train=True)
 
 

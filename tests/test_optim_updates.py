@@ -311,9 +311,9 @@ def test_adam_folds_the_rate_into_one_pass_and_equals_the_chain(fused, unfused, 
 def test_adam_rejects_a_state_from_another_optimizer():
     sgd_state = optim.sgd(0.1).init(P0)
     with pytest.raises(
-        TypeError, match=r"adam\.update expected a ScaleByAdamState, got EmptyState"
+        TypeError, match=r"scale_by_adam\.update expected a ScaleByAdamState, got EmptyState"
     ):
         optim.adam(0.1).update(GRADS[0], sgd_state, P0)
     three = optim.ChainState((None, None, None))
-    with pytest.raises(ValueError, match="chain state of 3 transforms, expected 2"):
+    with pytest.raises(ValueError, match="chain of 2 transforms got a state of 3"):
         optim.adam(0.1).update(GRADS[0], three, P0)

@@ -13,8 +13,8 @@ import attrs
 import numpy as np
 
 from funcnn import nn
-from funcnn.layers.base import Cache, Layer, as_input
-from funcnn.random import RngLike
+from funcnn.layers.base import Layer, RngArg, as_input, layer_value
+from funcnn.types import Cache, LayerState, Params
 
 
 @attrs.frozen(repr=False)
@@ -28,17 +28,12 @@ class Activation(Layer):
     def __repr__(self) -> str:
         return self.name
 
-    def apply(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> np.ndarray:
-        return self.fn(as_input(x, self))
-
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_input(x, self)
         y = self.fn(x)
-        return y, (x, y)
+        return y, state, (x, y)
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
@@ -52,8 +47,12 @@ def elementwise(
     fn: Callable[[np.ndarray], np.ndarray],
     backward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
 ) -> Activation:
-    """Make an activation layer from a forward and its backward ``(x, y, dy) -> dx``."""
-    return Activation(name, fn, backward_fn)
+    """Make an activation layer from a forward and its backward ``(x, y, dy) -> dx``.
+
+    The layer is a value registered under ``name``, so models holding it can be
+    saved and loaded (:mod:`funcnn.io`) in any process that made it the same way.
+    """
+    return layer_value(Activation(name, fn, backward_fn))
 
 
 Relu = elementwise("Relu", nn.relu, nn.relu_backward)
@@ -78,16 +77,11 @@ class LeakyRelu(Layer):
 
     negative_slope: float = 0.01
 
-    def apply(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> np.ndarray:
-        return nn.leaky_relu(as_input(x, self), self.negative_slope)
-
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_input(x, self)
-        return nn.leaky_relu(x, self.negative_slope), x
+        return nn.leaky_relu(x, self.negative_slope), state, x
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True

@@ -1,6 +1,7 @@
 """The layer protocol.
 
-A layer is an immutable value (an attrs frozen class) with pure methods:
+A layer is an immutable value (an attrs frozen class) with pure methods. It
+implements four, and inherits the rest:
 
 ``init(rng, input_shape, *, dtype=float32) -> params``
     ``input_shape`` is the shape of ONE example, without the batch axis: ``(784,)``
@@ -8,42 +9,50 @@ A layer is an immutable value (an attrs frozen class) with pure methods:
     ``params`` is a tuple or NamedTuple of read-only arrays, ``()`` for none.
 ``output_shape(input_shape) -> shape``
     Shape inference without params; raises ValueError for an input it cannot take.
-``apply(params, x, *, train=False, rng=None) -> y``
-    ``x`` has a leading batch axis.
-``forward(params, x, *, train=False, rng=None) -> (y, cache)``
+``forward_with_state(params, state, x, *, train=False, rng=None) -> (y, new_state, cache)``
+    The one forward primitive. ``x`` has a leading batch axis. ``state`` is the
+    layer's non-trainable state; a stateless layer returns it unchanged, whatever
+    it is (``()`` from ``init_state``, or None when the caller has none). ``rng`` is
+    a :class:`funcnn.random.Key` (or None); combinators give every child its own.
 ``backward(params, cache, dy, *, need_dx=True) -> (grads, dx)``
     The hand-written pair. ``grads`` has the structure of ``params``; ``dx`` is
     None when ``need_dx=False`` (the first layer of a network need not compute it).
-    ``apply(...)`` equals ``forward(...)[0]`` bit for bit.
 
-Non-trainable state (running statistics) travels in a separate, explicit tree:
-``init_state(input_shape) -> state`` (``()`` for stateless layers),
-``apply_with_state(params, state, x, ...) -> (y, new_state)`` and
-``forward_with_state(params, state, x, ...) -> (y, new_state, cache)``.
-Stateless layers get these for free from the base class, so code that uses only
-stateless layers never sees a state; a stateful layer's plain ``apply`` raises an
-error that shows the call with state. Nothing is ever modified in place.
+A layer that keeps state (BatchNorm's running statistics) also implements
+``init_state(input_shape, *, dtype) -> state``; the default is ``()``. A stateful
+layer given ``state=None`` raises an error that shows the call with state.
+
+Derived once, here: ``apply(params, x) -> y``, ``forward(params, x) -> (y, cache)``
+and ``apply_with_state(params, state, x) -> (y, new_state)``, each with the same
+``train``/``rng`` keywords. Nothing is ever modified in place.
+
+Every subclass is found by name (:func:`layer_classes`), and every parameter-free
+layer value made with :func:`layer_value` is registered under its repr, so
+:mod:`funcnn.io` can save and load any layer without a hand-kept list.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
-from funcnn.random import RngLike
+from funcnn.random import Key, RngLike, as_key
+from funcnn.types import Cache, LayerState, Params, Shape
 
-Shape = tuple[Any, ...]
-Params = Any
-State = Any
-Cache = Any
+RngArg = Key | RngLike | None
+L = TypeVar("L", bound="Layer")
+
+VALUES: dict[str, Layer] = {}
+"""Every parameter-free layer value (``Relu``, ``Flatten``) by its repr."""
 
 
 @attrs.frozen(repr=False)
 class Layer:
-    """Base class of every layer: override ``init``/``output_shape``/``forward``/``backward``."""
+    """Base class of every layer: implement ``init``/``output_shape``/``forward_with_state``/
+    ``backward`` (and ``init_state`` for a layer with state)."""
 
     def __repr__(self) -> str:
         # Constructor-style, showing only what differs from the defaults: Dense(10).
@@ -56,70 +65,87 @@ class Layer:
                 parts.append(f"{field.name}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
-    @property
-    def needs_rng(self) -> bool:
-        """True if ``forward(..., train=True)`` draws random numbers (Dropout)."""
-        return False
-
-    @property
-    def stateful(self) -> bool:
-        """True if the layer keeps non-trainable state (BatchNorm's running statistics)."""
-        return False
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
             f"{self!r} is a layer value, not a function: use it without parentheses, as in "
             f"serial(Dense(10), {self!r}), and run it with layer.apply(params, x)"
         )
 
+    # -- what a layer implements
+
     def init(self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> Params:
         self.output_shape(input_shape)
         return ()
 
-    def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> State:
-        del input_shape, dtype
+    def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> LayerState:
+        self.output_shape(input_shape)
         return ()
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return as_shape(input_shape)
 
-    def apply(
-        self, params: Params, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> Any:
-        return self.forward(params, x, train=train, rng=rng)[0]
-
-    def forward(
-        self, params: Params, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[Any, Cache]:
-        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, LayerState, Cache]:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward_with_state")
 
     def backward(
         self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
     ) -> tuple[Params, Any]:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
-    def apply_with_state(
-        self,
-        params: Params,
-        state: State,
-        x: Any,
-        *,
-        train: bool = False,
-        rng: RngLike | None = None,
-    ) -> tuple[Any, State]:
-        return self.apply(params, x, train=train, rng=rng), state
+    # -- derived from forward_with_state
 
-    def forward_with_state(
-        self,
-        params: Params,
-        state: State,
-        x: Any,
-        *,
-        train: bool = False,
-        rng: RngLike | None = None,
-    ) -> tuple[Any, State, Cache]:
-        y, cache = self.forward(params, x, train=train, rng=rng)
-        return y, state, cache
+    def apply(self, params: Params, x: Any, *, train: bool = False, rng: RngArg = None) -> Any:
+        """The output ``y`` for a batch ``x`` (a model without state)."""
+        return self.forward_with_state(params, None, x, train=train, rng=rng)[0]
+
+    def forward(
+        self, params: Params, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, Cache]:
+        """``(y, cache)`` for :meth:`backward` (a model without state)."""
+        y, _, cache = self.forward_with_state(params, None, x, train=train, rng=rng)
+        return y, cache
+
+    def apply_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, LayerState]:
+        """``(y, new_state)``: the output and the state after this batch."""
+        y, new_state, _ = self.forward_with_state(params, state, x, train=train, rng=rng)
+        return y, new_state
+
+
+def layer_classes() -> dict[str, type[Layer]]:
+    """Every Layer subclass defined so far, by name and by ``module.qualname``.
+
+    attrs builds a new class for each decorated one: where the one it replaced is still
+    around, the decorated class (the one with its own ``__attrs_attrs__``) wins the name.
+    """
+    found: dict[str, type[Layer]] = {}
+    todo = list(Layer.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        for name in (cls.__name__, f"{cls.__module__}.{cls.__qualname__}"):
+            if name not in found or "__attrs_attrs__" in cls.__dict__:
+                found[name] = cls
+    return found
+
+
+def layer_value(layer: L) -> L:
+    """Register a parameter-free layer value under its repr (what io saves it as)."""
+    name = repr(layer)
+    existing = VALUES.get(name)
+    if existing is not None and existing != layer:
+        raise ValueError(f"a layer value named {name!r} exists already: {existing!r}")
+    VALUES[name] = layer
+    return layer
+
+
+def child_keys(rng: RngArg, n: int) -> list[Key | None]:
+    """One key per child (stax's rule), or ``n`` Nones without a key."""
+    key = as_key(rng)
+    return [None] * n if key is None else list[Key | None](key.split(n))
 
 
 def as_shape(shape: Any) -> Shape:

@@ -1,4 +1,8 @@
-"""Combinators: serial, parallel, FanOut, FanInSum, FanInConcat, Identity."""
+"""Combinators: serial, parallel, FanOut, FanInSum, FanInConcat, Identity.
+
+A combinator's params and state are tuples with one entry per child. Each child
+gets its own random key (``key.fold_in(i)``), whether it draws or not.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,16 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from funcnn.layers.base import (
-    Cache,
     Layer,
-    Params,
-    Shape,
-    State,
+    RngArg,
     as_input,
     as_shape,
+    child_keys,
     is_shape_tuple,
+    layer_value,
 )
 from funcnn.random import RngLike, split
+from funcnn.types import Cache, LayerState, Params, Shape
 
 
 def _check_layers(layers: Any) -> tuple[Layer, ...]:
@@ -34,34 +38,50 @@ def _check_layers(layers: Any) -> tuple[Layer, ...]:
     return layers
 
 
-def _child_rngs(
-    layers: tuple[Layer, ...], train: bool, rng: RngLike | None
-) -> list[RngLike | None]:
-    """One independent generator per layer that draws random numbers, None for the rest."""
-    users = [i for i, layer in enumerate(layers) if layer.needs_rng]
-    out: list[RngLike | None] = [None] * len(layers)
-    if train and rng is not None and users:
-        for i, child in zip(users, split(rng, len(users))):
-            out[i] = child
-    return out
-
-
 @attrs.frozen(repr=False)
-class Serial(Layer):
-    """Layers applied one after another; params and state are tuples with one entry per layer."""
+class _Combinator(Layer):
+    """What serial and parallel share: the children, and one params/state entry per child."""
 
     layers: tuple[Layer, ...] = attrs.field(converter=_check_layers)
 
     def __repr__(self) -> str:
-        return f"serial({', '.join(repr(layer) for layer in self.layers)})"
+        return f"{type(self).__name__.lower()}({', '.join(repr(c) for c in self.layers)})"
 
-    @property
-    def needs_rng(self) -> bool:
-        return any(layer.needs_rng for layer in self.layers)
+    def _entries(self, value: Any, what: str, source: str) -> tuple[Any, ...]:
+        n = len(self.layers)
+        if what == "state" and value is None:
+            return (None,) * n
+        if not isinstance(value, tuple) or len(value) != n:
+            got = (
+                f"{type(value).__name__} of length {len(value)}"
+                if isinstance(value, (tuple, list))
+                else type(value).__name__
+            )
+            raise ValueError(
+                f"{what} of a {type(self).__name__.lower()} of {n} layers must be a tuple of "
+                f"{n} entries (from {source}), got {got}"
+            )
+        return value
 
-    @property
-    def stateful(self) -> bool:
-        return any(layer.stateful for layer in self.layers)
+    def _children(self, params: Params, state: LayerState, rng: RngArg) -> list[tuple]:
+        """(layer, params, state, key) for each child, after checking params and state."""
+        return list(
+            zip(
+                self.layers,
+                self._entries(params, "params", "model.init"),
+                self._entries(state, "state", "model.init_state(input_shape)"),
+                child_keys(rng, len(self.layers)),
+            )
+        )
+
+    def _init_each(self, rng: RngLike, shapes: list[Shape], dtype: DTypeLike) -> Params:
+        rngs = split(rng, len(self.layers))
+        return tuple(c.init(r, s, dtype=dtype) for c, r, s in zip(self.layers, rngs, shapes))
+
+
+@attrs.frozen(repr=False)
+class Serial(_Combinator):
+    """Layers applied one after another: ``serial(Dense(128), Relu, Dense(10))``."""
 
     def input_shapes(self, input_shape: Shape) -> list[Shape]:
         """The input shape of each layer, checking each step; ValueError names the layer."""
@@ -79,57 +99,21 @@ class Serial(Layer):
         return self.input_shapes(input_shape)[-1]
 
     def init(self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> Params:
+        return self._init_each(rng, self.input_shapes(input_shape), dtype)
+
+    def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> LayerState:
         shapes = self.input_shapes(input_shape)
-        rngs = split(rng, len(self.layers))
-        return tuple(
-            layer.init(r, shape, dtype=dtype) for layer, r, shape in zip(self.layers, rngs, shapes)
-        )
+        return tuple(c.init_state(s, dtype=dtype) for c, s in zip(self.layers, shapes))
 
-    def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> State:
-        shapes = self.input_shapes(input_shape)
-        return tuple(
-            layer.init_state(shape, dtype=dtype) for layer, shape in zip(self.layers, shapes)
-        )
-
-    def _check_params(self, params: Params) -> None:
-        if not isinstance(params, tuple) or len(params) != len(self.layers):
-            got = (
-                f"{type(params).__name__} of length {len(params)}"
-                if isinstance(params, (tuple, list))
-                else type(params).__name__
-            )
-            raise ValueError(
-                f"params of a serial of {len(self.layers)} layers must be a tuple of "
-                f"{len(self.layers)} entries (from model.init), got {got}"
-            )
-
-    def _check_state(self, state: State) -> None:
-        if not isinstance(state, tuple) or len(state) != len(self.layers):
-            raise ValueError(
-                f"state of a serial of {len(self.layers)} layers must be a tuple of "
-                f"{len(self.layers)} entries (from model.init_state(input_shape)), "
-                f"got {type(state).__name__}"
-            )
-
-    def apply(
-        self, params: Params, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> Any:
-        self._check_params(params)
-        rngs = _child_rngs(self.layers, train, rng)
-        for layer, p, r in zip(self.layers, params, rngs):
-            x = layer.apply(p, x, train=train, rng=r)
-        return x
-
-    def forward(
-        self, params: Params, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[Any, Cache]:
-        self._check_params(params)
-        rngs = _child_rngs(self.layers, train, rng)
-        caches = []
-        for layer, p, r in zip(self.layers, params, rngs):
-            x, cache = layer.forward(p, x, train=train, rng=r)
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, LayerState, Cache]:
+        states, caches = [], []
+        for layer, p, s, key in self._children(params, state, rng):
+            x, s, cache = layer.forward_with_state(p, s, x, train=train, rng=key)
+            states.append(s)
             caches.append(cache)
-        return x, tuple(caches)
+        return x, (None if state is None else tuple(states)), tuple(caches)
 
     def backward(
         self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
@@ -141,43 +125,6 @@ class Serial(Layer):
             )
         return tuple(grads), dy
 
-    def apply_with_state(
-        self,
-        params: Params,
-        state: State,
-        x: Any,
-        *,
-        train: bool = False,
-        rng: RngLike | None = None,
-    ) -> tuple[Any, State]:
-        self._check_params(params)
-        self._check_state(state)
-        rngs = _child_rngs(self.layers, train, rng)
-        new_state = []
-        for layer, p, s, r in zip(self.layers, params, state, rngs):
-            x, s = layer.apply_with_state(p, s, x, train=train, rng=r)
-            new_state.append(s)
-        return x, tuple(new_state)
-
-    def forward_with_state(
-        self,
-        params: Params,
-        state: State,
-        x: Any,
-        *,
-        train: bool = False,
-        rng: RngLike | None = None,
-    ) -> tuple[Any, State, Cache]:
-        self._check_params(params)
-        self._check_state(state)
-        rngs = _child_rngs(self.layers, train, rng)
-        new_state, caches = [], []
-        for layer, p, s, r in zip(self.layers, params, state, rngs):
-            x, s, cache = layer.forward_with_state(p, s, x, train=train, rng=r)
-            new_state.append(s)
-            caches.append(cache)
-        return x, tuple(new_state), tuple(caches)
-
 
 def serial(*layers: Layer) -> Serial:
     """Compose layers in sequence: ``serial(Dense(128), Relu, Dense(10))``."""
@@ -185,21 +132,8 @@ def serial(*layers: Layer) -> Serial:
 
 
 @attrs.frozen(repr=False)
-class Parallel(Layer):
+class Parallel(_Combinator):
     """Apply layer i to input i of a tuple of inputs; outputs a tuple."""
-
-    layers: tuple[Layer, ...] = attrs.field(converter=_check_layers)
-
-    def __repr__(self) -> str:
-        return f"parallel({', '.join(repr(layer) for layer in self.layers)})"
-
-    @property
-    def needs_rng(self) -> bool:
-        return any(layer.needs_rng for layer in self.layers)
-
-    @property
-    def stateful(self) -> bool:
-        return any(layer.stateful for layer in self.layers)
 
     def _shapes(self, input_shape: Any) -> list[Shape]:
         if not is_shape_tuple(input_shape) or len(input_shape) != len(self.layers):
@@ -208,41 +142,28 @@ class Parallel(Layer):
             )
         return list(input_shape)
 
-    def _inputs(self, params: Params, x: Any) -> tuple[Any, ...]:
-        if not isinstance(params, tuple) or len(params) != len(self.layers):
-            raise ValueError(
-                f"params of a parallel of {len(self.layers)} layers must be a tuple of "
-                f"{len(self.layers)} entries (from model.init)"
-            )
-        if not isinstance(x, (tuple, list)) or len(x) != len(self.layers):
-            raise ValueError(f"{self!r} takes a tuple of {len(self.layers)} input arrays")
-        return tuple(x)
-
     def output_shape(self, input_shape: Shape) -> Shape:
-        return tuple(
-            layer.output_shape(s) for layer, s in zip(self.layers, self._shapes(input_shape))
-        )
+        return tuple(c.output_shape(s) for c, s in zip(self.layers, self._shapes(input_shape)))
 
     def init(self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> Params:
-        shapes = self._shapes(input_shape)
-        rngs = split(rng, len(self.layers))
-        return tuple(
-            layer.init(r, s, dtype=dtype) for layer, r, s in zip(self.layers, rngs, shapes)
-        )
+        return self._init_each(rng, self._shapes(input_shape), dtype)
 
-    def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> State:
+    def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> LayerState:
         shapes = self._shapes(input_shape)
-        return tuple(layer.init_state(s, dtype=dtype) for layer, s in zip(self.layers, shapes))
+        return tuple(c.init_state(s, dtype=dtype) for c, s in zip(self.layers, shapes))
 
-    def forward(
-        self, params: Params, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[Any, Cache]:
-        rngs = _child_rngs(self.layers, train, rng)
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, LayerState, Cache]:
+        children = self._children(params, state, rng)
+        if not isinstance(x, (tuple, list)) or len(x) != len(self.layers):
+            raise ValueError(f"{self!r} takes a tuple of {len(self.layers)} input arrays")
         outs = [
-            layer.forward(p, xi, train=train, rng=r)
-            for layer, p, xi, r in zip(self.layers, params, self._inputs(params, x), rngs)
+            layer.forward_with_state(p, s, xi, train=train, rng=key)
+            for (layer, p, s, key), xi in zip(children, x)
         ]
-        return tuple(y for y, _ in outs), tuple(c for _, c in outs)
+        new_state = None if state is None else tuple(o[1] for o in outs)
+        return tuple(o[0] for o in outs), new_state, tuple(o[2] for o in outs)
 
     def backward(
         self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
@@ -252,34 +173,6 @@ class Parallel(Layer):
             for layer, p, c, d in zip(self.layers, params, cache, dy)
         ]
         return tuple(g for g, _ in pairs), (tuple(d for _, d in pairs) if need_dx else None)
-
-    def forward_with_state(
-        self,
-        params: Params,
-        state: State,
-        x: Any,
-        *,
-        train: bool = False,
-        rng: RngLike | None = None,
-    ) -> tuple[Any, State, Cache]:
-        rngs = _child_rngs(self.layers, train, rng)
-        outs = [
-            layer.forward_with_state(p, s, xi, train=train, rng=r)
-            for layer, p, s, xi, r in zip(self.layers, params, state, self._inputs(params, x), rngs)
-        ]
-        return tuple(o[0] for o in outs), tuple(o[1] for o in outs), tuple(o[2] for o in outs)
-
-    def apply_with_state(
-        self,
-        params: Params,
-        state: State,
-        x: Any,
-        *,
-        train: bool = False,
-        rng: RngLike | None = None,
-    ) -> tuple[Any, State]:
-        y, new_state, _ = self.forward_with_state(params, state, x, train=train, rng=rng)
-        return y, new_state
 
 
 def parallel(*layers: Layer) -> Parallel:
@@ -295,18 +188,18 @@ class _Identity(Layer):
     def output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[Any, Cache]:
-        return x, None
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, LayerState, Cache]:
+        return x, state, None
 
     def backward(
-        self, params: Any, cache: Cache, dy: Any, *, need_dx: bool = True
-    ) -> tuple[Any, Any]:
+        self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
+    ) -> tuple[Params, Any]:
         return (), (dy if need_dx else None)
 
 
-Identity = _Identity()
+Identity = layer_value(_Identity())
 """Pass the input through unchanged (a skip connection's other branch)."""
 
 
@@ -324,14 +217,14 @@ class FanOut(Layer):
     def output_shape(self, input_shape: Shape) -> Shape:
         return (input_shape,) * self.n
 
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[Any, Cache]:
-        return (x,) * self.n, None
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, LayerState, Cache]:
+        return (x,) * self.n, state, None
 
     def backward(
-        self, params: Any, cache: Cache, dy: Any, *, need_dx: bool = True
-    ) -> tuple[Any, Any]:
+        self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
+    ) -> tuple[Params, Any]:
         if not need_dx:
             return (), None
         total = dy[0]
@@ -360,22 +253,22 @@ class _FanInSum(Layer):
             raise ValueError(f"FanInSum needs inputs of one shape, got {tuple(shapes)}")
         return shapes[0]
 
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[Any, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, LayerState, Cache]:
         xs = [as_input(xi, self) for xi in x]
         total = xs[0] + xs[1] if len(xs) > 1 else xs[0].copy()
         for xi in xs[2:]:
             total += xi
-        return total, len(xs)
+        return total, state, len(xs)
 
     def backward(
-        self, params: Any, cache: Cache, dy: Any, *, need_dx: bool = True
-    ) -> tuple[Any, Any]:
+        self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
+    ) -> tuple[Params, Any]:
         return (), ((dy,) * cache if need_dx else None)
 
 
-FanInSum = _FanInSum()
+FanInSum = layer_value(_FanInSum())
 """Sum a tuple of inputs of one shape."""
 
 
@@ -402,17 +295,17 @@ class FanInConcat(Layer):
             )
         return (*shapes[0][:ax], sum(s[ax] for s in shapes), *shapes[0][ax + 1 :])
 
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[Any, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, LayerState, Cache]:
         xs = [as_input(xi, self) for xi in x]
         ax = self._example_axis(xs[0].ndim - 1) + 1
         sizes = [xi.shape[ax] for xi in xs]
-        return np.concatenate(xs, axis=ax), (ax, sizes)
+        return np.concatenate(xs, axis=ax), state, (ax, sizes)
 
     def backward(
-        self, params: Any, cache: Cache, dy: Any, *, need_dx: bool = True
-    ) -> tuple[Any, Any]:
+        self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
+    ) -> tuple[Params, Any]:
         if not need_dx:
             return (), None
         ax, sizes = cache

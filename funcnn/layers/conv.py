@@ -20,17 +20,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import DTypeLike
 
 from funcnn import initializers
-from funcnn.layers.base import (
-    IMAGES,
-    SEQUENCES,
-    Cache,
-    Layer,
-    Shape,
-    as_batch_of,
-    as_shape,
-)
+from funcnn.layers.base import IMAGES, SEQUENCES, Layer, RngArg, as_batch_of, as_shape
 from funcnn.random import RngLike, split
 from funcnn.tree import freeze
+from funcnn.types import Cache, LayerState, Params, Shape
 
 Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]
@@ -200,20 +193,15 @@ class Conv2D(Layer):
         cols = np.ascontiguousarray(views.transpose(0, 1, 2, 4, 5, 3))
         return cols.reshape(-1, kh * kw * x.shape[3]), pads, (oh, ow)
 
-    def apply(
-        self, params: ConvParams, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> np.ndarray:
-        return self.forward(params, x)[0]
-
-    def forward(
-        self, params: ConvParams, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = self._check(params, x)
         cols, pads, (oh, ow) = self._cols(x)
         y = cols @ params.w.reshape(-1, self.filters)
         if params.b is not None:
             y += params.b
-        return y.reshape(x.shape[0], oh, ow, self.filters), (cols, x.shape, pads)
+        return y.reshape(x.shape[0], oh, ow, self.filters), state, (cols, x.shape, pads)
 
     def backward(
         self, params: ConvParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
@@ -296,13 +284,13 @@ class Conv1D(Layer):
         b = self.b_init(b_rng, (self.filters,), dtype) if self.use_bias else None
         return freeze(ConvParams(w, b))
 
-    def forward(
-        self, params: ConvParams, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_batch_of(x, self, SEQUENCES)
         p2 = ConvParams(params.w[None], params.b)
         y, cache = self._conv2d.forward(p2, _to_2d(x))
-        return y[:, 0], cache
+        return y[:, 0], state, cache
 
     def backward(
         self, params: ConvParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
@@ -332,11 +320,11 @@ class ZeroPadding2D(Layer):
         (t, b), (left, r) = self.padding
         return (shape[0] + t + b, shape[1] + left + r, shape[2])
 
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_batch_of(x, self, IMAGES)
-        return pad_spatial(x, self.padding), x.shape
+        return pad_spatial(x, self.padding), state, x.shape
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True

@@ -9,9 +9,10 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from funcnn import initializers
-from funcnn.layers.base import Cache, Layer, Shape, as_input, as_shape
+from funcnn.layers.base import Layer, RngArg, as_input, as_shape
 from funcnn.random import RngLike, split
 from funcnn.tree import freeze
+from funcnn.types import Cache, LayerState, Params, Shape
 
 
 class DenseParams(NamedTuple):
@@ -67,20 +68,14 @@ class Dense(Layer):
             )
         return x
 
-    def apply(
-        self, params: DenseParams, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> np.ndarray:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = self._check(params, x)
         y = x @ params.w
         if params.b is not None:
             y += params.b  # y is our own fresh array
-        return y
-
-    def forward(
-        self, params: DenseParams, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
-        x = self._check(params, x)
-        return self.apply(params, x), x
+        return y, state, x
 
     def backward(
         self, params: DenseParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True

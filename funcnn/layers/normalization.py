@@ -8,9 +8,10 @@ import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
-from funcnn.layers.base import Cache, Layer, Shape, State, as_input, as_shape
+from funcnn.layers.base import Layer, RngArg, as_input, as_shape
 from funcnn.random import RngLike
 from funcnn.tree import freeze
+from funcnn.types import Cache, LayerState, Params, Shape
 
 
 class NormParams(NamedTuple):
@@ -96,50 +97,19 @@ class BatchNorm(_Normalization):
         if not (isinstance(value, (int, float)) and 0 <= value < 1):
             raise ValueError(f"BatchNorm momentum must be in [0, 1), got {value!r}")
 
-    @property
-    def stateful(self) -> bool:
-        return True
-
     def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> BatchNormState:
         features = self._features(input_shape)
         return freeze(BatchNormState(np.zeros(features, dtype), np.ones(features, dtype)))
 
-    def _needs_state(self) -> ValueError:
-        return ValueError(
-            f"{self!r} keeps running statistics: instead of apply(params, x), call "
-            "model.apply_with_state(params, state, x, train=...) with "
-            "state = model.init_state(input_shape), and keep the state it returns"
-        )
-
-    def apply(self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None) -> Any:
-        raise self._needs_state()
-
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[Any, Cache]:
-        raise self._needs_state()
-
-    def apply_with_state(
-        self,
-        params: NormParams,
-        state: State,
-        x: Any,
-        *,
-        train: bool = False,
-        rng: RngLike | None = None,
-    ) -> tuple[np.ndarray, State]:
-        y, new_state, _ = self.forward_with_state(params, state, x, train=train)
-        return y, new_state
-
     def forward_with_state(
-        self,
-        params: NormParams,
-        state: State,
-        x: Any,
-        *,
-        train: bool = False,
-        rng: RngLike | None = None,
-    ) -> tuple[np.ndarray, State, Cache]:
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
+        if state is None:
+            raise ValueError(
+                f"{self!r} keeps running statistics: instead of apply(params, x), call "
+                "model.apply_with_state(params, state, x, train=...) with "
+                "state = model.init_state(input_shape), and keep the state it returns"
+            )
         if not isinstance(state, BatchNormState):
             raise TypeError(
                 f"{self!r} needs its BatchNormState from init_state(input_shape), got "
@@ -201,9 +171,9 @@ class LayerNorm(_Normalization):
 
     eps: float = attrs.field(default=1e-5, validator=_eps)
 
-    def forward(
-        self, params: NormParams, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_input(x, self, min_ndim=2)
         axis = _axis(x.ndim, self.axis, self)
         features = params.gamma if params.gamma is not None else params.beta
@@ -220,7 +190,7 @@ class LayerNorm(_Normalization):
         shape[axis] = -1
         y = _affine(params, xhat, tuple(shape))
         reduce = tuple(i for i in range(x.ndim) if i != axis)
-        return y, (xhat, inv_std, axis, reduce, shape)
+        return y, state, (xhat, inv_std, axis, reduce, shape)
 
     def backward(
         self, params: NormParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True

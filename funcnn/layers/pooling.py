@@ -17,15 +17,15 @@ import numpy as np
 from funcnn.layers.base import (
     IMAGES,
     SEQUENCES,
-    Cache,
     Layer,
-    Shape,
+    RngArg,
     as_batch_of,
     as_input,
     as_shape,
+    layer_value,
 )
 from funcnn.layers.conv import Pair, _pair, offset_slices, output_size, pad_spatial, resolve_pads
-from funcnn.random import RngLike
+from funcnn.types import Cache, LayerState, Params, Shape
 
 
 def _strides(value: Any) -> Pair | None:
@@ -88,16 +88,11 @@ class MaxPool2D(_Pool2D):
             np.maximum(y, xp[s], out=y)
         return y, xp, pads
 
-    def apply(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> np.ndarray:
-        return self._max(x)[0]
-
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         y, xp, pads = self._max(x)
-        return y, (xp, y, pads)
+        return y, state, (xp, y, pads)
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
@@ -131,9 +126,9 @@ class AvgPool2D(_Pool2D):
         counts = sum(ones[s] for s in self._slices(out))
         return pads, out, np.asarray(counts)
 
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = self._input(x)
         pads, out, counts = self._counts(x.shape[1], x.shape[2], x.dtype)
         xp = pad_spatial(x, pads)
@@ -142,7 +137,7 @@ class AvgPool2D(_Pool2D):
         for s in slices[1:]:
             y += xp[s]
         y /= counts
-        return y, (x.shape, pads, counts)
+        return y, state, (x.shape, pads, counts)
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
@@ -172,14 +167,15 @@ class _GlobalPool(Layer):
         return x.reshape(x.shape[0], -1, x.shape[-1])
 
 
-class GlobalAvgPool2D(_GlobalPool):
-    """(N, H, W, C) -> (N, C): the mean over height and width."""
+class _GlobalAvgPool(_GlobalPool):
+    def __repr__(self) -> str:
+        return "GlobalAvgPool2D"
 
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_input(x, self, min_ndim=3)
-        return self._flat(x).mean(axis=1), x.shape
+        return self._flat(x).mean(axis=1), state, x.shape
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
@@ -193,16 +189,18 @@ class GlobalAvgPool2D(_GlobalPool):
         ).copy()
 
 
-class GlobalMaxPool2D(_GlobalPool):
-    """(N, H, W, C) -> (N, C): the maximum over height and width (gradient to the first one)."""
+class _GlobalMaxPool(_GlobalPool):
+    def __repr__(self) -> str:
+        return "GlobalMaxPool2D"
 
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_input(x, self, min_ndim=3)
         flat = self._flat(x)
         arg = flat.argmax(axis=1)  # first maximum
-        return np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0], (arg, x.shape, flat.shape)
+        y = np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0]
+        return y, state, (arg, x.shape, flat.shape)
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
@@ -215,8 +213,14 @@ class GlobalMaxPool2D(_GlobalPool):
         return (), dx.reshape(x_shape)
 
 
+GlobalAvgPool2D = layer_value(_GlobalAvgPool())
+"""(N, H, W, C) -> (N, C): the mean over height and width (any rank: every axis between)."""
+GlobalMaxPool2D = layer_value(_GlobalMaxPool())
+"""(N, H, W, C) -> (N, C): the maximum over height and width (gradient to the first one)."""
 GlobalAvgPool1D = GlobalAvgPool2D
+"""(N, L, C) -> (N, C): the same layer value as GlobalAvgPool2D."""
 GlobalMaxPool1D = GlobalMaxPool2D
+"""(N, L, C) -> (N, C): the same layer value as GlobalMaxPool2D."""
 
 
 @attrs.frozen(repr=False)
@@ -234,12 +238,12 @@ class _Pool1D(Layer):
             raise ValueError(f"{self!r} expects examples of shape (length, channels), got {shape}")
         return self._pool2d().output_shape((1, *shape))[1:]
 
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_batch_of(x, self, SEQUENCES)
         y, cache = self._pool2d().forward((), x[:, None])
-        return y[:, 0], cache
+        return y[:, 0], state, cache
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True

@@ -8,8 +8,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from funcnn.layers.base import Cache, Layer, Shape, as_input, as_shape
-from funcnn.random import RngLike
+from funcnn.layers.base import Layer, RngArg, as_input, as_shape, layer_value
+from funcnn.types import Cache, LayerState, Params, Shape
 
 
 @attrs.frozen(repr=False)
@@ -22,17 +22,11 @@ class _Flatten(Layer):
     def output_shape(self, input_shape: Shape) -> Shape:
         return (math.prod(as_shape(input_shape)),)
 
-    def apply(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> np.ndarray:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_input(x, self)
-        return x.reshape(x.shape[0], -1)
-
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
-        x = as_input(x, self)
-        return x.reshape(x.shape[0], -1), x.shape
+        return x.reshape(x.shape[0], -1), state, x.shape
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
@@ -40,7 +34,7 @@ class _Flatten(Layer):
         return (), (dy.reshape(cache) if need_dx else None)
 
 
-Flatten = _Flatten()
+Flatten = layer_value(_Flatten())
 
 
 def _target_shape(value: Any) -> tuple[int, ...]:
@@ -70,17 +64,11 @@ class Reshape(Layer):
             )
         return self.shape
 
-    def apply(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> np.ndarray:
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_input(x, self)
-        return x.reshape(x.shape[0], *self.output_shape(x.shape[1:]))
-
-    def forward(
-        self, params: Any, x: Any, *, train: bool = False, rng: RngLike | None = None
-    ) -> tuple[np.ndarray, Cache]:
-        x = as_input(x, self)
-        return x.reshape(x.shape[0], *self.output_shape(x.shape[1:])), x.shape
+        return x.reshape(x.shape[0], *self.output_shape(x.shape[1:])), state, x.shape
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True

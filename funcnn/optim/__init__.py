@@ -1,11 +1,19 @@
 """Optimizers as composable ``(init, update)`` transforms, in the optax style.
 
+One concept per module: :mod:`~funcnn.optim.base` (the protocol, ``chain``,
+``apply_updates``), :mod:`~funcnn.optim.transforms` (scalings, the learning rate,
+momentum, adaptive methods, weight decay), :mod:`~funcnn.optim.clipping`,
+:mod:`~funcnn.optim.wrappers` (masked, apply_if_finite, multi_steps),
+:mod:`~funcnn.optim.schedules`, :mod:`~funcnn.optim.aliases` (adam, sgd...), and
+:mod:`~funcnn.optim.compiled` (Adam's update compiled by numba, an optional extra).
+
 >>> opt = optim.adam(1e-3)
 >>> opt_state = opt.init(params)
 >>> updates, opt_state = opt.update(grads, opt_state, params)
 >>> params = optim.apply_updates(params, updates)
 """
 
+from funcnn.optim import schedules
 from funcnn.optim.aliases import (
     adadelta,
     adagrad,
@@ -27,10 +35,8 @@ from funcnn.optim.base import (
     chain,
     identity,
 )
+from funcnn.optim.clipping import clip, clip_by_global_norm
 from funcnn.optim.transforms import (
-    ApplyIfFiniteState,
-    MaskedState,
-    MultiStepsState,
     ScaleByAdadeltaState,
     ScaleByAdamaxState,
     ScaleByAdamState,
@@ -42,12 +48,7 @@ from funcnn.optim.transforms import (
     TraceState,
     add_decayed_weights,
     add_l1,
-    apply_if_finite,
-    clip,
-    clip_by_global_norm,
     current_learning_rate,
-    masked,
-    multi_steps,
     scale,
     scale_by_adadelta,
     scale_by_adam,
@@ -59,6 +60,14 @@ from funcnn.optim.transforms import (
     scale_by_stddev,
     scale_learning_rate,
     trace,
+)
+from funcnn.optim.wrappers import (
+    ApplyIfFiniteState,
+    MaskedState,
+    MultiStepsState,
+    apply_if_finite,
+    masked,
+    multi_steps,
 )
 
 __all__ = [
@@ -108,6 +117,7 @@ __all__ = [
     "scale_by_rss",
     "scale_by_stddev",
     "scale_learning_rate",
+    "schedules",
     "sgd",
     "trace",
 ]

@@ -12,7 +12,6 @@ from typing import Any
 from funcnn.optim.base import GradientTransformation, chain, identity
 from funcnn.optim.transforms import (
     ScalarOrSchedule,
-    adam_with_learning_rate,
     add_decayed_weights,
     scale_by_adadelta,
     scale_by_adam,
@@ -99,15 +98,18 @@ def adam(
     eps: float = 1e-8,
     eps_root: float = 0.0,
     *,
-    kernel: str = "numpy",
+    nesterov: bool = False,
 ) -> GradientTransformation:
     """Adam (Kingma & Ba 2015): mu = EMA(g, b1), nu = EMA(g^2, b2),
     w <- w - lr (mu / (1 - b1^t)) / (sqrt(nu / (1 - b2^t)) + eps). eps outside the root.
 
-    ``kernel="numba"``: the same numbers from one compiled loop per leaf (the
-    ``numba`` extra; see :mod:`funcnn.optim.kernels`).
+    ``chain(scale_by_adam(...), scale_by_learning_rate(learning_rate))``; ``nesterov``
+    gives NAdam (:func:`nadam`).
     """
-    return adam_with_learning_rate(learning_rate, b1, b2, eps, eps_root, kernel=kernel)
+    return chain(
+        scale_by_adam(b1, b2, eps, eps_root, nesterov=nesterov),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def adamw(
@@ -118,17 +120,14 @@ def adamw(
     eps_root: float = 0.0,
     weight_decay: float = 1e-4,
     mask: Any = None,
-    *,
-    kernel: str = "numpy",
 ) -> GradientTransformation:
     """AdamW (Loshchilov & Hutter 2019): w <- w - lr (adam_direction + weight_decay w).
 
     Decoupled decay: added after the adaptive scaling, scaled by lr. ``mask``
     (a tree of bools or a callable such as ``funcnn.tree.kernel_mask``) limits decay.
-    ``kernel`` as for :func:`adam`.
     """
     return chain(
-        scale_by_adam(b1, b2, eps, eps_root, kernel=kernel),
+        scale_by_adam(b1, b2, eps, eps_root),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
@@ -149,15 +148,11 @@ def nadam(
     b2: float = 0.999,
     eps: float = 1e-8,
     eps_root: float = 0.0,
-    *,
-    kernel: str = "numpy",
 ) -> GradientTransformation:
     """NAdam (Dozat 2016), as optax: Adam with
-    mu_hat = b1 mu / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t). ``kernel`` as for :func:`adam`.
+    mu_hat = b1 mu / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t).
     """
-    return adam_with_learning_rate(
-        learning_rate, b1, b2, eps, eps_root, nesterov=True, kernel=kernel
-    )
+    return adam(learning_rate, b1, b2, eps, eps_root, nesterov=True)
 
 
 def lion(

@@ -14,10 +14,8 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from funcnn import tree
+from funcnn.types import OptState, Params, UpdateResult, Updates
 
-Params = Any
-Updates = Any
-State = Any
 S = TypeVar("S")
 
 
@@ -25,8 +23,8 @@ class GradientTransformation(NamedTuple):
     """A pair of pure functions: ``init(params) -> state`` and
     ``update(updates, state, params=None) -> (updates, new_state)``."""
 
-    init: Callable[[Params], State]
-    update: Callable[..., tuple[Updates, State]]
+    init: Callable[[Params], OptState]
+    update: Callable[..., tuple[Updates, OptState]]
 
 
 class EmptyState(NamedTuple):
@@ -72,7 +70,7 @@ def identity() -> GradientTransformation:
         del params
         return EmptyState()
 
-    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+    def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
         del params
         return updates, expect_state(state, EmptyState, "identity")
 
@@ -90,7 +88,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     def init(params: Params) -> ChainState:
         return ChainState(tuple(t.init(params) for t in transforms))
 
-    def update(updates: Updates, state: State, params: Params = None) -> tuple[Updates, State]:
+    def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
         state = expect_state(state, ChainState, "chain")
         if len(state.inner) != len(transforms):
             raise ValueError(
@@ -119,3 +117,73 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         out.flags.writeable = False
         new.append(out)
     return tree.unflatten(treedef, new)
+
+
+# ---------------------------------------------------------------- leaf helpers of every transform
+
+
+def frozen(a: np.ndarray) -> np.ndarray:
+    """``a`` made read-only (a fresh array that this transform owns)."""
+    a.flags.writeable = False
+    return a
+
+
+def zeros(params: Params, fill: float = 0.0) -> Any:
+    """A read-only tree like ``params`` filled with ``fill``."""
+    leaves, treedef = tree.flatten(params)
+    return tree.unflatten(treedef, [frozen(np.full_like(p, fill)) for p in leaves])
+
+
+def ema(old: np.ndarray, x: np.ndarray, decay: float) -> np.ndarray:
+    """decay * old + (1 - decay) * x, written as old + (1 - decay) * (x - old): one new array."""
+    out = x - old
+    out *= 1 - decay
+    out += old
+    return frozen(out)
+
+
+def ema_sq(old: np.ndarray, g: np.ndarray, decay: float) -> np.ndarray:
+    """decay * old + (1 - decay) * g^2."""
+    out = g * g
+    out -= old
+    out *= 1 - decay
+    out += old
+    return frozen(out)
+
+
+def leafwise(
+    name: str,
+    step: Callable[..., tuple[Any, ...]],
+    updates: Updates,
+    *state_trees: Any,
+    outputs: int | None = None,
+) -> tuple[Any, ...]:
+    """Run ``step(g, *state_leaves) -> (u, *new_state_leaves)`` on each leaf.
+
+    Returns one tree per output of ``step`` (by default the updates and one new tree
+    per state tree). A state tree whose structure or shapes differ from ``updates``
+    raises ValueError naming the place. A 0-d leaf runs as a 1-element view
+    (arithmetic on 0-d arrays gives NumPy scalars, which in-place ufuncs and
+    read-only flags refuse) and comes back 0-d.
+    """
+    grads, treedef = tree.flatten(updates)
+    columns = []
+    for state_tree in state_trees:
+        leaves = tree.leaves_matching(treedef, grads, state_tree)
+        if leaves is None:
+            raise updates_mismatch(updates, state_tree, name)
+        columns.append(leaves)
+    results = [
+        step(*args)
+        if np.ndim(args[0])
+        else tuple(r.reshape(()) for r in step(*(np.reshape(a, 1) for a in args)))
+        for args in zip(grads, *columns)
+    ]
+    columns_out = list(zip(*results)) or [()] * (outputs or 1 + len(state_trees))
+    return tuple(tree.unflatten(treedef, list(out)) for out in columns_out)
+
+
+def no_state(params: Params) -> EmptyState:
+    """The ``init`` of a transform that keeps no state."""
+    del params
+    return EmptyState()

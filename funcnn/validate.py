@@ -1,0 +1,68 @@
+"""Argument checks shared by every module: one message shape, raised where the value enters.
+
+Each check returns the value in its plain Python type (NumPy scalars are accepted
+wherever a Python number is) or raises TypeError (wrong kind) or ValueError (right
+kind, wrong value). Every message names the argument, what was expected and what
+was given.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def number(name: str, value: Any) -> float:
+    """A finite real number (bool is not a number here)."""
+    if isinstance(value, bool) or not _is_real(value):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def non_negative(name: str, value: Any) -> float:
+    value = number(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def positive(name: str, value: Any) -> float:
+    value = number(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def decay(name: str, value: Any) -> float:
+    """A decay rate (an EMA's weight of the past): in [0, 1)."""
+    value = number(name, value)
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} is a decay rate and must be in [0, 1), got {value}")
+    return value
+
+
+def positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not _is_int(value) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, np.bool_
+    )
