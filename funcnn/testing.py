@@ -16,8 +16,9 @@ import attrs
 import numpy as np
 
 from funcnn import tree
-from funcnn.layers.base import Layer, Shape, is_shape_tuple
+from funcnn.layers.base import Layer, is_shape_tuple
 from funcnn.losses import Loss
+from funcnn.types import Shape
 
 SCALE_FLOOR = 1e-3
 """Errors are relative to max(|analytic|, |numeric|, SCALE_FLOOR)."""

@@ -1,0 +1,84 @@
+"""One protocol test over every layer funcnn exports: exporting a layer is what tests it.
+
+``EXAMPLES`` must name an instance of every layer in ``funcnn.layers.__all__`` (a
+new export without an entry fails ``test_every_exported_layer_has_an_example``).
+Each example runs ``check_layer`` (shape inference, apply == forward bit for bit,
+read-only params, purity, float64 finite differences of grads and dx) in
+inference and training mode, and a save/load round trip.
+"""
+
+import numpy as np
+import pytest
+
+from funcnn import io, tree
+from funcnn import layers as L
+from funcnn.testing import check_layer
+
+EXAMPLES = {
+    "Activation": (L.elementwise("Square", np.square, lambda x, y, dy: 2 * x * dy), (4,)),
+    "AvgPool1D": (L.AvgPool1D(2), (6, 2)),
+    "AvgPool2D": (L.AvgPool2D(2, strides=1, padding="same"), (4, 3, 2)),
+    "BatchNorm": (L.BatchNorm(), (5,)),
+    "Conv1D": (L.Conv1D(2, 3, padding="same"), (5, 2)),
+    "Conv2D": (L.Conv2D(2, (2, 3), strides=(1, 2)), (4, 5, 2)),
+    "Dense": (L.Dense(3), (4,)),
+    "Dropout": (L.Dropout(0.4), (6,)),
+    "Elu": (L.Elu, (4,)),
+    "FanInConcat": (L.FanInConcat(), ((2,), (3,))),
+    "FanInSum": (L.FanInSum, ((3,), (3,))),
+    "FanOut": (L.FanOut(2), (3,)),
+    "Flatten": (L.Flatten, (2, 3)),
+    "Gelu": (L.Gelu, (4,)),
+    "GlobalAvgPool1D": (L.GlobalAvgPool1D, (5, 2)),
+    "GlobalAvgPool2D": (L.GlobalAvgPool2D, (3, 4, 2)),
+    "GlobalMaxPool1D": (L.GlobalMaxPool1D, (5, 2)),
+    "GlobalMaxPool2D": (L.GlobalMaxPool2D, (3, 4, 2)),
+    "Identity": (L.Identity, (3,)),
+    "LayerNorm": (L.LayerNorm(), (2, 5)),
+    "LeakyRelu": (L.LeakyRelu(0.2), (4,)),
+    "Linear": (L.Linear, (4,)),
+    "LogSoftmax": (L.LogSoftmax, (4,)),
+    "MaxPool1D": (L.MaxPool1D(2, strides=1), (5, 2)),
+    "MaxPool2D": (L.MaxPool2D(2), (4, 4, 1)),
+    "Parallel": (L.parallel(L.Dense(2), L.serial(L.BatchNorm(), L.Dropout(0.5))), ((3,), (2,))),
+    "Relu": (L.Relu, (4,)),
+    "Reshape": (L.Reshape((2, -1)), (6,)),
+    "Selu": (L.Selu, (4,)),
+    "Serial": (L.serial(L.Dense(3), L.BatchNorm(), L.Dropout(0.3), L.Tanh), (4,)),
+    "Sigmoid": (L.Sigmoid, (4,)),
+    "Softmax": (L.Softmax, (4,)),
+    "Softplus": (L.Softplus, (4,)),
+    "Tanh": (L.Tanh, (4,)),
+    "ZeroPadding2D": (L.ZeroPadding2D(((1, 0), (0, 2))), (2, 3, 1)),
+}
+
+
+def exported_layers() -> set[str]:
+    def is_layer(obj):
+        return isinstance(obj, L.Layer) or (isinstance(obj, type) and issubclass(obj, L.Layer))
+
+    return {name for name in L.__all__ if is_layer(getattr(L, name)) and name != "Layer"}
+
+
+def test_every_exported_layer_has_an_example():
+    missing = exported_layers() - set(EXAMPLES)
+    assert not missing, f"add an example of each to EXAMPLES: {sorted(missing)}"
+    assert set(EXAMPLES) <= exported_layers()
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["inference", "training"])
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_protocol(name, train):
+    layer, input_shape = EXAMPLES[name]
+    check_layer(layer, input_shape, batch_sizes=(1, 3) if not train else (3,), train=train)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_save_load_round_trip(name, tmp_path):
+    layer, input_shape = EXAMPLES[name]
+    params = layer.init(0, input_shape)
+    state = layer.init_state(input_shape)
+    c = io.load(io.save(tmp_path / "m.npz", layer, params, state=state, input_shape=input_shape))
+    assert c.model == layer and repr(c.model) == repr(layer)
+    for a, b in zip(tree.leaves((params, state)), tree.leaves((c.params, c.state))):
+        assert np.array_equal(a, b)
