@@ -19,8 +19,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from funcnn.random import RngLike, as_generator
-
-Shape = tuple[int, ...]
+from funcnn.types import Shape
 
 
 class Initializer(Protocol):
