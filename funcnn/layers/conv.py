@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import DTypeLike
 
-from funcnn import initializers
+from funcnn import initializers, linalg
 from funcnn.layers.base import IMAGES, SEQUENCES, Layer, RngArg, as_batch_of, as_shape
 from funcnn.random import RngLike, split
 from funcnn.tree import freeze
@@ -198,7 +198,7 @@ class Conv2D(Layer):
     ) -> tuple[np.ndarray, LayerState, Cache]:
         x = self._check(params, x)
         cols, pads, (oh, ow) = self._cols(x)
-        y = cols @ params.w.reshape(-1, self.filters)
+        y = linalg.matmul(cols, params.w.reshape(-1, self.filters), group=oh * ow)
         if params.b is not None:
             y += params.b
         return y.reshape(x.shape[0], oh, ow, self.filters), state, (cols, x.shape, pads)
@@ -209,8 +209,9 @@ class Conv2D(Layer):
         cols, x_shape, pads = cache
         n, oh, ow, _ = dy.shape
         dy2 = dy.reshape(-1, self.filters)
-        dw = (cols.T @ dy2).reshape(params.w.shape)
-        db = dy2.sum(axis=0) if params.b is not None else None
+        group = oh * ow  # rows per sample
+        dw = linalg.matmul_tn(cols, dy2, group=group).reshape(params.w.shape)
+        db = linalg.sum_rows(dy2, group=group) if params.b is not None else None
         if not need_dx:
             return ConvParams(dw, db), None
         kh, kw = self.kernel_size
@@ -221,7 +222,8 @@ class Conv2D(Layer):
             for b in range(kw):
                 # What kernel offset (a, b) contributed, as one contiguous matrix product,
                 # added into the strided positions of the input it read.
-                part = (dy2 @ params.w[a, b].T).reshape(n, oh, ow, channels)
+                part = linalg.matmul(dy2, params.w[a, b].T, group=group)
+                part = part.reshape(n, oh, ow, channels)
                 dxp[offset_slices((a, b), self.dilation, self.strides, (oh, ow))] += part
         dx = dxp[:, pads[0][0] : padded[1] - pads[0][1], pads[1][0] : padded[2] - pads[1][1], :]
         return ConvParams(dw, db), dx

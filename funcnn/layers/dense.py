@@ -8,7 +8,7 @@ import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
-from funcnn import initializers
+from funcnn import initializers, linalg
 from funcnn.layers.base import Layer, RngArg, as_input, as_shape
 from funcnn.random import RngLike, split
 from funcnn.tree import freeze
@@ -30,7 +30,8 @@ class Dense(Layer):
     """``y = x @ w + b`` on the last axis: ``(..., in) -> (..., units)``.
 
     ``w`` has shape ``(in, units)`` and starts from ``w_init`` (Glorot uniform);
-    ``b`` has shape ``(units,)`` and starts from ``b_init`` (zeros).
+    ``b`` has shape ``(units,)`` and starts from ``b_init`` (zeros). The products run
+    in :mod:`funcnn.linalg`: the same bits for any thread count or batch split.
     """
 
     units: int = attrs.field(validator=_positive_int)
@@ -72,18 +73,22 @@ class Dense(Layer):
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
     ) -> tuple[np.ndarray, LayerState, Cache]:
         x = self._check(params, x)
-        y = x @ params.w
+        group = x.size // (x.shape[0] * x.shape[-1]) if x.size else 1  # rows per sample
+        y = linalg.matmul(x.reshape(-1, x.shape[-1]), params.w, group=group)
         if params.b is not None:
             y += params.b  # y is our own fresh array
-        return y, state, x
+        return y.reshape(*x.shape[:-1], self.units), state, x
 
     def backward(
         self, params: DenseParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
     ) -> tuple[DenseParams, np.ndarray | None]:
         x = cache
+        group = x.size // (x.shape[0] * x.shape[-1]) if x.size else 1
         x2 = x.reshape(-1, x.shape[-1])
         dy2 = dy.reshape(-1, dy.shape[-1])
-        dw = x2.T @ dy2
-        db = dy2.sum(axis=0) if params.b is not None else None
-        dx = dy @ params.w.T if need_dx else None
+        dw = linalg.matmul_tn(x2, dy2, group=group)
+        db = linalg.sum_rows(dy2, group=group) if params.b is not None else None
+        if not need_dx:
+            return DenseParams(dw, db), None
+        dx = linalg.matmul(dy2, params.w.T, group=group).reshape(x.shape)
         return DenseParams(dw, db), dx
