@@ -32,23 +32,27 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-ROWS = 64
-"""The most samples in one block of a product whose rows are samples."""
-BLOCK_FLOPS = 2 * 64 * 784 * 512
-"""A block holds as many samples as fit this many flops (a power of two, 1 to :data:`ROWS`)."""
-CHUNK = 128
-"""Samples per chunk of a sum over the batch (a multiple of :data:`ROWS`)."""
+ROWS = 32
+"""The most samples in one (padded) block of an inference-mode product."""
+BLOCK_FLOPS = 2 * 32 * 784 * 512
+"""An inference block holds as many samples as fit this many flops (a power of two)."""
+CHUNK = 256
+"""Samples per chunk of a sum over the batch; the most samples in a training-mode block."""
+TRAIN_BLOCK_FLOPS = 4 * BLOCK_FLOPS
+"""A training block holds as many samples as fit this many flops (a power of two)."""
 COLS = 256
-"""Output columns per block of a weight-gradient product."""
+"""About this many output columns per block of a product."""
 INLINE_FLOPS = 2**21
 """Products smaller than this run in the calling thread."""
+MIN_TASKS = 2
+"""Training products and weight gradients are cut into at least this many blocks where
+their shapes allow (a constant: the cut never depends on the worker count)."""
 
 _workers: int | None = None
 _pool: ThreadPoolExecutor | None = None
@@ -94,14 +98,15 @@ def workers() -> int:
 def _executor() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(workers(), thread_name_prefix="funcnn")
+        if _pool is None:  # the calling thread is a worker too
+            _pool = ThreadPoolExecutor(max(1, workers() - 1), thread_name_prefix="funcnn")
         return _pool
 
 
 # ---------------------------------------------------------------- the BLAS held to one thread
 
 _blas: list[Any] | None = None
+_blas_saved: list[tuple[Any, int]] = []
 
 
 def _blas_libraries() -> list[Any]:
@@ -113,19 +118,25 @@ def _blas_libraries() -> list[Any]:
     return _blas
 
 
-@contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Hold every loaded BLAS to one thread inside the block (the setting is process-wide)."""
-    saved = [(lib, lib.get_num_threads()) for lib in _blas_libraries()]
-    for lib, n in saved:
-        if n != 1:
-            lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lib, n in saved:
-            if n != 1:
-                lib.set_num_threads(n)
+def hold_blas_to_one_thread() -> None:
+    """Set every loaded BLAS to one thread, for the whole process, from now on.
+
+    funcnn's products call this before their first BLAS call (changing the BLAS's
+    thread count back and forth around each product costs more than the product).
+    :func:`release_blas` gives back the thread counts found here.
+    """
+    if _blas_saved:
+        return
+    for lib in _blas_libraries():
+        _blas_saved.append((lib, lib.get_num_threads()))
+        lib.set_num_threads(1)
+
+
+def release_blas() -> None:
+    """Give every BLAS the thread count it had before funcnn held it to one."""
+    while _blas_saved:
+        lib, n = _blas_saved.pop()
+        lib.set_num_threads(n)
 
 
 def blas_description() -> str:
@@ -141,50 +152,97 @@ def blas_description() -> str:
 
 
 def _run(tasks: list[Callable[[], None]], flops: float) -> None:
-    """Run the tasks (each writes its own part of an output), in parallel when worth it."""
-    with single_threaded_blas():
-        if len(tasks) == 1 or flops < INLINE_FLOPS or workers() == 1:
-            for task in tasks:
-                task()
-            return
-        for future in [_executor().submit(task) for task in tasks]:
-            future.result()
+    """Run the tasks (each writes its own part of an output) on the calling thread and, when
+    worth it, funcnn's pool: every thread takes the next task until none is left."""
+    hold_blas_to_one_thread()
+    n = workers()
+    if len(tasks) == 1 or flops < INLINE_FLOPS or n == 1:
+        for task in tasks:
+            task()
+        return
+    todo = iter(tasks)  # next() on a list iterator is atomic under the GIL
+
+    def drain() -> None:
+        for task in todo:
+            task()
+
+    helpers = [_executor().submit(drain) for _ in range(min(n, len(tasks)) - 1)]
+    drain()
+    for helper in helpers:
+        helper.result()
 
 
 # ---------------------------------------------------------------- products and sums
 
 
-def block_samples(k: int, n: int, group: int = 1) -> int:
-    """Samples per block of an ``(samples * group, k) @ (k, n)`` product: set by the shapes
-    of one sample and of ``b`` alone, never by the batch."""
-    per_sample = 2 * k * n * group
-    fit = max(1, BLOCK_FLOPS // max(per_sample, 1))
-    return min(ROWS, 1 << (fit.bit_length() - 1))
+def block_samples(k: int, n: int, group: int = 1, *, padded: bool = True) -> int:
+    """The most samples per block of an ``(samples * group, k) @ (k, n)`` product: a power
+    of two set by the shapes of one sample and of ``b`` alone, never by the batch."""
+    budget, cap = (BLOCK_FLOPS, ROWS) if padded else (TRAIN_BLOCK_FLOPS, CHUNK)
+    fit = max(1, budget // max(2 * k * n * group, 1))
+    return min(cap, 1 << (fit.bit_length() - 1))
 
 
-def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
+def cut(n: int, parts: int) -> list[slice]:
+    """``range(n)`` cut into ``parts`` (at most) blocks of one width, a multiple of 16."""
+    width = -(-n // max(1, parts))
+    width = -(-width // 16) * 16
+    return [slice(lo, min(lo + width, n)) for lo in range(0, n, width)]
+
+
+def _grid(blocks: int, n: int) -> int:
+    """How many column blocks to cut ``n`` output columns into: about ``n / COLS``, more when
+    ``blocks`` row blocks would leave fewer than :data:`MIN_TASKS` tasks."""
+    parts = max(1, round(n / COLS))
+    while blocks * parts < MIN_TASKS and -(-n // (parts * 2)) >= 16:
+        parts *= 2
+    return parts
+
+
+def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1, padded: bool = False) -> np.ndarray:
     """``a @ b`` for ``a`` of shape ``(samples * group, k)`` (``group`` rows per sample)
-    and ``b`` of shape ``(k, n)``, in fixed blocks of samples (see the module docstring)."""
+    and ``b`` of shape ``(k, n)``, in blocks of samples times blocks of columns.
+
+    Inference products (``padded=True``) cut the batch into blocks of
+    :func:`block_samples` and pad the last with zero samples: every block has one
+    fixed shape, so a sample's row does not depend on the batch it came in.
+    Training products cut each chunk of :data:`CHUNK` samples into blocks of at
+    most :func:`block_samples`, more of them when the chunk would give fewer than
+    :data:`MIN_TASKS` tasks: the blocks depend on the batch's size, never on the
+    worker or thread count, and a chunk is cut the same way in any process.
+    """
     a = np.ascontiguousarray(a)  # one memory layout: full and padded blocks take one path
     rows, k = a.shape
     n = b.shape[1]
-    per_block = block_samples(k, n, group) * group
     out = np.empty((rows, n), dtype=np.result_type(a, b))
+    most = block_samples(k, n, group, padded=padded)
+    col_parts = max(1, round(n / COLS))
+    if padded:
+        row_blocks = [slice(lo, lo + most * group) for lo in range(0, rows, most * group)]
+        col_parts = _grid(len(row_blocks), n)
+    else:  # per chunk: as many blocks as MIN_TASKS needs, of at most `most` samples
+        row_blocks = []
+        wanted = -(-MIN_TASKS // col_parts)
+        for chunk in _chunks(rows, group):
+            samples = (chunk.stop - chunk.start) // group
+            per = min(most, 1 << max(0, (samples // wanted).bit_length() - 1)) * group
+            row_blocks += [
+                slice(lo, min(lo + per, chunk.stop)) for lo in range(chunk.start, chunk.stop, per)
+            ]
+    columns = cut(n, col_parts)
 
-    def block(lo: int) -> Callable[[], None]:
-        hi = lo + per_block
-
+    def block(rows_: slice, cols: slice) -> Callable[[], None]:
         def task() -> None:
-            if hi <= rows:
-                np.matmul(a[lo:hi], b, out=out[lo:hi])
-            else:  # the last block, padded with zero samples to the block's fixed shape
-                padded = np.zeros((per_block, k), dtype=a.dtype)
-                padded[: rows - lo] = a[lo:]
-                out[lo:] = (padded @ b)[: rows - lo]
+            if rows_.stop <= rows:
+                out[rows_, cols] = a[rows_] @ b[:, cols]
+            else:  # the last inference block, padded with zero samples to its fixed shape
+                full = np.zeros((rows_.stop - rows_.start, k), dtype=a.dtype)
+                full[: rows - rows_.start] = a[rows_]
+                out[rows_, cols] = (full @ b[:, cols])[: rows - rows_.start]
 
         return task
 
-    _run([block(lo) for lo in range(0, rows, per_block)], 2.0 * rows * k * n)
+    _run([block(r, c) for r in row_blocks for c in columns], 2.0 * rows * k * n)
     return out
 
 
@@ -195,34 +253,46 @@ def _chunks(rows: int, group: int) -> list[slice]:
 
 def tree_sum(parts: list[np.ndarray]) -> np.ndarray:
     """The sum of ``parts`` in a fixed pairwise tree: the first power of two of them, then
-    the rest (so the tree depends only on how many parts there are)."""
+    the rest (so the tree depends only on how many parts there are). The parts must be
+    fresh arrays of the caller's: the sums are made in place, in the left operand."""
     if len(parts) == 1:
         return parts[0]
     half = 1 << ((len(parts) - 1).bit_length() - 1)
-    return tree_sum(parts[:half]) + tree_sum(parts[half:])
+    left, right = tree_sum(parts[:half]), tree_sum(parts[half:])
+    return (
+        np.add(left, right, out=left)
+        if left.shape == np.broadcast(left, right).shape
+        else left + right
+    )
 
 
 def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
     """``a.T @ b`` for ``a`` of shape ``(samples * group, k)`` and ``b`` of shape
     ``(samples * group, n)``: a sum over samples, by chunks of :data:`CHUNK` samples added
-    in a fixed tree, each chunk in blocks of :data:`COLS` output columns."""
+    in a fixed tree; each chunk's ``(k, n)`` product is cut into blocks of rows and
+    columns by ``k`` and ``n`` alone."""
     rows, k = a.shape
     n = b.shape[1]
     chunks = _chunks(rows, group)
     if not chunks:
         return np.zeros((k, n), dtype=np.result_type(a, b))
     parts = [np.empty((k, n), dtype=np.result_type(a, b)) for _ in chunks]
+    out_rows = cut(k, max(1, round(k / COLS)))
+    columns = cut(n, _grid(len(out_rows), n))
+    if len(out_rows) * len(columns) < MIN_TASKS:
+        out_rows = cut(k, _grid(len(columns), k))
 
-    def block(part: np.ndarray, rows_: slice, cols: slice) -> Callable[[], None]:
+    def block(part: np.ndarray, rows_: slice, ks: slice, cols: slice) -> Callable[[], None]:
         def task() -> None:
-            np.matmul(a[rows_].T, b[rows_, cols], out=part[:, cols])
+            part[ks, cols] = a[rows_, ks].T @ b[rows_, cols]
 
         return task
 
     tasks = [
-        block(part, chunk, slice(lo, lo + COLS))
-        for part, chunk in zip(parts, chunks)
-        for lo in range(0, n, COLS)
+        block(p, chunk, ks, cols)
+        for p, chunk in zip(parts, chunks)
+        for ks in out_rows
+        for cols in columns
     ]
     _run(tasks, 2.0 * rows * k * n)
     return tree_sum(parts)

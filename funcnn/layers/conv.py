@@ -198,7 +198,8 @@ class Conv2D(Layer):
     ) -> tuple[np.ndarray, LayerState, Cache]:
         x = self._check(params, x)
         cols, pads, (oh, ow) = self._cols(x)
-        y = linalg.matmul(cols, params.w.reshape(-1, self.filters), group=oh * ow)
+        w2 = params.w.reshape(-1, self.filters)
+        y = linalg.matmul(cols, w2, group=oh * ow, padded=not train)
         if params.b is not None:
             y += params.b
         return y.reshape(x.shape[0], oh, ow, self.filters), state, (cols, x.shape, pads)
@@ -291,7 +292,7 @@ class Conv1D(Layer):
     ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_batch_of(x, self, SEQUENCES)
         p2 = ConvParams(params.w[None], params.b)
-        y, cache = self._conv2d.forward(p2, _to_2d(x))
+        y, cache = self._conv2d.forward(p2, _to_2d(x), train=train)
         return y[:, 0], state, cache
 
     def backward(

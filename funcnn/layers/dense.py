@@ -74,7 +74,7 @@ class Dense(Layer):
     ) -> tuple[np.ndarray, LayerState, Cache]:
         x = self._check(params, x)
         group = x.size // (x.shape[0] * x.shape[-1]) if x.size else 1  # rows per sample
-        y = linalg.matmul(x.reshape(-1, x.shape[-1]), params.w, group=group)
+        y = linalg.matmul(x.reshape(-1, x.shape[-1]), params.w, group=group, padded=not train)
         if params.b is not None:
             y += params.b  # y is our own fresh array
         return y.reshape(*x.shape[:-1], self.units), state, x
