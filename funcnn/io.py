@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from funcnn import initializers, optim, tree
+from funcnn import initializers, linalg, optim, tree
 from funcnn import layers as L
 from funcnn.layers import base as layer_base
 from funcnn.layers.base import Layer
@@ -222,6 +222,7 @@ class Checkpoint:
     epoch: int | None = None
     input_shape: Any = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
+    provenance: dict[str, Any] | None = None  # what made the bits (None in older files)
 
 
 def _digest(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
@@ -281,6 +282,7 @@ def save(
         "history": history_dict,
         "epoch": epoch,
         "metadata": metadata or {},
+        "provenance": provenance(),
     }
     if path.suffix == ".json":
         meta["arrays"] = {
@@ -295,6 +297,23 @@ def save(
         payload = {_META_KEY: np.array(json.dumps(meta)), **arrays}
         _atomic_write(path, lambda f: np.savez(f, **payload))  # type: ignore[arg-type]
     return path
+
+
+def provenance() -> dict[str, Any]:
+    """What the bits of a result depend on: funcnn's and NumPy's versions, the BLAS and its
+    CPU kernel, and funcnn's block sizes. Saved in every file, so that a comparison across
+    machines can say why two runs' bits differ."""
+    from funcnn import __version__
+
+    return {
+        "funcnn": __version__,
+        "numpy": np.__version__,
+        "blas": linalg.blas_description(),
+        "blocks": {
+            name: getattr(linalg, name)
+            for name in ("ROWS", "BLOCK_FLOPS", "CHUNK", "TRAIN_BLOCK_FLOPS", "COLS", "MIN_TASKS")
+        },
+    }
 
 
 def _shape_tree(shape: Any) -> Any:
@@ -366,4 +385,5 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
         epoch=meta["epoch"],
         input_shape=input_shape,
         metadata=meta["metadata"],
+        provenance=meta.get("provenance"),
     )

@@ -219,7 +219,7 @@ def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1, padded: bool = False
     col_parts = max(1, round(n / COLS))
     if padded:
         row_blocks = [slice(lo, lo + most * group) for lo in range(0, rows, most * group)]
-        col_parts = _grid(len(row_blocks), n)
+        col_parts = _grid(1, n)  # set by n alone, as the blocks' shape must be
     else:  # per chunk: as many blocks as MIN_TASKS needs, of at most `most` samples
         row_blocks = []
         wanted = -(-MIN_TASKS // col_parts)
@@ -259,11 +259,9 @@ def tree_sum(parts: list[np.ndarray]) -> np.ndarray:
         return parts[0]
     half = 1 << ((len(parts) - 1).bit_length() - 1)
     left, right = tree_sum(parts[:half]), tree_sum(parts[half:])
-    return (
-        np.add(left, right, out=left)
-        if left.shape == np.broadcast(left, right).shape
-        else left + right
-    )
+    if isinstance(left, np.ndarray) and left.ndim and left.shape == np.shape(right):
+        return np.add(left, right, out=left)
+    return left + right
 
 
 def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:

@@ -1,0 +1,76 @@
+"""Run by tests/test_reproducibility.py in fresh interpreters: a seeded fit, then digests.
+
+python tests/fit_digest.py mlp|cnn [--epochs N] [--save PATH] [--resume PATH]
+Prints one JSON line: SHA-256 of the final params and state, of predict's output and
+of evaluate's scores. The environment (OPENBLAS_NUM_THREADS, FUNCNN_WORKERS...) is
+what the test varies.
+"""
+
+import argparse
+import hashlib
+import json
+
+import numpy as np
+
+import funcnn
+from funcnn import callbacks, fit, losses, optim, tree
+from funcnn import layers as L
+
+
+def digest(t) -> str:
+    h = hashlib.sha256()
+    for a in tree.leaves(t):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode() + a.tobytes())
+    return h.hexdigest()
+
+
+def setup(kind):
+    rng = np.random.default_rng(0)
+    if kind == "mlp":
+        # 784 inputs, batch 128: big enough that OpenBLAS splits its products over
+        # threads (whose bits then depend on the thread count) when left to itself.
+        x = rng.standard_normal((320, 784)).astype(np.float32)
+        model = L.serial(L.Dense(256), L.Relu, L.Dropout(0.2), L.Dense(64), L.Tanh, L.Dense(10))
+    else:
+        x = rng.standard_normal((160, 12, 12, 3)).astype(np.float32)
+        model = L.serial(
+            L.Conv2D(8, 3), L.BatchNorm(), L.Relu, L.MaxPool2D(2), L.Conv2D(16, 2),
+            L.Relu, L.Flatten, L.Dropout(0.3), L.Dense(10),
+        )  # fmt: skip
+    y = rng.integers(0, 10, len(x))
+    return model, x, y
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=["mlp", "cnn"])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--save")
+    parser.add_argument("--resume")
+    args = parser.parse_args()
+    model, x, y = setup(args.kind)
+    loss, opt = losses.softmax_cross_entropy, optim.adam(1e-3)
+    kwargs = dict(epochs=args.epochs, batch_size=128, rng=7, verbose=0, validation_split=0.2)
+    if args.resume:
+        c = funcnn.load(args.resume)
+        params, history = fit(
+            model, c.params, loss, opt, x, y, state=c.state, opt_state=c.opt_state,
+            initial_epoch=c.epoch, **kwargs,
+        )  # fmt: skip
+    else:
+        cbs = [callbacks.ModelCheckpoint(args.save)] if args.save else []
+        params, history = fit(
+            model, model.init(0, x.shape[1:]), loss, opt, x, y, callbacks=cbs, **kwargs
+        )
+    pred = funcnn.predict(model, params, x, state=history.state)
+    scores = funcnn.evaluate(model, params, loss, x, y, metrics=["accuracy"], state=history.state)
+    print(json.dumps({
+        "params": digest((params, history.state, history.opt_state)),
+        "predict": digest(pred),
+        "evaluate": repr(sorted(scores.items())),
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

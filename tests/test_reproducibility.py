@@ -1,0 +1,159 @@
+"""Same seed, same bits: on any BLAS thread count, funcnn worker count and batch split.
+
+The subprocess checks run ``tests/fit_digest.py`` in fresh interpreters, because a
+BLAS reads its thread count when it loads.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import funcnn
+from funcnn import linalg
+from funcnn import layers as L
+
+SCRIPT = Path(__file__).with_name("fit_digest.py")
+
+
+def digests(kind: str, *args: str, **env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    clean.pop("FUNCNN_WORKERS", None)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), kind, *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+SETTINGS = [
+    {"OPENBLAS_NUM_THREADS": "1"},
+    {"OPENBLAS_NUM_THREADS": "2"},
+    {"OPENBLAS_NUM_THREADS": "3", "OMP_NUM_THREADS": "3"},
+    {"FUNCNN_WORKERS": "1"},
+    {"FUNCNN_WORKERS": "2", "OPENBLAS_NUM_THREADS": "2"},
+    {"FUNCNN_WORKERS": "4"},
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_fit_predict_evaluate_same_bits_for_any_thread_and_worker_count(kind):
+    results = [digests(kind, **env) for env in SETTINGS]
+    for env, result in zip(SETTINGS[1:], results[1:]):
+        assert result == results[0], f"{env} gave other bits than {SETTINGS[0]}"
+
+
+@pytest.mark.slow
+def test_resumed_run_has_the_uninterrupted_runs_bits(tmp_path):
+    whole = digests("cnn", "--epochs", "4", OPENBLAS_NUM_THREADS="2")
+    path = str(tmp_path / "ckpt-{epoch}.npz")
+    digests("cnn", "--epochs", "2", "--save", path, FUNCNN_WORKERS="1")
+    resumed = digests(
+        "cnn", "--epochs", "4", "--resume", str(tmp_path / "ckpt-2.npz"), OPENBLAS_NUM_THREADS="3"
+    )
+    assert resumed["params"] == whole["params"] and resumed["predict"] == whole["predict"]
+
+
+# ---------------------------------------------------------------- in one process
+
+MODELS = {
+    "mlp": (L.serial(L.Dense(300), L.Relu, L.Dense(70), L.Softmax), (200,)),
+    "cnn": (
+        L.serial(L.Conv2D(6, 3), L.BatchNorm(), L.Relu, L.MaxPool2D(2), L.Flatten, L.Dense(5)),
+        (9, 9, 2),
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_samples_prediction_does_not_depend_on_its_batch(name, dtype):
+    model, shape = MODELS[name]
+    params, state = model.init(0, shape, dtype=dtype), model.init_state(shape, dtype=dtype)
+    x = np.random.default_rng(1).standard_normal((150, *shape)).astype(dtype)
+    whole = funcnn.predict(model, params, x, state=state, batch_size=256)
+    for size in (1, 7, 64, 100):
+        chunks = funcnn.predict(model, params, x, state=state, batch_size=size)
+        assert np.array_equal(chunks, whole), f"batch_size={size}"
+    order = np.random.default_rng(2).permutation(len(x))
+    shuffled = funcnn.predict(model, params, x[order], state=state)
+    assert np.array_equal(shuffled, whole[order])
+
+
+@pytest.fixture
+def workers():
+    yield linalg.set_workers
+    linalg.set_workers(None)
+
+
+def test_products_have_the_same_bits_with_any_worker_count(workers):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((700, 300)), rng.standard_normal((300, 530))
+    dy = rng.standard_normal((700, 530))
+    results = []
+    for n in (1, 2, 5):
+        workers(n)
+        results.append(
+            (
+                linalg.matmul(a, b),
+                linalg.matmul(a, b, padded=True),
+                linalg.matmul_tn(a, dy),
+                linalg.sum_rows(dy),
+            )
+        )
+    for other in results[1:]:
+        for x, y in zip(results[0], other):
+            assert np.array_equal(x, y)
+    np.testing.assert_allclose(results[0][0], a @ b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(results[0][1], a @ b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(results[0][2], a.T @ dy, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(results[0][3], dy.sum(axis=0), rtol=1e-10, atol=1e-12)
+
+
+def test_batch_sums_add_fixed_chunks_in_a_fixed_tree():
+    rng = np.random.default_rng(3)
+    n = 3 * linalg.CHUNK + 5  # four chunks
+    a = rng.standard_normal((n, 17)).astype(np.float32)
+    b = rng.standard_normal((n, 9)).astype(np.float32)
+    c = [slice(i * linalg.CHUNK, (i + 1) * linalg.CHUNK) for i in range(4)]
+    sums = [a[s].sum(axis=0) for s in c]
+    assert np.array_equal(linalg.sum_rows(a), (sums[0] + sums[1]) + (sums[2] + sums[3]))
+    parts = [a[s].T @ b[s] for s in c]
+    expected = (parts[0] + parts[1]) + (parts[2] + parts[3])
+    np.testing.assert_allclose(linalg.matmul_tn(a, b), expected, rtol=1e-6)
+    assert np.array_equal(linalg.tree_sum([np.float64(x) for x in (1e16, 1.0, -1e16)]), 0.0)
+    assert linalg.tree_sum([np.array(1e16), np.array(-1e16), np.array(1.0)]) == 1.0
+
+
+def test_padded_blocks_give_each_row_one_fixed_product():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((3, 40)), rng.standard_normal((40, 20))
+    alone = [linalg.matmul(a[i : i + 1], b, padded=True) for i in range(3)]
+    assert np.array_equal(np.concatenate(alone), linalg.matmul(a, b, padded=True))
+
+
+def test_empty_batches_and_bad_worker_counts():
+    assert linalg.matmul(np.zeros((0, 3)), np.ones((3, 2))).shape == (0, 2)
+    assert np.array_equal(linalg.matmul_tn(np.zeros((0, 3)), np.zeros((0, 2))), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="positive int or None, got 0"):
+        linalg.set_workers(0)
+
+
+def test_the_blas_is_named():
+    assert "openblas" in linalg.blas_description().lower()  # NumPy's wheels link OpenBLAS
+
+
+def test_checkpoints_record_what_made_their_bits(tmp_path):
+    model = L.serial(L.Dense(3))
+    c = funcnn.load(funcnn.save(tmp_path / "m.npz", model, model.init(0, (2,))))
+    assert c.provenance["blas"] == linalg.blas_description()
+    assert c.provenance["numpy"] == np.__version__
+    assert c.provenance["blocks"]["CHUNK"] == linalg.CHUNK
