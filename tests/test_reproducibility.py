@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import funcnn
-from funcnn import linalg
 from funcnn import layers as L
+from funcnn import linalg
 
 SCRIPT = Path(__file__).with_name("fit_digest.py")
 
