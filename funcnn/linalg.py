@@ -48,7 +48,7 @@ TRAIN_BLOCK_FLOPS = 4 * BLOCK_FLOPS
 """A training block holds as many samples as fit this many flops (a power of two)."""
 COLS = 256
 """About this many output columns per block of a product."""
-INLINE_FLOPS = 2**21
+INLINE_FLOPS = 2**25
 """Products smaller than this run in the calling thread."""
 MIN_TASKS = 2
 """Training products and weight gradients are cut into at least this many blocks where
@@ -168,8 +168,9 @@ def _run(tasks: list[Callable[[], None]], flops: float) -> None:
 
     helpers = [_executor().submit(drain) for _ in range(min(n, len(tasks)) - 1)]
     drain()
-    for helper in helpers:
-        helper.result()
+    for helper in helpers:  # on a busy machine a helper may not have started: then skip it
+        if not helper.cancel():
+            helper.result()
 
 
 # ---------------------------------------------------------------- products and sums
