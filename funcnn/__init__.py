@@ -35,8 +35,7 @@ from funcnn.train import (
     train_step,
     train_step_with_state,
 )
-
-__version__ = "0.1.0"
+from funcnn.version import __version__
 
 # Imported on first use (PEP 562): module name, or (module, attribute).
 _LAZY: dict[str, tuple[str, str | None]] = {
@@ -94,6 +93,7 @@ __all__ = [
     "tree",
     "types",
     "validate",
+    "__version__",
     "value_and_grad",
     "value_and_grad_with_state",
 ]

@@ -40,6 +40,7 @@ from funcnn import initializers, linalg, optim, tree
 from funcnn import layers as L
 from funcnn.layers import base as layer_base
 from funcnn.layers.base import Layer
+from funcnn.version import __version__
 
 FORMAT = "funcnn"
 FORMAT_VERSION = 1
@@ -303,8 +304,6 @@ def provenance() -> dict[str, Any]:
     """What the bits of a result depend on: funcnn's and NumPy's versions, the BLAS and its
     CPU kernel, and funcnn's block sizes. Saved in every file, so that a comparison across
     machines can say why two runs' bits differ."""
-    from funcnn import __version__
-
     return {
         "funcnn": __version__,
         "numpy": np.__version__,

@@ -7,7 +7,9 @@ import funcnn
 
 ROOT = Path(funcnn.__file__).parent
 LEVEL = {
-    **dict.fromkeys(["types", "validate", "random", "tree", "nn", "allocator", "linalg"], 0),
+    **dict.fromkeys(
+        ["types", "validate", "random", "tree", "nn", "allocator", "linalg", "version"], 0
+    ),
     **dict.fromkeys(["initializers", "losses", "metrics", "optim"], 1),
     "layers": 2,
     **dict.fromkeys(["gradients", "testing"], 3),
