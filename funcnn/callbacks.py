@@ -126,6 +126,8 @@ class ModelCheckpoint(Callback):
     initial_epoch=c.epoch)`` with the same ``rng``.
     """
 
+    writes_files = True
+
     def __init__(
         self,
         path: str | Path,
@@ -253,6 +255,8 @@ class TerminateOnNaN(Callback):
 
 class CSVLogger(Callback):
     """Append one row per epoch (epoch number and every log) to a CSV file."""
+
+    writes_files = True
 
     def __init__(self, path: str | Path, separator: str = ",", append: bool = False) -> None:
         self.path, self.separator, self.append = Path(path), separator, append

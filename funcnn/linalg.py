@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -173,6 +174,39 @@ def _run(tasks: list[Callable[[], None]], flops: float) -> None:
             helper.result()
 
 
+# ---------------------------------------------------------------- sums across processes
+
+_across: Any = None  # (communicator, samples in the whole batch) while a process computes a part
+
+
+@contextmanager
+def across_processes(comm: Any, total_samples: int) -> Iterator[None]:
+    """Inside the block, this process holds only some chunks of a batch of
+    ``total_samples`` samples (whole chunks, in rank order): batch sums gather every
+    process's chunk results (``comm.allgather``) and add them in the one-process tree.
+    :mod:`funcnn.distributed` sets it around each step."""
+    global _across
+    saved, _across = _across, (comm, total_samples)
+    try:
+        yield
+    finally:
+        _across = saved
+
+
+def batch_samples(local: int) -> int:
+    """The samples in the whole batch: ``local`` in one process, the total across processes
+    inside :func:`across_processes`."""
+    return local if _across is None else _across[1]
+
+
+def _all_parts(parts: list[Any]) -> list[Any]:
+    """Every process's chunk results in chunk order (this process's alone outside
+    :func:`across_processes`)."""
+    if _across is None:
+        return parts
+    return [part for rank_parts in _across[0].allgather(parts) for part in rank_parts]
+
+
 # ---------------------------------------------------------------- products and sums
 
 
@@ -273,8 +307,6 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
     rows, k = a.shape
     n = b.shape[1]
     chunks = _chunks(rows, group)
-    if not chunks:
-        return np.zeros((k, n), dtype=np.result_type(a, b))
     parts = [np.empty((k, n), dtype=np.result_type(a, b)) for _ in chunks]
     out_rows = cut(k, max(1, round(k / COLS)))
     columns = cut(n, _grid(len(out_rows), n))
@@ -294,13 +326,12 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
         for cols in columns
     ]
     _run(tasks, 2.0 * rows * k * n)
-    return tree_sum(parts)
+    parts = _all_parts(parts)
+    return tree_sum(parts) if parts else np.zeros((k, n), dtype=np.result_type(a, b))
 
 
 def sum_rows(a: np.ndarray, *, group: int = 1) -> np.ndarray:
     """``a.sum(axis=0)`` for ``a`` of shape ``(samples * group, ...)``, by chunks of
     :data:`CHUNK` samples added in the same fixed tree as :func:`matmul_tn`."""
-    chunks = _chunks(a.shape[0], group)
-    if not chunks:
-        return a.sum(axis=0)
-    return tree_sum([a[chunk].sum(axis=0) for chunk in chunks])
+    parts = _all_parts([a[chunk].sum(axis=0) for chunk in _chunks(a.shape[0], group)])
+    return tree_sum(parts) if parts else a.sum(axis=0)

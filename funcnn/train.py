@@ -13,6 +13,7 @@ continues bit for bit.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -22,8 +23,8 @@ from typing import Any
 import attrs
 import numpy as np
 
+from funcnn import distributed, optim, tree
 from funcnn import metrics as metrics_lib
-from funcnn import optim
 from funcnn import validate as check
 from funcnn.gradients import check_model_and_loss, forward_backward
 from funcnn.layers.base import Layer, RngArg
@@ -147,8 +148,12 @@ class Callback:
     """Override any of these; ``logs`` maps names (``"loss"``, ``"val_loss"``...) to values.
 
     A callback keeps whatever it needs to remember on itself (set it up in
-    ``on_train_begin``); the context holds only the training values.
+    ``on_train_begin``); the context holds only the training values. One that
+    writes files sets ``writes_files = True``: in a distributed ``fit`` only rank 0
+    runs it.
     """
+
+    writes_files = False
 
     def on_train_begin(self, ctx: TrainingContext) -> None:
         pass
@@ -316,23 +321,30 @@ class _Epoch:
     """One epoch's loop over mini-batches, and what it reports."""
 
     step: Callable[..., tuple[Params, LayerState, OptState, float, Any]]
+    loss: Loss
     x: np.ndarray
     y: np.ndarray
     batch_size: int
     metric_list: list[metrics_lib.Metric]
     callbacks: Sequence[Callback]
     progress: _Progress
+    share: Callable[[int], slice]  # the rows of a batch this process computes
 
     def run(self, ctx: TrainingContext, order: np.ndarray | None, seed: int) -> dict[str, float]:
         total, seen, preds = 0.0, 0, []
         for b, idx in enumerate(_batches(len(self.x), self.batch_size, order)):
-            xb, yb = self.x[idx], self.y[idx]
+            yb = self.y[idx]
+            mine = self.share(len(yb))
+            if isinstance(idx, slice):
+                xb = self.x[idx.start + mine.start : idx.start + mine.stop]
+            else:
+                xb = self.x[idx[mine]]  # a memory-mapped x is read only where needed
             for cb in self.callbacks:
                 cb.on_batch_begin(b, ctx)
             ctx.params, ctx.state, ctx.opt_state, value, pred = self.step(
                 ctx.params, ctx.state, ctx.opt_state, xb, yb, Key((seed, ctx.epoch, b))
             )
-            total, seen = total + value * len(xb), seen + len(xb)
+            total, seen = total + value * len(yb), seen + len(yb)
             if self.metric_list:
                 preds.append(pred)
             self.progress.batch(b + 1, total / seen)
@@ -368,6 +380,7 @@ def fit(
     state: LayerState = None,
     opt_state: OptState = None,
     initial_epoch: int = 0,
+    comm: Any = None,
 ) -> tuple[Params, History]:
     """Train for ``epochs`` epochs of mini-batches; returns ``(params, history)``.
 
@@ -377,6 +390,10 @@ def fit(
     ``state``/``opt_state`` default to fresh ones; pass those of a checkpoint with
     ``initial_epoch`` to resume. ``history.params``/``.state``/``.opt_state`` hold the
     final values. ``verbose``: 0 silent, 1 progress bar and epoch lines, 2 epoch lines.
+
+    ``comm`` (an mpi4py communicator, e.g. ``MPI.COMM_WORLD``) trains on every process
+    of it at once, each on its share of every batch, with the bits of one process
+    (:mod:`funcnn.distributed`); every process gets the same ``(params, history)``.
     """
     x, y = _as_batch(x, "x"), _as_batch(y, "y")
     if len(x) != len(y):
@@ -396,23 +413,65 @@ def fit(
         history=History(),
         input_shape=input_shape,
     )
+    rank, size = 0, 1
+    if comm is not None:  # every process computes its share of each batch (funcnn.distributed)
+        comm = distributed.check_comm(comm)
+        rank, size = comm.Get_rank(), comm.Get_size()
+        step = train_step_with_state(
+            distributed.DataParallel(model, comm), loss, optimizer, penalty=penalty
+        )
+        verbose = verbose if rank == 0 else 0
+        callbacks = [c for c in callbacks if rank == 0 or not getattr(c, "writes_files", False)]
     progress = _Progress(verbose, epochs, math.ceil(len(x) / batch_size))
-    one_epoch = _Epoch(step, x, y, batch_size, metric_list, callbacks, progress)
+    share = functools.partial(distributed.share, rank=rank, size=size)
+    one_epoch = _Epoch(step, loss, x, y, batch_size, metric_list, callbacks, progress, share)
+    try:
+        if comm is not None:  # every process starts from rank 0's values
+            values = comm.bcast((ctx.params, ctx.state, ctx.opt_state), root=0)
+            ctx.params, ctx.state, ctx.opt_state = (tree.freeze(v) for v in values)
+        _loop(ctx, one_epoch, range(initial_epoch, epochs), seed, shuffle, validation)
+    except BaseException as error:
+        if comm is None or (isinstance(error, (KeyboardInterrupt, SystemExit)) and size == 1):
+            raise
+        distributed.abort(comm, error)
+    history = ctx.history
+    history.params, history.state, history.opt_state = ctx.params, ctx.state, ctx.opt_state
+    history.stopped_reason = ctx.stop_reason
+    if ctx.stop_reason and verbose:
+        print(ctx.stop_reason)
+    return ctx.params, history
+
+
+def _loop(
+    ctx: TrainingContext,
+    one_epoch: _Epoch,
+    epochs: range,
+    seed: int,
+    shuffle: bool,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+) -> None:
+    """The epochs: callbacks around each, the epoch's batches, validation, logs."""
+    callbacks, progress, loss = one_epoch.callbacks, one_epoch.progress, one_epoch.loss
     for cb in callbacks:
         cb.on_train_begin(ctx)
-    for epoch in range(initial_epoch, epochs):
+    for epoch in epochs:
         ctx.epoch = epoch
         for cb in callbacks:
             cb.on_epoch_begin(epoch, ctx)
         progress.epoch_begin(epoch)
         started = time.perf_counter()
-        order = np.random.default_rng([seed, epoch]).permutation(len(x)) if shuffle else None
+        n = len(one_epoch.x)
+        order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else None
         logs = one_epoch.run(ctx, order, seed)
         if validation is not None and not ctx.stop_training:
             pred = predict(
-                model, ctx.params, validation[0], batch_size=max(batch_size, 256), state=ctx.state
+                ctx.model,
+                ctx.params,
+                validation[0],
+                batch_size=max(one_epoch.batch_size, 256),
+                state=ctx.state,
             )
-            scores = _score(loss, metric_list, pred, validation[1])
+            scores = _score(loss, one_epoch.metric_list, pred, validation[1])
             logs.update({f"val_{k}": v for k, v in scores.items()})
         logs.update(_learning_rate(ctx.opt_state), time=time.perf_counter() - started)
         ctx.history.append(epoch, logs)
@@ -423,12 +482,6 @@ def fit(
             break
     for cb in callbacks:
         cb.on_train_end(ctx)
-    history = ctx.history
-    history.params, history.state, history.opt_state = ctx.params, ctx.state, ctx.opt_state
-    history.stopped_reason = ctx.stop_reason
-    if ctx.stop_reason and verbose:
-        print(ctx.stop_reason)
-    return ctx.params, history
 
 
 def _learning_rate(opt_state: OptState) -> dict[str, float]:

@@ -1,9 +1,11 @@
 """Run by tests/test_reproducibility.py in fresh interpreters: a seeded fit, then digests.
 
-python tests/fit_digest.py mlp|cnn [--epochs N] [--save PATH] [--resume PATH]
+python tests/fit_digest.py mlp|cnn [--epochs N] [--batch B] [--samples N] [--save PATH]
+    [--resume PATH] [--mpi] [--fail-on-rank R]
 Prints one JSON line: SHA-256 of the final params and state, of predict's output and
 of evaluate's scores. The environment (OPENBLAS_NUM_THREADS, FUNCNN_WORKERS...) is
-what the test varies.
+what the test varies; with ``--mpi`` (under mpirun) every rank trains its share with
+``fit(..., comm=MPI.COMM_WORLD)`` and prints its line, prefixed by its rank.
 """
 
 import argparse
@@ -25,15 +27,15 @@ def digest(t) -> str:
     return h.hexdigest()
 
 
-def setup(kind):
+def setup(kind, samples):
     rng = np.random.default_rng(0)
     if kind == "mlp":
         # 784 inputs, batch 128: big enough that OpenBLAS splits its products over
         # threads (whose bits then depend on the thread count) when left to itself.
-        x = rng.standard_normal((320, 784)).astype(np.float32)
+        x = rng.standard_normal((samples, 784)).astype(np.float32)
         model = L.serial(L.Dense(256), L.Relu, L.Dropout(0.2), L.Dense(64), L.Tanh, L.Dense(10))
     else:
-        x = rng.standard_normal((160, 12, 12, 3)).astype(np.float32)
+        x = rng.standard_normal((samples // 2, 12, 12, 3)).astype(np.float32)
         model = L.serial(
             L.Conv2D(8, 3), L.BatchNorm(), L.Relu, L.MaxPool2D(2), L.Conv2D(16, 2),
             L.Relu, L.Flatten, L.Dropout(0.3), L.Dense(10),
@@ -48,10 +50,22 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--save")
     parser.add_argument("--resume")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--samples", type=int, default=320)
+    parser.add_argument("--mpi", action="store_true")
+    parser.add_argument("--fail-on-rank", type=int)
     args = parser.parse_args()
-    model, x, y = setup(args.kind)
+    model, x, y = setup(args.kind, args.samples)
     loss, opt = losses.softmax_cross_entropy, optim.adam(1e-3)
-    kwargs = dict(epochs=args.epochs, batch_size=128, rng=7, verbose=0, validation_split=0.2)
+    kwargs = dict(epochs=args.epochs, batch_size=args.batch, rng=7, verbose=0, validation_split=0.2)
+    prefix = ""
+    if args.mpi:
+        from mpi4py import MPI
+
+        kwargs["comm"] = MPI.COMM_WORLD
+        prefix = f"{MPI.COMM_WORLD.Get_rank()} "
+        if args.fail_on_rank == MPI.COMM_WORLD.Get_rank():
+            y = y.astype(np.float64) + 0.5  # fractional labels: this rank's loss raises
     if args.resume:
         c = funcnn.load(args.resume)
         params, history = fit(
@@ -65,7 +79,7 @@ def main():
         )
     pred = funcnn.predict(model, params, x, state=history.state)
     scores = funcnn.evaluate(model, params, loss, x, y, metrics=["accuracy"], state=history.state)
-    print(json.dumps({
+    print(prefix + json.dumps({
         "params": digest((params, history.state, history.opt_state)),
         "predict": digest(pred),
         "evaluate": repr(sorted(scores.items())),

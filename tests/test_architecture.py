@@ -12,7 +12,7 @@ LEVEL = {
     ),
     **dict.fromkeys(["initializers", "losses", "metrics", "optim"], 1),
     "layers": 2,
-    **dict.fromkeys(["gradients", "testing"], 3),
+    **dict.fromkeys(["gradients", "testing", "distributed"], 3),
     "train": 4,
     "io": 5,
     **dict.fromkeys(["callbacks", "datasets", "plot"], 6),

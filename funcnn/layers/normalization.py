@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
+from funcnn import linalg
 from funcnn.layers.base import Layer, RngArg, as_input, as_shape
 from funcnn.random import RngLike
 from funcnn.tree import freeze
@@ -42,12 +44,21 @@ def _affine(params: NormParams, xhat: np.ndarray, shape: tuple[int, ...]) -> np.
     return y
 
 
+def _batch_sum(a: np.ndarray, axis: int) -> np.ndarray:
+    """The sum over every axis but the feature ``axis``: over the batch through
+    :func:`funcnn.linalg.sum_rows` (fixed chunks, a fixed tree, across processes too)."""
+    moved = np.moveaxis(a, axis, -1)
+    rows = moved.reshape(-1, moved.shape[-1])
+    return linalg.sum_rows(rows, group=max(1, rows.shape[0] // max(1, a.shape[0])))
+
+
 def _affine_grads(
-    params: NormParams, xhat: np.ndarray, dy: np.ndarray, reduce: tuple[int, ...], shape: Any
+    params: NormParams, xhat: np.ndarray, dy: np.ndarray, axis: int, shape: Any
 ) -> tuple[NormParams, np.ndarray]:
-    """Grads of gamma and beta (summed over ``reduce``) and dL/dxhat."""
-    dgamma = np.sum(dy * xhat, axis=reduce) if params.gamma is not None else None
-    dbeta = np.sum(dy, axis=reduce) if params.beta is not None else None
+    """Grads of gamma and beta (summed over the batch and every axis but ``axis``) and
+    dL/dxhat."""
+    dgamma = _batch_sum(dy * xhat, axis) if params.gamma is not None else None
+    dbeta = _batch_sum(dy, axis) if params.beta is not None else None
     dxhat = dy * params.gamma.reshape(shape) if params.gamma is not None else dy
     return NormParams(dgamma, dbeta), dxhat
 
@@ -122,14 +133,14 @@ class BatchNorm(_Normalization):
                 f"{self!r} was initialized for {state.mean.shape[0]} features on axis "
                 f"{self.axis}, got x of shape {x.shape}"
             )
-        reduce = tuple(i for i in range(x.ndim) if i != axis)
         shape = [1] * x.ndim
         shape[axis] = -1
         if train:
-            count = x.size // x.shape[axis]
-            mean = x.mean(axis=reduce)
+            # batch statistics over every sample of the batch, in all processes together
+            count = linalg.batch_samples(x.shape[0]) * (math.prod(x.shape[1:]) // x.shape[axis])
+            mean = _batch_sum(x, axis) / count
             centered = x - mean.reshape(shape)
-            var = np.mean(centered * centered, axis=reduce)
+            var = _batch_sum(centered * centered, axis) / count
             unbiased = var * (count / max(count - 1, 1))
             m = self.momentum
             new_state = freeze(
@@ -144,20 +155,20 @@ class BatchNorm(_Normalization):
         inv_std = 1 / np.sqrt(var + self.eps)
         xhat = centered * inv_std.reshape(shape)
         y = _affine(params, xhat, tuple(shape))
-        return y, new_state, (xhat, inv_std, train, reduce, shape)
+        return y, new_state, (xhat, inv_std, train, axis, shape)
 
     def backward(
         self, params: NormParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
     ) -> tuple[NormParams, np.ndarray | None]:
-        xhat, inv_std, train, reduce, shape = cache
-        grads, dxhat = _affine_grads(params, xhat, dy, reduce, shape)
+        xhat, inv_std, train, axis, shape = cache
+        grads, dxhat = _affine_grads(params, xhat, dy, axis, shape)
         if not need_dx:
             return grads, None
         if not train:  # running statistics are constants
             return grads, dxhat * inv_std.reshape(shape)
-        count = xhat.size // inv_std.size
-        mean_dxhat = dxhat.sum(axis=reduce, keepdims=True) / count
-        mean_dxhat_xhat = np.sum(dxhat * xhat, axis=reduce, keepdims=True) / count
+        count = linalg.batch_samples(xhat.shape[0]) * (math.prod(xhat.shape[1:]) // inv_std.size)
+        mean_dxhat = (_batch_sum(dxhat, axis) / count).reshape(shape)
+        mean_dxhat_xhat = (_batch_sum(dxhat * xhat, axis) / count).reshape(shape)
         dx = (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv_std.reshape(shape)
         return grads, dx
 
@@ -189,14 +200,13 @@ class LayerNorm(_Normalization):
         shape = [1] * x.ndim
         shape[axis] = -1
         y = _affine(params, xhat, tuple(shape))
-        reduce = tuple(i for i in range(x.ndim) if i != axis)
-        return y, state, (xhat, inv_std, axis, reduce, shape)
+        return y, state, (xhat, inv_std, axis, shape)
 
     def backward(
         self, params: NormParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
     ) -> tuple[NormParams, np.ndarray | None]:
-        xhat, inv_std, axis, reduce, shape = cache
-        grads, dxhat = _affine_grads(params, xhat, dy, reduce, shape)
+        xhat, inv_std, axis, shape = cache
+        grads, dxhat = _affine_grads(params, xhat, dy, axis, shape)
         if not need_dx:
             return grads, None
         mean_dxhat = dxhat.mean(axis=axis, keepdims=True)

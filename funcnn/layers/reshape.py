@@ -26,7 +26,7 @@ class _Flatten(Layer):
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
     ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_input(x, self)
-        return x.reshape(x.shape[0], -1), state, x.shape
+        return x.reshape(x.shape[0], math.prod(x.shape[1:])), state, x.shape
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
