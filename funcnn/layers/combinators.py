@@ -74,9 +74,16 @@ class _Combinator(Layer):
             )
         )
 
-    def _init_each(self, rng: RngLike, shapes: list[Shape], dtype: DTypeLike) -> Params:
-        rngs = split(rng, len(self.layers))
+    def _child_shapes(self, input_shape: Shape) -> list[Shape]:
+        raise NotImplementedError
+
+    def init(self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> Params:
+        shapes, rngs = self._child_shapes(input_shape), split(rng, len(self.layers))
         return tuple(c.init(r, s, dtype=dtype) for c, r, s in zip(self.layers, rngs, shapes))
+
+    def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> LayerState:
+        shapes = self._child_shapes(input_shape)
+        return tuple(c.init_state(s, dtype=dtype) for c, s in zip(self.layers, shapes))
 
 
 @attrs.frozen(repr=False)
@@ -98,12 +105,8 @@ class Serial(_Combinator):
     def output_shape(self, input_shape: Shape) -> Shape:
         return self.input_shapes(input_shape)[-1]
 
-    def init(self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> Params:
-        return self._init_each(rng, self.input_shapes(input_shape), dtype)
-
-    def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> LayerState:
-        shapes = self.input_shapes(input_shape)
-        return tuple(c.init_state(s, dtype=dtype) for c, s in zip(self.layers, shapes))
+    def _child_shapes(self, input_shape: Shape) -> list[Shape]:
+        return self.input_shapes(input_shape)[:-1]
 
     def forward_with_state(
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
@@ -135,7 +138,7 @@ def serial(*layers: Layer) -> Serial:
 class Parallel(_Combinator):
     """Apply layer i to input i of a tuple of inputs; outputs a tuple."""
 
-    def _shapes(self, input_shape: Any) -> list[Shape]:
+    def _child_shapes(self, input_shape: Any) -> list[Shape]:
         if not is_shape_tuple(input_shape) or len(input_shape) != len(self.layers):
             raise ValueError(
                 f"{self!r} takes a tuple of {len(self.layers)} input shapes, got {input_shape!r}"
@@ -143,14 +146,8 @@ class Parallel(_Combinator):
         return list(input_shape)
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        return tuple(c.output_shape(s) for c, s in zip(self.layers, self._shapes(input_shape)))
-
-    def init(self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> Params:
-        return self._init_each(rng, self._shapes(input_shape), dtype)
-
-    def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> LayerState:
-        shapes = self._shapes(input_shape)
-        return tuple(c.init_state(s, dtype=dtype) for c, s in zip(self.layers, shapes))
+        shapes = self._child_shapes(input_shape)
+        return tuple(c.output_shape(s) for c, s in zip(self.layers, shapes))
 
     def forward_with_state(
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None

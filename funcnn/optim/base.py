@@ -183,6 +183,22 @@ def leafwise(
     return tuple(tree.unflatten(treedef, list(out)) for out in columns_out)
 
 
+def leafwise_transform(
+    name: str, cls: type, fills: tuple[float, ...], step: Callable[..., tuple[Any, ...]]
+) -> GradientTransformation:
+    """A transform whose state is ``cls(*trees)``, one tree like the params per fill
+    (starting at that value), updated leaf by leaf: ``step(g, *leaves) -> (u, *new_leaves)``."""
+
+    def init(params: Params) -> Any:
+        return cls(*(zeros(params, fill) for fill in fills))
+
+    def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
+        out, *new = leafwise(name, step, updates, *expect_state(state, cls, name))
+        return out, cls(*new)
+
+    return GradientTransformation(init, update)
+
+
 def no_state(params: Params) -> EmptyState:
     """The ``init`` of a transform that keeps no state."""
     del params

@@ -18,13 +18,13 @@ process (about half a second per dtype). Leaves of mixed dtypes fall back to Num
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from funcnn import tree
-from funcnn import validate as check
 from funcnn.optim.base import GradientTransformation, expect_state, frozen, leafwise
 from funcnn.optim.transforms import ScaleByAdamState, adam_init, adam_scalars
 from funcnn.optim.transforms import scale_by_adam as numpy_scale_by_adam
@@ -83,18 +83,13 @@ def compiled_adam_loop() -> Callable[..., None]:
     return _compiled
 
 
-def scale_by_adam(
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    eps_root: float = 0.0,
-    *,
-    nesterov: bool = False,
-) -> GradientTransformation:
+def scale_by_adam(*args: Any, **kwargs: Any) -> GradientTransformation:
     """:func:`funcnn.optim.scale_by_adam` (same arguments, state and bits), compiled."""
-    numpy_path = numpy_scale_by_adam(b1, b2, eps, eps_root, nesterov=nesterov)  # checks args
+    numpy_path = numpy_scale_by_adam(*args, **kwargs)  # checks the arguments
+    bound = inspect.signature(numpy_scale_by_adam).bind(*args, **kwargs)
+    bound.apply_defaults()
+    b1, b2, eps, eps_root, nesterov = bound.arguments.values()
     loop = compiled_adam_loop()  # fail now, not at the first update
-    b1, b2 = check.decay("b1", b1), check.decay("b2", b2)
 
     def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
         s = expect_state(state, ScaleByAdamState, "compiled.scale_by_adam")

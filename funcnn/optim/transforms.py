@@ -24,6 +24,7 @@ from funcnn.optim.base import (
     expect_state,
     frozen,
     leafwise,
+    leafwise_transform,
     no_state,
     require_params,
     zeros,
@@ -142,21 +143,13 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     """
     decay = check.decay("momentum decay", decay)
 
-    def init(params: Params) -> TraceState:
-        return TraceState(zeros(params))
-
     def step(g: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         new = m * decay
         new += g
         frozen(new)
         return (g + decay * new if nesterov else new), new
 
-    def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
-        s = expect_state(state, TraceState, "trace")
-        out, new = leafwise("trace", step, updates, s.trace)
-        return out, TraceState(new)
-
-    return GradientTransformation(init, update)
+    return leafwise_transform("trace", TraceState, (0.0,), step)
 
 
 # ---------------------------------------------------------------- adaptive
@@ -176,19 +169,11 @@ def scale_by_rms(
     decay, eps = check.decay("decay", decay), check.non_negative("eps", eps)
     initial_scale = check.non_negative("initial_scale", initial_scale)
 
-    def init(params: Params) -> ScaleByRmsState:
-        return ScaleByRmsState(zeros(params, initial_scale))
-
     def step(g: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         new = ema_sq(nu, g, decay)
         return g / np.sqrt(new + eps), new
 
-    def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
-        s = expect_state(state, ScaleByRmsState, "scale_by_rms")
-        out, nu = leafwise("scale_by_rms", step, updates, s.nu)
-        return out, ScaleByRmsState(nu)
-
-    return GradientTransformation(init, update)
+    return leafwise_transform("scale_by_rms", ScaleByRmsState, (initial_scale,), step)
 
 
 class ScaleByStddevState(NamedTuple):
@@ -203,19 +188,11 @@ def scale_by_stddev(
     decay, eps = check.decay("decay", decay), check.non_negative("eps", eps)
     initial_scale = check.non_negative("initial_scale", initial_scale)
 
-    def init(params: Params) -> ScaleByStddevState:
-        return ScaleByStddevState(zeros(params), zeros(params, initial_scale))
-
     def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, ...]:
         new_mu, new_nu = ema(mu, g, decay), ema_sq(nu, g, decay)
         return g / np.sqrt(new_nu - new_mu * new_mu + eps), new_mu, new_nu
 
-    def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
-        s = expect_state(state, ScaleByStddevState, "scale_by_stddev")
-        out, mu, nu = leafwise("scale_by_stddev", step, updates, s.mu, s.nu)
-        return out, ScaleByStddevState(mu, nu)
-
-    return GradientTransformation(init, update)
+    return leafwise_transform("scale_by_stddev", ScaleByStddevState, (0.0, initial_scale), step)
 
 
 class ScaleByRssState(NamedTuple):
@@ -232,20 +209,12 @@ def scale_by_rss(
     initial = check.non_negative("initial_accumulator_value", initial_accumulator_value)
     eps = check.non_negative("eps", eps)
 
-    def init(params: Params) -> ScaleByRssState:
-        return ScaleByRssState(zeros(params, initial))
-
     def step(g: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         new = frozen(s + g * g)
         u = np.where(new > 0, g / np.sqrt(new + eps), 0) if eps == 0 else g / np.sqrt(new + eps)
         return u, new
 
-    def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
-        s = expect_state(state, ScaleByRssState, "scale_by_rss")
-        out, sos = leafwise("scale_by_rss", step, updates, s.sum_of_squares)
-        return out, ScaleByRssState(sos)
-
-    return GradientTransformation(init, update)
+    return leafwise_transform("scale_by_rss", ScaleByRssState, (initial,), step)
 
 
 class ScaleByAdamState(NamedTuple):
@@ -365,20 +334,12 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransforma
     """
     rho, eps = check.decay("rho", rho), check.non_negative("eps", eps)
 
-    def init(params: Params) -> ScaleByAdadeltaState:
-        return ScaleByAdadeltaState(zeros(params), zeros(params))
-
     def step(g: np.ndarray, e_g: np.ndarray, e_x: np.ndarray) -> tuple[np.ndarray, ...]:
         new_e_g = ema_sq(e_g, g, rho)
         u = np.sqrt(e_x + eps) / np.sqrt(new_e_g + eps) * g
         return u, new_e_g, ema_sq(e_x, u, rho)
 
-    def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
-        s = expect_state(state, ScaleByAdadeltaState, "scale_by_adadelta")
-        out, e_g, e_x = leafwise("scale_by_adadelta", step, updates, s.e_g, s.e_x)
-        return out, ScaleByAdadeltaState(e_g, e_x)
-
-    return GradientTransformation(init, update)
+    return leafwise_transform("scale_by_adadelta", ScaleByAdadeltaState, (0.0, 0.0), step)
 
 
 class ScaleByLionState(NamedTuple):
@@ -389,18 +350,10 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> GradientTransformation:
     """Lion (Chen et al. 2023): u = sign((1 - b1) g + b1 mu); then mu = EMA(mu, g, b2)."""
     b1, b2 = check.decay("b1", b1), check.decay("b2", b2)
 
-    def init(params: Params) -> ScaleByLionState:
-        return ScaleByLionState(zeros(params))
-
     def step(g: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.sign(g * (1 - b1) + mu * b1), ema(mu, g, b2)
 
-    def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
-        s = expect_state(state, ScaleByLionState, "scale_by_lion")
-        out, mu = leafwise("scale_by_lion", step, updates, s.mu)
-        return out, ScaleByLionState(mu)
-
-    return GradientTransformation(init, update)
+    return leafwise_transform("scale_by_lion", ScaleByLionState, (0.0,), step)
 
 
 # ---------------------------------------------------------------- regularization
