@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -152,26 +153,46 @@ def blas_description() -> str:
     return ", ".join(parts) or "no BLAS found"
 
 
+_alone_until = 0.0  # perf_counter time until which products run on the calling thread alone
+BUSY_PAUSE = 1.0
+"""Seconds to run alone after a product found the other cores busy (then try again)."""
+
+
 def _run(tasks: list[Callable[[], None]], flops: float) -> None:
     """Run the tasks (each writes its own part of an output) on the calling thread and, when
-    worth it, funcnn's pool: every thread takes the next task until none is left."""
+    worth it, funcnn's pool: every thread takes the next task until none is left.
+
+    Which thread runs a task never changes a result, so this may adapt to the machine:
+    when a helper thread did not even start while this thread ran two tasks, the other
+    cores are busy (other programs), and handing work to threads that wait for a core
+    only adds latency; products then run on this thread alone for :data:`BUSY_PAUSE`.
+    """
+    global _alone_until
     hold_blas_to_one_thread()
     n = workers()
-    if len(tasks) == 1 or flops < INLINE_FLOPS or n == 1:
+    if len(tasks) == 1 or flops < INLINE_FLOPS or n == 1 or time.perf_counter() < _alone_until:
         for task in tasks:
             task()
         return
-    todo = iter(tasks)  # next() on a list iterator is atomic under the GIL
+    todo = iter(enumerate(tasks))  # next() on a list iterator is atomic under the GIL
+    mine = 0
 
     def drain() -> None:
-        for task in todo:
+        for _, task in todo:
             task()
 
     helpers = [_executor().submit(drain) for _ in range(min(n, len(tasks)) - 1)]
-    drain()
-    for helper in helpers:  # on a busy machine a helper may not have started: then skip it
-        if not helper.cancel():
+    for _, task in todo:  # the calling thread drains too
+        task()
+        mine += 1
+    late = 0
+    for helper in helpers:  # a helper that has not started by now is not needed
+        if helper.cancel():
+            late += 1
+        else:
             helper.result()
+    if late and mine >= 2 and mine == len(tasks):
+        _alone_until = time.perf_counter() + BUSY_PAUSE
 
 
 # ---------------------------------------------------------------- sums across processes
@@ -308,10 +329,8 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
     n = b.shape[1]
     chunks = _chunks(rows, group)
     parts = [np.empty((k, n), dtype=np.result_type(a, b)) for _ in chunks]
-    out_rows = cut(k, max(1, round(k / COLS)))
-    columns = cut(n, _grid(len(out_rows), n))
-    if len(out_rows) * len(columns) < MIN_TASKS:
-        out_rows = cut(k, _grid(len(columns), k))
+    columns = cut(n, _grid(1, n))
+    out_rows = cut(k, _grid(len(columns), k) if len(columns) < MIN_TASKS else 1)
 
     def block(part: np.ndarray, rows_: slice, ks: slice, cols: slice) -> Callable[[], None]:
         def task() -> None:
