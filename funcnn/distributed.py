@@ -20,9 +20,10 @@ Then, in every step:
 4. every process applies the same update to the same params.
 
 So a run on any number of processes ends with the params, state and history of
-the run on one, bit for bit. Validation runs in each process on the whole
-validation set (predictions do not depend on the batch, so every process gets
-the same numbers); callbacks run everywhere and decide alike; only rank 0 prints
+the run on one, bit for bit. Validation predictions are computed once,
+each process predicting its share of the validation set (a prediction does not
+depend on its batch), and gathered, so every process scores the same numbers;
+callbacks run everywhere and decide alike; only rank 0 prints
 and writes files. A process that raises prints its error and aborts the whole
 job (``comm.Abort``), so no process waits forever on the others.
 
@@ -51,6 +52,12 @@ def share(samples: int, rank: int, size: int) -> slice:
     chunks = -(-samples // linalg.CHUNK)
     first, last = rank * chunks // size, (rank + 1) * chunks // size
     return slice(min(first * linalg.CHUNK, samples), min(last * linalg.CHUNK, samples))
+
+
+def gather_rows(comm: Any, part: np.ndarray | None) -> np.ndarray:
+    """Every process's ``part`` (rows of one array, None for none) in rank order."""
+    parts = [p for p in comm.allgather(part) if p is not None]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def check_comm(comm: Any) -> Any:

@@ -87,14 +87,17 @@ def set_workers(n: int | None) -> None:
 
 def workers() -> int:
     """The number of threads funcnn's products run on."""
+    global _workers
     if _workers is not None:
         return _workers
     env = os.environ.get("FUNCNN_WORKERS", "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
             raise ValueError(f"FUNCNN_WORKERS must be a positive int, got {env!r}")
-        return int(env)
-    return available_cores()
+        _workers = int(env)
+        return _workers
+    _workers = available_cores()
+    return _workers
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -262,30 +265,38 @@ def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1, padded: bool = False
     Inference products (``padded=True``) cut the batch into blocks of
     :func:`block_samples` and pad the last with zero samples: every block has one
     fixed shape, so a sample's row does not depend on the batch it came in.
-    Training products cut each chunk of :data:`CHUNK` samples into blocks of at
-    most :func:`block_samples`, more of them when the chunk would give fewer than
-    :data:`MIN_TASKS` tasks: the blocks depend on the batch's size, never on the
-    worker or thread count, and a chunk is cut the same way in any process.
+    Training products take each chunk of :data:`CHUNK` samples as one BLAS call
+    when it is small (under :data:`INLINE_FLOPS`), else cut it into blocks of at most
+    :func:`block_samples` and of about :data:`COLS` columns, at least
+    :data:`MIN_TASKS` where the shapes allow: the blocks depend on the batch's size,
+    never on the worker or thread count, and a chunk is cut the same way in any
+    process.
     """
     a = np.ascontiguousarray(a)  # one memory layout: full and padded blocks take one path
     rows, k = a.shape
     n = b.shape[1]
     out = np.empty((rows, n), dtype=np.result_type(a, b))
     most = block_samples(k, n, group, padded=padded)
-    col_parts = max(1, round(n / COLS))
-    if padded:
-        row_blocks = [slice(lo, lo + most * group) for lo in range(0, rows, most * group)]
-        col_parts = _grid(1, n)  # set by n alone, as the blocks' shape must be
-    else:  # per chunk: as many blocks as MIN_TASKS needs, of at most `most` samples
-        row_blocks = []
-        wanted = -(-MIN_TASKS // col_parts)
+    blocks: list[tuple[slice, slice]] = []
+    if padded:  # blocks set by the shapes alone, as their fixed shape must be
+        columns = cut(n, _grid(1, n))
+        for lo in range(0, rows, most * group):
+            blocks += [(slice(lo, lo + most * group), cols) for cols in columns]
+    else:  # per chunk: one product when small, else blocks for MIN_TASKS or more tasks
         for chunk in _chunks(rows, group):
-            samples = (chunk.stop - chunk.start) // group
-            per = min(most, 1 << max(0, (samples // wanted).bit_length() - 1)) * group
-            row_blocks += [
-                slice(lo, min(lo + per, chunk.stop)) for lo in range(chunk.start, chunk.stop, per)
-            ]
-    columns = cut(n, col_parts)
+            size = chunk.stop - chunk.start
+            if 2.0 * size * k * n < INLINE_FLOPS:
+                blocks.append((chunk, slice(0, n)))
+                continue
+            col_parts = max(1, round(n / COLS))
+            wanted = -(-MIN_TASKS // col_parts)
+            per = min(most, 1 << max(0, (size // group // wanted).bit_length() - 1)) * group
+            for lo in range(chunk.start, chunk.stop, per):
+                hi = min(lo + per, chunk.stop)
+                blocks += [(slice(lo, hi), cols) for cols in cut(n, col_parts)]
+    if len(blocks) == 1 and blocks[0][0].stop == rows:  # the whole product is one block
+        hold_blas_to_one_thread()
+        return a @ b
 
     def block(rows_: slice, cols: slice) -> Callable[[], None]:
         def task() -> None:
@@ -298,7 +309,7 @@ def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1, padded: bool = False
 
         return task
 
-    _run([block(r, c) for r in row_blocks for c in columns], 2.0 * rows * k * n)
+    _run([block(r, c) for r, c in blocks], 2.0 * rows * k * n)
     return out
 
 
@@ -323,14 +334,22 @@ def tree_sum(parts: list[np.ndarray]) -> np.ndarray:
 def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
     """``a.T @ b`` for ``a`` of shape ``(samples * group, k)`` and ``b`` of shape
     ``(samples * group, n)``: a sum over samples, by chunks of :data:`CHUNK` samples added
-    in a fixed tree; each chunk's ``(k, n)`` product is cut into blocks of rows and
-    columns by ``k`` and ``n`` alone."""
+    in a fixed tree. A chunk's ``(k, n)`` product is one BLAS call when it is small
+    (under :data:`INLINE_FLOPS`), else blocks of columns (and rows) set by ``k`` and
+    ``n`` alone."""
     rows, k = a.shape
     n = b.shape[1]
     chunks = _chunks(rows, group)
-    parts = [np.empty((k, n), dtype=np.result_type(a, b)) for _ in chunks]
+    dtype = np.result_type(a, b)
+    parts: list[np.ndarray] = [np.empty(0, dtype)] * len(chunks)
     columns = cut(n, _grid(1, n))
     out_rows = cut(k, _grid(len(columns), k) if len(columns) < MIN_TASKS else 1)
+
+    def whole(i: int, chunk: slice) -> Callable[[], None]:
+        def task() -> None:
+            parts[i] = a[chunk].T @ b[chunk]
+
+        return task
 
     def block(part: np.ndarray, rows_: slice, ks: slice, cols: slice) -> Callable[[], None]:
         def task() -> None:
@@ -338,15 +357,16 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
 
         return task
 
-    tasks = [
-        block(p, chunk, ks, cols)
-        for p, chunk in zip(parts, chunks)
-        for ks in out_rows
-        for cols in columns
-    ]
+    tasks = []
+    for i, chunk in enumerate(chunks):
+        if 2.0 * (chunk.stop - chunk.start) * k * n < INLINE_FLOPS:  # small: one product
+            tasks.append(whole(i, chunk))
+        else:
+            parts[i] = np.empty((k, n), dtype)
+            tasks += [block(parts[i], chunk, ks, cols) for ks in out_rows for cols in columns]
     _run(tasks, 2.0 * rows * k * n)
     parts = _all_parts(parts)
-    return tree_sum(parts) if parts else np.zeros((k, n), dtype=np.result_type(a, b))
+    return tree_sum(parts) if parts else np.zeros((k, n), dtype)
 
 
 def sum_rows(a: np.ndarray, *, group: int = 1) -> np.ndarray:

@@ -329,6 +329,7 @@ class _Epoch:
     callbacks: Sequence[Callback]
     progress: _Progress
     share: Callable[[int], slice]  # the rows of a batch this process computes
+    gather: Callable[[Any], np.ndarray] = lambda part: part  # every process's rows, in order
 
     def run(self, ctx: TrainingContext, order: np.ndarray | None, seed: int) -> dict[str, float]:
         total, seen, preds = 0.0, 0, []
@@ -427,8 +428,9 @@ def fit(
     one_epoch = _Epoch(step, loss, x, y, batch_size, metric_list, callbacks, progress, share)
     try:
         if comm is not None:  # every process starts from rank 0's values
-            values = comm.bcast((ctx.params, ctx.state, ctx.opt_state), root=0)
+            values, seed = comm.bcast(((ctx.params, ctx.state, ctx.opt_state), seed), root=0)
             ctx.params, ctx.state, ctx.opt_state = (tree.freeze(v) for v in values)
+            one_epoch.gather = functools.partial(distributed.gather_rows, comm)
         _loop(ctx, one_epoch, range(initial_epoch, epochs), seed, shuffle, validation)
     except BaseException as error:
         if comm is None or (isinstance(error, (KeyboardInterrupt, SystemExit)) and size == 1):
@@ -464,13 +466,13 @@ def _loop(
         order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else None
         logs = one_epoch.run(ctx, order, seed)
         if validation is not None and not ctx.stop_training:
-            pred = predict(
-                ctx.model,
-                ctx.params,
-                validation[0],
-                batch_size=max(one_epoch.batch_size, 256),
-                state=ctx.state,
-            )
+            # each process predicts its share (a prediction does not depend on its batch)
+            xv, size = validation[0], max(one_epoch.batch_size, 256)
+            mine = one_epoch.share(len(xv))
+            part = None
+            if mine.stop > mine.start:
+                part = predict(ctx.model, ctx.params, xv[mine], batch_size=size, state=ctx.state)
+            pred = one_epoch.gather(part)
             scores = _score(loss, one_epoch.metric_list, pred, validation[1])
             logs.update({f"val_{k}": v for k, v in scores.items()})
         logs.update(_learning_rate(ctx.opt_state), time=time.perf_counter() - started)
