@@ -7,6 +7,7 @@ params, state or optimizer state with new values, or set ``stop_training``.
 from __future__ import annotations
 
 import csv
+import inspect
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -175,13 +176,24 @@ def _set_learning_rate(ctx: TrainingContext, new: float) -> None:
 
 
 class LearningRateScheduler(Callback):
-    """Set the learning rate at the start of each epoch to ``schedule(epoch, current_lr)``."""
+    """Set the learning rate at the start of each epoch to ``schedule(epoch, current_lr)``,
+    or ``schedule(epoch)`` for a function of one argument (as Keras takes both)."""
 
-    def __init__(self, schedule: Callable[[int, float], float]) -> None:
+    def __init__(self, schedule: Callable[..., float]) -> None:
+        if not callable(schedule):
+            raise TypeError(f"schedule must be a function of the epoch, got {schedule!r}")
         self.schedule = schedule
+        try:
+            inspect.signature(schedule).bind(0, 0.0)
+            self.takes_rate = True
+        except TypeError:
+            self.takes_rate = False
+        except ValueError:  # no signature to read (a builtin): pass both, as before
+            self.takes_rate = True
 
     def on_epoch_begin(self, epoch: int, ctx: TrainingContext) -> None:
-        new = float(self.schedule(epoch, optim.current_learning_rate(ctx.opt_state)))
+        current = optim.current_learning_rate(ctx.opt_state)
+        new = float(self.schedule(epoch, current) if self.takes_rate else self.schedule(epoch))
         if not (math.isfinite(new) and new >= 0):
             raise ValueError(f"LearningRateScheduler gave learning rate {new} at epoch {epoch}")
         _set_learning_rate(ctx, new)

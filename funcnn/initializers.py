@@ -18,6 +18,7 @@ import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
+from funcnn import validate as check
 from funcnn.random import RngLike, as_generator
 from funcnn.types import Shape
 
@@ -34,6 +35,10 @@ def compute_fans(shape: Shape) -> tuple[int, int]:
         return shape[0], shape[0]
     receptive_field = math.prod(shape[:-2])
     return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def _float(dtype: DTypeLike) -> np.dtype:
+    return check.float_dtype("dtype", dtype)
 
 
 def _check_shape(shape: Shape) -> Shape:
@@ -72,7 +77,7 @@ class VarianceScaling:
             values = gen.uniform(-limit, limit, shape)
         else:
             values = gen.standard_normal(shape) * math.sqrt(variance)
-        return values.astype(dtype)
+        return values.astype(_float(dtype))
 
 
 glorot_uniform = VarianceScaling(1.0, "fan_avg", "uniform", "glorot_uniform")
@@ -96,7 +101,9 @@ class Normal:
     stddev: float = 0.01
 
     def __call__(self, rng: RngLike, shape: Shape, dtype: DTypeLike = np.float32) -> np.ndarray:
-        return (as_generator(rng).standard_normal(_check_shape(shape)) * self.stddev).astype(dtype)
+        return (as_generator(rng).standard_normal(_check_shape(shape)) * self.stddev).astype(
+            _float(dtype)
+        )
 
 
 @attrs.frozen
@@ -107,7 +114,7 @@ class Uniform:
 
     def __call__(self, rng: RngLike, shape: Shape, dtype: DTypeLike = np.float32) -> np.ndarray:
         shape = _check_shape(shape)
-        return as_generator(rng).uniform(-self.scale, self.scale, shape).astype(dtype)
+        return as_generator(rng).uniform(-self.scale, self.scale, shape).astype(_float(dtype))
 
 
 @attrs.frozen
@@ -130,7 +137,7 @@ class Orthogonal:
         q = q * np.sign(np.diag(r))
         if rows < cols:
             q = q.T
-        return (self.scale * q).reshape(shape).astype(dtype)
+        return (self.scale * q).reshape(shape).astype(_float(dtype))
 
 
 @attrs.frozen
@@ -141,7 +148,7 @@ class Constant:
 
     def __call__(self, rng: RngLike, shape: Shape, dtype: DTypeLike = np.float32) -> np.ndarray:
         del rng
-        return np.full(_check_shape(shape), self.value, dtype=dtype)
+        return np.full(_check_shape(shape), self.value, dtype=_float(dtype))
 
 
 def normal(stddev: float = 0.01) -> Normal:

@@ -308,6 +308,20 @@ def _split(
     return x[:cut], y[:cut], (x[cut:], y[cut:])
 
 
+def _callback_list(callbacks: Any) -> list[Callback]:
+    """``callbacks`` as a list: one callback alone is welcome, a class is not an instance."""
+    items: list[Any] = [callbacks] if isinstance(callbacks, (Callback, type)) else list(callbacks)
+    for i, cb in enumerate(items):
+        if isinstance(cb, type):
+            raise TypeError(
+                f"callbacks[{i}] is the class {cb.__name__}, not a callback: construct it, "
+                f"e.g. {cb.__name__}()"
+            )
+        if not callable(getattr(cb, "on_epoch_end", None)):
+            raise TypeError(f"callbacks[{i}] must be a funcnn Callback, got {type(cb).__name__}")
+    return items
+
+
 def _batches(n: int, batch_size: int, order: np.ndarray | None) -> Iterator[Any]:
     """The index (a slice, or a piece of the shuffled order) of each mini-batch."""
     for start in range(0, n, batch_size):
@@ -374,8 +388,8 @@ def fit(
     shuffle: bool = True,
     validation_split: float = 0.0,
     validation_data: tuple[Any, Any] | None = None,
-    metrics: Sequence[Any] = (),
-    callbacks: Sequence[Callback] = (),
+    metrics: Sequence[Any] | str = (),
+    callbacks: Sequence[Callback] | Callback = (),
     verbose: int = 1,
     penalty: Penalty | None = None,
     state: LayerState = None,
@@ -401,6 +415,9 @@ def fit(
         raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
     epochs = check.positive_int("epochs", epochs)
     batch_size = check.positive_int("batch_size", batch_size)
+    initial_epoch = check.non_negative_int("initial_epoch", initial_epoch)
+    metrics = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics)
+    callbacks = _callback_list(callbacks)
     step = train_step_with_state(model, loss, optimizer, penalty=penalty)  # checks all four
     x, y, validation = _split(x, y, validation_split, validation_data)
     input_shape = tuple(x.shape[1:])
@@ -471,7 +488,12 @@ def _loop(
             mine = one_epoch.share(len(xv))
             part = None
             if mine.stop > mine.start:
-                part = predict(ctx.model, ctx.params, xv[mine], batch_size=size, state=ctx.state)
+                try:
+                    part = predict(
+                        ctx.model, ctx.params, xv[mine], batch_size=size, state=ctx.state
+                    )
+                except (TypeError, ValueError) as e:
+                    raise type(e)(f"the validation data does not fit the model: {e}") from e
             pred = one_epoch.gather(part)
             scores = _score(loss, one_epoch.metric_list, pred, validation[1])
             logs.update({f"val_{k}": v for k, v in scores.items()})

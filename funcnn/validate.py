@@ -24,6 +24,13 @@ def number(name: str, value: Any) -> float:
     return value
 
 
+def real(name: str, value: Any) -> float:
+    """A real number, NaN and infinities included (bool is not a number here)."""
+    if isinstance(value, bool) or not _is_real(value):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
 def non_negative(name: str, value: Any) -> float:
     value = number(name, value)
     if value < 0:
@@ -66,3 +73,29 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
         value, np.bool_
     )
+
+
+def float_dtype(name: str, dtype: Any) -> np.dtype:
+    """A floating-point dtype (params are floats: an int dtype would truncate every update)."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"{name} must be a NumPy float dtype, got {dtype!r}") from e
+    if resolved.kind != "f":
+        raise TypeError(f"{name} must be a float dtype such as np.float32, got {resolved}")
+    return resolved
+
+
+def boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def field(check: Any) -> Any:
+    """An attrs validator from one of the checks above (the attribute's name in messages)."""
+
+    def validator(instance: Any, attribute: Any, value: Any) -> None:
+        check(f"{type(instance).__name__} {attribute.name}", value)
+
+    return validator

@@ -261,3 +261,52 @@ def test_fit_bad_input():
         fit(MODEL, params, losses.softmax_cross_entropy, "adam", x, y, epochs=1, verbose=0)
     with pytest.raises(TypeError, match="must be numeric"):
         fit(*args, x.astype(str), y, epochs=1, verbose=0)
+
+
+def test_fit_is_kind_to_what_users_write():
+    x, y = data()
+    params = MODEL.init(0, (3,))
+    args = (MODEL, params, losses.softmax_cross_entropy, optim.adam(0.01), x, y)
+    _, history = fit(*args, epochs=1, verbose=0, metrics="accuracy")  # a bare string
+    assert "accuracy" in history
+    seen = []
+    one = callbacks.LambdaCallback(on_epoch_end=lambda e, logs, ctx: seen.append(e))
+    fit(*args, epochs=2, verbose=0, callbacks=one)  # one callback, not in a list
+    assert seen == [0, 1]
+    with pytest.raises(TypeError, match=r"class EarlyStopping, not a callback: construct it"):
+        fit(*args, epochs=1, verbose=0, callbacks=[callbacks.EarlyStopping])
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="initial_epoch must be an int >= 0"):
+            fit(*args, epochs=2, verbose=0, initial_epoch=bad)
+    rates = []
+    keras_style = callbacks.LearningRateScheduler(lambda epoch: 0.1 / (epoch + 1))
+    spy = callbacks.LambdaCallback(
+        on_epoch_begin=lambda e, ctx: rates.append(optim.current_learning_rate(ctx.opt_state))
+    )
+    fit(*args, epochs=2, verbose=0, callbacks=[keras_style, spy])
+    np.testing.assert_allclose(rates, [0.1, 0.05])
+    with pytest.raises(ValueError, match="the validation data does not fit the model"):
+        fit(*args, epochs=1, verbose=0, validation_data=(np.ones((4, 5)), np.zeros(4, int)))
+
+
+def test_constructors_refuse_what_they_would_silently_misuse():
+    for make, error, match in [
+        (lambda: L.LeakyRelu(float("nan")), ValueError, "finite"),
+        (lambda: L.LeakyRelu(float("inf")), ValueError, "finite"),
+        (lambda: L.Dense(3, use_bias="no"), TypeError, "True or False"),
+        (lambda: L.Reshape((2.5, 2)), TypeError, "tuple of ints"),
+        (lambda: L.MaxPool2D(2.5), ValueError, "int >= 1"),
+        (lambda: L.MaxPool2D(0), ValueError, "int >= 1"),
+        (lambda: L.AvgPool2D(2, strides=-1), ValueError, "int >= 1"),
+        (lambda: optim.adam(1e-3, eps=0.0), ValueError, "eps > 0"),
+        (lambda: optim.nadam(1e-3, eps=0.0), ValueError, "eps > 0"),
+        (lambda: optim.adamax(1e-3, eps=0.0), ValueError, "eps must be > 0"),
+        (lambda: optim.adadelta(eps=0.0), ValueError, "eps must be > 0"),
+        (lambda: optim.rmsprop(1e-3, eps=0.0), ValueError, "eps must be > 0"),
+    ]:
+        with pytest.raises(error, match=match):
+            make()
+    assert L.Dropout(np.float32(0.5)) == L.Dropout(0.5)  # NumPy scalars as Python's
+    for dtype in (np.int32, bool, np.complex64, object, str):
+        with pytest.raises(TypeError, match="float dtype"):
+            L.serial(L.Dense(2), L.BatchNorm()).init(0, (3,), dtype=dtype)

@@ -13,6 +13,7 @@ import attrs
 import numpy as np
 
 from funcnn import nn
+from funcnn import validate as check
 from funcnn.layers.base import Layer, RngArg, as_input, layer_value
 from funcnn.types import Cache, LayerState, Params
 
@@ -75,7 +76,7 @@ Linear = elementwise("Linear", nn.identity, nn.identity_backward)
 class LeakyRelu(Layer):
     """x for x > 0, ``negative_slope * x`` otherwise."""
 
-    negative_slope: float = 0.01
+    negative_slope: float = attrs.field(default=0.01, validator=check.field(check.number))
 
     def forward_with_state(
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None

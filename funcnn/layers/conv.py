@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import DTypeLike
 
 from funcnn import initializers, linalg
+from funcnn import validate as check
 from funcnn.layers.base import IMAGES, SEQUENCES, Layer, RngArg, as_batch_of, as_shape
 from funcnn.random import RngLike, split
 from funcnn.tree import freeze
@@ -30,7 +31,7 @@ Pads = tuple[Pair, Pair]
 
 
 def _pair(value: Any, name: str, *, minimum: int = 1) -> Pair:
-    items = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
     if len(items) != 2 or not all(
         isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in items
     ):
@@ -133,7 +134,7 @@ class Conv2D(Layer):
     dilation: Pair = attrs.field(
         default=(1, 1), kw_only=True, converter=lambda v: _pair(v, "dilation")
     )
-    use_bias: bool = attrs.field(default=True, kw_only=True)
+    use_bias: bool = attrs.field(default=True, kw_only=True, validator=check.field(check.boolean))
     w_init: initializers.Initializer = attrs.field(
         default=initializers.glorot_uniform, kw_only=True, validator=attrs.validators.is_callable()
     )
@@ -246,7 +247,7 @@ class Conv1D(Layer):
     strides: int = attrs.field(default=1, kw_only=True, validator=_positive)
     padding: Any = attrs.field(default="valid", kw_only=True)
     dilation: int = attrs.field(default=1, kw_only=True, validator=_positive)
-    use_bias: bool = attrs.field(default=True, kw_only=True)
+    use_bias: bool = attrs.field(default=True, kw_only=True, validator=check.field(check.boolean))
     w_init: initializers.Initializer = attrs.field(
         default=initializers.glorot_uniform, kw_only=True, validator=attrs.validators.is_callable()
     )

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from funcnn import initializers, linalg
+from funcnn import validate as check
 from funcnn.layers.base import Layer, RngArg, as_input, as_shape
 from funcnn.random import RngLike, split
 from funcnn.tree import freeze
@@ -41,7 +42,7 @@ class Dense(Layer):
     b_init: initializers.Initializer = attrs.field(
         default=initializers.zeros, kw_only=True, validator=attrs.validators.is_callable()
     )
-    use_bias: bool = attrs.field(default=True, kw_only=True)
+    use_bias: bool = attrs.field(default=True, kw_only=True, validator=check.field(check.boolean))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = as_shape(input_shape)

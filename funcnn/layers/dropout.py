@@ -7,13 +7,14 @@ from typing import Any
 import attrs
 import numpy as np
 
+from funcnn import validate as check
 from funcnn.layers.base import Layer, RngArg, as_input
 from funcnn.random import as_key
 from funcnn.types import Cache, LayerState, Params
 
 
 def _rate(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+    if not 0 <= check.real("Dropout rate", value) < 1:
         raise ValueError(
             f"Dropout rate is the probability of dropping a unit, in [0, 1); got {value!r}"
         )

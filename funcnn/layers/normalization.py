@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from funcnn import linalg
+from funcnn import validate as check
 from funcnn.layers.base import Layer, RngArg, as_input, as_shape
 from funcnn.random import RngLike
 from funcnn.tree import freeze
@@ -33,8 +34,7 @@ def _axis(ndim: int, axis: int, who: object) -> int:
 
 
 def _eps(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not (isinstance(value, (int, float)) and value > 0):
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+    check.positive(attribute.name, value)
 
 
 def _affine(params: NormParams, xhat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -83,6 +83,7 @@ class _Normalization(Layer):
         self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
     ) -> NormParams:
         features = self._features(input_shape)
+        dtype = check.float_dtype("dtype", dtype)
         gamma = np.ones(features, dtype) if self.scale else None
         beta = np.zeros(features, dtype) if self.center else None
         return freeze(NormParams(gamma, beta))
@@ -105,11 +106,10 @@ class BatchNorm(_Normalization):
 
     @momentum.validator
     def _momentum(self, attribute: attrs.Attribute, value: float) -> None:
-        if not (isinstance(value, (int, float)) and 0 <= value < 1):
-            raise ValueError(f"BatchNorm momentum must be in [0, 1), got {value!r}")
+        check.decay("BatchNorm momentum", value)
 
     def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> BatchNormState:
-        features = self._features(input_shape)
+        features, dtype = self._features(input_shape), check.float_dtype("dtype", dtype)
         return freeze(BatchNormState(np.zeros(features, dtype), np.ones(features, dtype)))
 
     def forward_with_state(

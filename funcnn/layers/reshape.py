@@ -38,7 +38,12 @@ Flatten = layer_value(_Flatten())
 
 
 def _target_shape(value: Any) -> tuple[int, ...]:
-    shape = tuple(int(s) for s in value)
+    items = tuple(value) if isinstance(value, (tuple, list)) else None
+    if items is None or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in items
+    ):
+        raise TypeError(f"Reshape shape must be a tuple of ints, got {value!r}")
+    shape = tuple(int(s) for s in items)
     if sum(s == -1 for s in shape) > 1 or any(s < -1 for s in shape):
         raise ValueError(f"Reshape shape may hold one -1 and otherwise sizes >= 0, got {value!r}")
     return shape

@@ -166,7 +166,7 @@ def scale_by_rms(
 
     eps inside the square root, as optax's default (PyTorch adds it outside).
     """
-    decay, eps = check.decay("decay", decay), check.non_negative("eps", eps)
+    decay, eps = check.decay("decay", decay), check.positive("eps", eps)
     initial_scale = check.non_negative("initial_scale", initial_scale)
 
     def step(g: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +185,7 @@ def scale_by_stddev(
     decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0
 ) -> GradientTransformation:
     """Centered RMSProp: mu = EMA(mu, g), nu = EMA(nu, g^2); u = g / sqrt(nu - mu^2 + eps)."""
-    decay, eps = check.decay("decay", decay), check.non_negative("eps", eps)
+    decay, eps = check.decay("decay", decay), check.positive("eps", eps)
     initial_scale = check.non_negative("initial_scale", initial_scale)
 
     def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -243,6 +243,10 @@ def scale_by_adam(
     """
     b1, b2 = check.decay("b1", b1), check.decay("b2", b2)
     eps, eps_root = check.non_negative("eps", eps), check.non_negative("eps_root", eps_root)
+    if eps == 0 and eps_root == 0:  # mu / sqrt(nu) is 0 / 0 for a gradient that is 0
+        raise ValueError(
+            "scale_by_adam needs eps > 0 (or eps_root > 0): with both 0 it divides by 0"
+        )
 
     def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
         s = expect_state(state, ScaleByAdamState, "scale_by_adam")
@@ -300,7 +304,7 @@ def scale_by_adamax(
     mu = EMA(mu, g, b1), nu = max(b2 nu, |g| + eps), u = mu / (1 - b1^t) / nu.
     Bias correction uses the step t (not a constant); nu needs none.
     """
-    b1, b2, eps = check.decay("b1", b1), check.decay("b2", b2), check.non_negative("eps", eps)
+    b1, b2, eps = check.decay("b1", b1), check.decay("b2", b2), check.positive("eps", eps)
 
     def init(params: Params) -> ScaleByAdamaxState:
         return ScaleByAdamaxState(0, zeros(params), zeros(params))
@@ -332,7 +336,7 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransforma
 
     E[dx^2] accumulates the squared UPDATES (u), not the gradients.
     """
-    rho, eps = check.decay("rho", rho), check.non_negative("eps", eps)
+    rho, eps = check.decay("rho", rho), check.positive("eps", eps)
 
     def step(g: np.ndarray, e_g: np.ndarray, e_x: np.ndarray) -> tuple[np.ndarray, ...]:
         new_e_g = ema_sq(e_g, g, rho)
