@@ -87,3 +87,15 @@ def test_fast_forms_equal_the_where_forms_on_special_values(dtype):
     e = np.exp(-np.abs(x))
     sigmoid = nn.sigmoid(x)
     assert same_bits(sigmoid, np.where(x >= 0, 1, e) / (1 + e)) and sigmoid.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_gelu_is_finite_and_exact_far_out(dtype):
+    big = {np.float16: 6e4, np.float32: 1e30, np.float64: 1e300}[dtype]
+    x = np.array([-big, -1e4, -50.0, -10.5, 10.5, 50.0, 1e4, big]).astype(dtype)
+    x = x[np.isfinite(x)]
+    y = nn.gelu(x)
+    d = nn.gelu_backward(x, y, np.ones_like(x))
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(d))
+    np.testing.assert_array_equal(y, np.where(x > 0, x, 0).astype(dtype))
+    np.testing.assert_array_equal(d, (x > 0).astype(dtype))

@@ -43,7 +43,7 @@ PARABOLA = [
     ("adamw", optim.adamw(0.05, weight_decay=0.0), 1000),
     ("adamax", optim.adamax(0.05), 1000),
     ("nadam", optim.nadam(0.05), 1000),
-    ("lion", optim.lion(0.01), 1000),
+    ("lion", optim.lion(0.01, weight_decay=0.0), 1000),
 ]
 
 # (name, optimizer, steps) on Rosenbrock from (-1.2, 1), f = 24.2 there: f below 1e-3.
@@ -59,7 +59,7 @@ ROSENBROCK = [
     ("adamw", optim.adamw(0.02, weight_decay=0.0), 5000),
     ("adamax", optim.adamax(0.02), 5000),
     ("nadam", optim.nadam(0.02), 5000),
-    ("lion", optim.lion(0.002), 5000),
+    ("lion", optim.lion(0.002, weight_decay=0.0), 5000),
 ]
 
 

@@ -159,7 +159,8 @@ CASES = [
     ),
     ("adamax", optim.adamax(0.01), ref_adamax(0.01, 0.9, 0.999, 1e-8)),
     ("nadam", optim.nadam(0.01), ref_adam(0.01, 0.9, 0.999, 1e-8, nesterov=True)),
-    ("lion", optim.lion(0.01), ref_lion(0.01, 0.9, 0.99, 0.0)),
+    ("lion", optim.lion(0.01), ref_lion(0.01, 0.9, 0.99, 1e-3)),  # optax's default decay
+    ("lion-no-wd", optim.lion(0.01, weight_decay=0.0), ref_lion(0.01, 0.9, 0.99, 0.0)),
     ("lion-wd", optim.lion(0.01, weight_decay=0.5), ref_lion(0.01, 0.9, 0.99, 0.5)),
 ]
 

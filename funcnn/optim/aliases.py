@@ -159,11 +159,12 @@ def lion(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
     b2: float = 0.99,
-    weight_decay: float = 0.0,
+    weight_decay: float = 1e-3,
     mask: Any = None,
 ) -> GradientTransformation:
     """Lion (Chen et al. 2023): w <- w - lr (sign((1 - b1) g + b1 mu) + weight_decay w),
-    then mu = EMA(g, b2). Use a learning rate 3-10x smaller than Adam's.
+    then mu = EMA(g, b2). Use a learning rate 3-10x smaller than Adam's. The default
+    weight decay is optax's (1e-3).
     """
     return chain(
         scale_by_lion(b1, b2),
