@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from funcnn import validate as check
 from funcnn.random import RngLike, as_generator
 
 EXTRA_HINT = 'pip install "funcnn[datasets]"'
@@ -43,6 +44,11 @@ def spirals(
     n_per_class: int = 100, classes: int = 3, noise: float = 0.2, rng: RngLike = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Interleaved 2-D spirals (cs231n's): ``x (n*classes, 2)``, int labels ``(n*classes,)``."""
+    n_per_class, classes = (
+        check.positive_int("n_per_class", n_per_class),
+        check.positive_int("classes", classes),
+    )
+    noise = check.non_negative("noise", noise)
     gen = as_generator(rng)
     r = np.tile(np.linspace(0.0, 1.0, n_per_class), classes)
     labels = np.repeat(np.arange(classes), n_per_class)
@@ -53,6 +59,7 @@ def spirals(
 
 def moons(n: int = 200, noise: float = 0.1, rng: RngLike = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles with Gaussian noise: ``x (n, 2)``, labels 0/1 ``(n,)``."""
+    n, noise = check.positive_int("n", n), check.non_negative("noise", noise)
     gen = as_generator(rng)
     labels = np.arange(n) % 2
     angle = gen.uniform(0, np.pi, n)
@@ -69,6 +76,8 @@ def blobs(
     n: int = 300, centers: int = 3, dim: int = 2, std: float = 1.0, rng: RngLike = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian clusters around centers drawn in [-10, 10]^dim: ``x (n, dim)``, labels ``(n,)``."""
+    n, centers = check.positive_int("n", n), check.positive_int("centers", centers)
+    dim, std = check.positive_int("dim", dim), check.non_negative("std", std)
     gen = as_generator(rng)
     middle = gen.uniform(-10, 10, (centers, dim))
     labels = np.arange(n) % centers
@@ -230,6 +239,13 @@ class Standardizer:
         x = np.asarray(x)
         if x.ndim < 2 or len(x) == 0:
             raise ValueError(f"fit needs a (samples, features) array, got shape {x.shape}")
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"fit needs numbers, got dtype {x.dtype}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(
+                "fit got NaN or infinite values: their mean and spread are undefined; "
+                "drop or impute them first"
+            )
         mean = x.mean(axis=0)
         std = x.std(axis=0)
         std = np.where(std > 0, std, 1).astype(std.dtype)

@@ -25,6 +25,7 @@ import attrs
 import numpy as np
 
 from funcnn import nn, tree
+from funcnn import validate as check
 
 PROB_EPS = 1e-7
 """Probabilities are clipped to [PROB_EPS, 1 - PROB_EPS] before their log (Keras' epsilon)."""
@@ -318,8 +319,7 @@ class Penalty:
 
     @scale.validator
     def _non_negative(self, attribute: attrs.Attribute, value: float) -> None:
-        if not (isinstance(value, (int, float)) and value >= 0):
-            raise ValueError(f"{self.kind} penalty scale must be a number >= 0, got {value!r}")
+        check.non_negative(f"{self.kind} penalty scale", value)
 
     def __call__(self, params: Any) -> float:
         return self.value_and_grad(params)[0]

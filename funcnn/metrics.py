@@ -40,6 +40,8 @@ def class_predictions(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(true classes, predicted classes, number of classes) as int vectors."""
     t, p = _arrays(pred, target, name)
+    if p.dtype.kind == "f" and np.isnan(p).any():
+        raise ValueError(f"{name}: the predictions hold NaN, which has no class")
     if _binary(p):
         if t.ndim > 2 or (t.ndim == 2 and t.shape[1] != 1):
             raise ValueError(

@@ -230,3 +230,12 @@ def test_float32_stays_float32():
     grads, dx = model.backward(params, cache, np.ones_like(y))
     assert y.dtype == dx.dtype == np.float32
     assert all(g.dtype == np.float32 for g in tree.leaves(grads))
+
+
+def test_empty_batches_and_empty_axes_are_refused():
+    with pytest.raises(ValueError, match="at least one value per feature"):
+        L.BatchNorm().apply_with_state(
+            L.BatchNorm().init(0, (3,)), L.BatchNorm().init_state((3,)), np.ones((0, 3)), train=True
+        )
+    with pytest.raises(ValueError, match="no empty axis"):
+        L.GlobalMaxPool2D.output_shape((0, 4, 2))

@@ -98,3 +98,17 @@ def test_shipped_data_sets():
     x, y = D.load_breast_cancer()
     assert x.shape == (569, 30) and set(np.unique(y)) == {0, 1}
     assert D.load_iris()[0].shape == (150, 4) and D.load_digits()[0].shape == (1797, 64)
+
+
+def test_generators_and_standardizer_refuse_bad_input():
+    from funcnn import datasets as D
+
+    for make, match in [
+        (lambda: D.spirals(noise=-0.1), "noise must be >= 0"),
+        (lambda: D.moons(n=-5), "n must be a positive int"),
+        (lambda: D.blobs(std=-1.0), "std must be >= 0"),
+        (lambda: D.blobs(centers=0), "centers must be a positive int"),
+        (lambda: D.Standardizer.fit(np.array([[1.0, np.nan], [2.0, 3.0]])), "NaN or infinite"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            make()

@@ -68,3 +68,8 @@ def test_metric_names_and_errors():
         M.accuracy(np.zeros((2, 1)), np.zeros((2, 2)))
     custom = M.get(lambda p, t: 1.0)
     assert custom(None, None) == 1.0
+
+
+def test_nan_predictions_have_no_class():
+    with pytest.raises(ValueError, match="hold NaN"):
+        M.accuracy(np.array([[np.nan, 1.0], [0.0, 1.0]]), np.array([0, 1]))

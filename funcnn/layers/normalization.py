@@ -138,6 +138,8 @@ class BatchNorm(_Normalization):
         if train:
             # batch statistics over every sample of the batch, in all processes together
             count = linalg.batch_samples(x.shape[0]) * (math.prod(x.shape[1:]) // x.shape[axis])
+            if count == 0:
+                raise ValueError(f"{self!r} needs at least one value per feature in training")
             mean = _batch_sum(x, axis) / count
             centered = x - mean.reshape(shape)
             var = _batch_sum(centered * centered, axis) / count

@@ -158,8 +158,11 @@ class _GlobalPool(Layer):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = as_shape(input_shape)
-        if len(shape) < 2:
-            raise ValueError(f"{self!r} expects examples of shape (..., channels), got {shape}")
+        if len(shape) < 2 or 0 in shape[:-1]:
+            raise ValueError(
+                f"{self!r} expects examples of shape (..., channels) with no empty axis, "
+                f"got {shape}"
+            )
         return (shape[-1],)
 
     def _flat(self, x: Any) -> np.ndarray:
