@@ -6,7 +6,7 @@ training split only; the model outputs a logit, trained with the stable
 sigmoid binary cross-entropy. Saves breast_cancer_history.png.
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 from funcnn import allocator, callbacks, datasets, evaluate, fit, losses, optim, plot, tree
@@ -45,5 +45,8 @@ def main(output_dir: str = ".", verbose: int = 2) -> dict:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir", nargs="?", default=".", help="where the plots go")
+    args = parser.parse_args()
     allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
-    main(*sys.argv[1:])
+    main(args.output_dir)

@@ -4,7 +4,7 @@ Run: python examples/keras_style.py [output_dir]
 Needs the datasets extra. Saves iris_model.json (weights as lists) and iris_history.png.
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -44,5 +44,8 @@ def main(output_dir: str = ".", verbose: int = 0) -> dict:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir", nargs="?", default=".", help="where the plots go")
+    args = parser.parse_args()
     allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
-    main(*sys.argv[1:])
+    main(args.output_dir)

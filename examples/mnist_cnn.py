@@ -3,10 +3,11 @@
 Run: python examples/mnist_cnn.py [output_dir] [--batchnorm]
 Needs the datasets extra. Two conv-relu-pool blocks, then dense layers; with
 --batchnorm a BatchNorm follows each convolution (its running statistics live in
-the explicit state). Saves mnist_cnn_predictions.png and mnist_cnn_filters.png.
+the explicit state). Saves mnist_cnn_predictions.png and mnist_cnn_filters.png
+(mnist_cnn_batchnorm_*.png with --batchnorm).
 """
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def build(batchnorm: bool) -> L.Serial:
 
 def main(output_dir: str = ".", batchnorm: bool = False, epochs: int = 8, verbose: int = 2) -> dict:
     out = Path(output_dir)
+    stem = "mnist_cnn_batchnorm" if batchnorm else "mnist_cnn"  # the two runs keep their plots
     out.mkdir(parents=True, exist_ok=True)
     x, y = datasets.load_mnist_sample()
     x = (x / np.float32(255.0)).reshape(-1, 28, 28, 1)
@@ -52,13 +54,17 @@ def main(output_dir: str = ".", batchnorm: bool = False, epochs: int = 8, verbos
     )
 
     predicted = logits[:24].argmax(axis=1)
-    plot.plot_images(x_test[:24], predicted, y_test[:24], out / "mnist_cnn_predictions.png")
+    plot.plot_images(x_test[:24], predicted, y_test[:24], out / f"{stem}_predictions.png")
     filters = np.moveaxis(np.asarray(params[0].w)[:, :, 0, :], -1, 0)  # (32, 3, 3)
-    plot.plot_images(filters, path=out / "mnist_cnn_filters.png", columns=8)
+    plot.plot_images(filters, path=out / f"{stem}_filters.png", columns=8)
     return {"test_accuracy": accuracy, "seconds": seconds}
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir", nargs="?", default=".", help="where the plots go")
+    parser.add_argument("--batchnorm", action="store_true", help="the BatchNorm variant")
+    parser.add_argument("--epochs", type=int, default=8)
+    args = parser.parse_args()
     allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
-    args = [a for a in sys.argv[1:] if a != "--batchnorm"]
-    main(*args, batchnorm="--batchnorm" in sys.argv)
+    main(args.output_dir, batchnorm=args.batchnorm, epochs=args.epochs)

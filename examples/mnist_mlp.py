@@ -5,7 +5,7 @@ Needs the datasets extra: pip install -e ".[examples]"
 Saves mnist_mlp_history.png, mnist_mlp_predictions.png and mnist_mlp_confusion.png.
 """
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -53,5 +53,9 @@ def main(output_dir: str = ".", epochs: int = 20, verbose: int = 2) -> dict:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir", nargs="?", default=".", help="where the plots go")
+    parser.add_argument("--epochs", type=int, default=20)
+    args = parser.parse_args()
     allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
-    main(*sys.argv[1:])
+    main(args.output_dir, epochs=args.epochs)

@@ -5,7 +5,7 @@ Data: y = sin(2 x0) + x1^2 - 0.5 x0 x2 + noise, generated from a fixed seed.
 Saves regression.png (predicted vs true).
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -49,5 +49,8 @@ def main(output_dir: str = ".", verbose: int = 0) -> dict:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir", nargs="?", default=".", help="where the plots go")
+    args = parser.parse_args()
     allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
-    main(*sys.argv[1:])
+    main(args.output_dir)

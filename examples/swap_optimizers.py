@@ -4,7 +4,7 @@ Swapping optimizers is passing a different object to the same training function.
 Run: python examples/swap_optimizers.py [output.png]
 """
 
-import sys
+import argparse
 
 import numpy as np
 
@@ -71,7 +71,7 @@ def main(output="swap_optimizers.png"):
         curve, accuracy = train(optimizer, x, y)
         results[name] = (curve[-1], accuracy)
         label = f"{name} ({accuracy:.0%})"
-        ax.plot(range(1, len(curve) + 1), curve, label=label, color=colors[2 * i % 20])
+        ax.plot(range(1, len(curve) + 1), curve, label=label, color=colors[i % len(colors)])
         print(f"{name:10s} final loss {curve[-1]:.4f}  training accuracy {accuracy:.1%}")
     ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="One model, every optimizer")
     ax.legend(ncol=2, fontsize=8)
@@ -83,4 +83,6 @@ def main(output="swap_optimizers.png"):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", nargs="?", default="swap_optimizers.png", help="the plot's path")
+    main(parser.parse_args().output)

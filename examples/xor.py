@@ -1,15 +1,21 @@
 """Learn XOR with a 2-4-1 network and plain gradient descent, then print the truth table.
 
-Run: python examples/xor.py
+Run: python examples/xor.py [output_dir]
+Saves xor_decision_boundary.png: the plane the network learned to split.
 """
+
+import argparse
+from pathlib import Path
 
 import numpy as np
 
 from funcnn import layers as L
-from funcnn import losses, tree, value_and_grad
+from funcnn import losses, plot, tree, value_and_grad
 
 
-def main(steps: int = 2000, learning_rate: float = 0.5, seed: int = 0) -> float:
+def main(
+    output_dir: str | None = None, steps: int = 2000, learning_rate: float = 0.5, seed: int = 0
+) -> float:
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
     y = np.array([[0], [1], [1], [0]], dtype=np.float32)
 
@@ -30,8 +36,14 @@ def main(steps: int = 2000, learning_rate: float = 0.5, seed: int = 0) -> float:
         print(f"  {a}  {b} | {p:.3f}  {int(p > 0.5):9d}  {t:6d}")
     accuracy = float(np.mean((probabilities > 0.5) == y[:, 0]))
     print(f"\naccuracy {accuracy:.0%}")
+    if output_dir is not None:
+        path = Path(output_dir) / "xor_decision_boundary.png"
+        plot.plot_decision_boundary(lambda points: model.apply(params, points), x, y[:, 0], path)
+        print(f"saved {path}")
     return accuracy
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir", nargs="?", default=".", help="where the plot goes")
+    main(parser.parse_args().output_dir)

@@ -241,8 +241,10 @@ class _Progress:
     """A one-line progress bar (steps, rate, running loss) and Keras-style epoch lines."""
 
     def __init__(self, verbose: int, epochs: int, steps: int, stream: Any = None) -> None:
-        self.verbose, self.epochs, self.steps = verbose, epochs, steps
         self.stream = stream or sys.stdout
+        if verbose == 1 and not getattr(self.stream, "isatty", lambda: False)():
+            verbose = 2  # a log file or CI: carriage returns would run together (as Keras)
+        self.verbose, self.epochs, self.steps = verbose, epochs, steps
         self.last_draw = 0.0
         self.drawn = 0
 

@@ -1,11 +1,14 @@
 """fit / evaluate / predict / train_step: batches, validation, history, determinism, resuming."""
 
+import io as io_
+
 import numpy as np
 import pytest
 
 from funcnn import callbacks, evaluate, fit, io, losses, optim, predict, train_step, tree
 from funcnn import layers as L
 from funcnn.losses import FunctionLoss
+from funcnn.train import _Progress
 
 
 def data(n=40, seed=0):
@@ -232,8 +235,20 @@ def test_verbose_output(capsys):
     )
     out = capsys.readouterr().out
     assert "Epoch 1/2" in out and "Epoch 2/2" in out
-    assert "5/5 [" in out and "steps/s" in out  # the progress bar
+    assert "\r" not in out and "5/5 - " in out  # not a terminal: plain lines, as Keras
     assert "loss: " in out and "accuracy: " in out and "lr: 0.01" in out
+
+    class Terminal(io_.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    bar = _Progress(1, 2, 5, screen)
+    bar.epoch_begin(0)
+    for step in range(1, 6):
+        bar.batch(step, 0.5)
+    bar.epoch_end({"loss": 0.5, "time": 0.1})
+    assert "5/5 [" in screen.getvalue() and "steps/s" in screen.getvalue()  # the bar
     fit(
         MODEL,
         MODEL.init(0, (3,)),
