@@ -135,13 +135,20 @@ class ModelCheckpoint(Callback):
         monitor: str = "val_loss",
         save_best_only: bool = False,
         mode: str = "auto",
+        *,
+        model: Any = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
+        """``model``: the model to save with the params (by default the one ``fit`` trains;
+        the Keras facade gives its own, whose output activation training fuses into the
+        loss); ``metadata`` is saved with each file."""
         self.path, self.monitor, self.save_best_only, self.mode = (
             str(path),
             monitor,
             save_best_only,
             mode,
         )
+        self.model, self.metadata = model, metadata
         self.saved: list[Path] = []
 
     def on_train_begin(self, ctx: TrainingContext) -> None:
@@ -155,13 +162,14 @@ class ModelCheckpoint(Callback):
         path = Path(self.path.format(epoch=epoch + 1, **logs))
         io.save(
             path,
-            ctx.model,
+            ctx.model if self.model is None else self.model,
             ctx.params,
             state=ctx.state,
             opt_state=ctx.opt_state,
             history=ctx.history,
             epoch=epoch + 1,
             input_shape=ctx.input_shape,
+            metadata=self.metadata,
         )
         self.saved.append(path)
 

@@ -126,3 +126,21 @@ def test_sequential_with_batchnorm_keeps_state(tmp_path):
     model.save(tmp_path / "bn.npz")
     again = load_model(tmp_path / "bn.npz")
     assert np.array_equal(again.predict(x), model.predict(x))
+
+
+def test_a_checkpoint_of_a_fused_softmax_model_reloads_what_was_built(tmp_path):
+    from funcnn import callbacks
+    from funcnn.keras import Dense, Sequential, load_model
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((60, 4)).astype(np.float32), rng.integers(0, 3, 60)
+    model = Sequential([Dense(8, input_dim=4, activation="relu"), Dense(3, activation="softmax")])
+    model.compile("sparse_categorical_crossentropy", "adam", metrics=["accuracy"])
+    checkpoint = callbacks.ModelCheckpoint(tmp_path / "ckpt-{epoch}.json")
+    model.fit(x, y, epochs=2, verbose=0, callbacks=checkpoint)
+    assert checkpoint.model is None  # the facade gave it back as it was
+    again = load_model(tmp_path / "ckpt-2.json")
+    probabilities = again.predict(x)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)  # not logits
+    np.testing.assert_array_equal(probabilities, model.predict(x))
+    assert again.loss is not None and again.evaluate(x, y, return_dict=True)["accuracy"] >= 0

@@ -16,6 +16,7 @@ import numpy as np
 from funcnn import io, losses, optim, train
 from funcnn import layers as L
 from funcnn import metrics as metrics_lib
+from funcnn.callbacks import ModelCheckpoint
 from funcnn.keras import summary
 from funcnn.keras.layers import Activation, Dense
 from funcnn.keras.names import get_loss, get_optimizer
@@ -160,14 +161,26 @@ class Sequential:
             train_model = L.serial(*self.layers[:-1], L.Identity)
             train_loss = fused_loss
             metrics = [_on_activation(m, self.layers[-1]) for m in self.metrics]
-        params, history = train.fit(
-            train_model, self.params, train_loss, optimizer, x, y,
-            epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-            rng=self.rng if seed is None else seed,
-            validation_split=validation_split, validation_data=validation_data,
-            metrics=metrics, callbacks=callbacks, verbose=verbose, penalty=self.penalty,
-            state=self.state, opt_state=self.opt_state,
-        )  # fmt: skip
+        # Checkpoints save this model (with its output activation) and its compile settings,
+        # not the training model: load_model gives back what was built.
+        callbacks = [callbacks] if isinstance(callbacks, train.Callback) else list(callbacks)
+        checkpoints = [
+            cb for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.model is None
+        ]
+        for cb in checkpoints:
+            cb.model, cb.metadata = self.model, {"keras": {"compile": self.compile_config}}
+        try:
+            params, history = train.fit(
+                train_model, self.params, train_loss, optimizer, x, y,
+                epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                rng=self.rng if seed is None else seed,
+                validation_split=validation_split, validation_data=validation_data,
+                metrics=metrics, callbacks=callbacks, verbose=verbose, penalty=self.penalty,
+                state=self.state, opt_state=self.opt_state,
+            )  # fmt: skip
+        finally:
+            for cb in checkpoints:
+                cb.model = cb.metadata = None
         self.params, self.state = params, history.state
         self.opt_state = history.opt_state
         self.history = history
