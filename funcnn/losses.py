@@ -166,9 +166,10 @@ class BinaryCrossEntropy(Loss):
         t = _target(target, p, name)
         _check_probabilities(p, name, "for logits use sigmoid_binary_cross_entropy")
         _check_probabilities(t, name + " targets", "targets must be in [0, 1]")
-        pc = np.clip(p, PROB_EPS, 1 - PROB_EPS)
+        wide = p.astype(np.promote_types(p.dtype, np.float32), copy=False)  # 1 - 1e-7 is 1 in
+        pc = np.clip(wide, PROB_EPS, 1 - PROB_EPS)  # float16: clip where it is not
         value = -float(np.mean(t * np.log(pc) + (1 - t) * np.log1p(-pc)))
-        inside = (p > PROB_EPS) & (p < 1 - PROB_EPS)
+        inside = (wide > PROB_EPS) & (wide < 1 - PROB_EPS)
         grad = (pc - t) / (pc * (1 - pc)) * (inside / p.size)
         return value, grad.astype(p.dtype, copy=False)
 

@@ -144,3 +144,22 @@ def test_a_checkpoint_of_a_fused_softmax_model_reloads_what_was_built(tmp_path):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)  # not logits
     np.testing.assert_array_equal(probabilities, model.predict(x))
     assert again.loss is not None and again.evaluate(x, y, return_dict=True)["accuracy"] >= 0
+
+
+def test_val_loss_is_what_evaluate_returns():
+    from funcnn.keras import Dense, Sequential
+
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((80, 5)).astype(np.float32), rng.integers(0, 3, 80)
+    model = Sequential([Dense(6, input_dim=5, activation="tanh"), Dense(3, activation="softmax")])
+    model.compile("sparse_categorical_crossentropy", "adam", metrics=["accuracy"])
+    history = model.fit(x[:60], y[:60], epochs=2, verbose=0, validation_data=(x[60:], y[60:]))
+    scores = model.evaluate(x[60:], y[60:], return_dict=True)
+    assert history["val_loss"][-1] == scores["loss"]
+    assert history["val_accuracy"][-1] == scores["accuracy"]
+
+
+def test_binary_cross_entropy_stays_finite_in_float16():
+    p = np.array([[1.0], [0.0], [0.5]], dtype=np.float16)
+    value, grad = losses.binary_cross_entropy.value_and_grad(p, np.array([[0.0], [1.0], [1.0]]))
+    assert np.isfinite(value) and np.all(np.isfinite(grad)) and grad.dtype == np.float16

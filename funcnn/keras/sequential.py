@@ -125,6 +125,17 @@ class Sequential:
             raise ValueError("call compile(loss=..., optimizer=...) before fit or evaluate")
         return self.loss, self.optimizer
 
+    def _scoring(self, loss: losses.Loss) -> tuple[Layer, losses.Loss, list[metrics_lib.Metric]]:
+        """(model, loss, metrics) that training and evaluation score with: a Softmax (Sigmoid)
+        output with categorical (binary) cross-entropy becomes Identity and the fused,
+        stable loss on logits (same params tree); metrics still see probabilities. One
+        definition, so fit's val_loss equals evaluate's loss on the same data."""
+        fused_loss = _fused(self.layers, loss)
+        if fused_loss is None:
+            return self.model, loss, self.metrics
+        metrics = [_on_activation(m, self.layers[-1]) for m in self.metrics]
+        return L.serial(*self.layers[:-1], L.Identity), fused_loss, metrics
+
     def _require_built(self) -> None:
         if self.params is None:
             raise ValueError("the model has no params yet: call fit(...) or build(input_shape)")
@@ -153,14 +164,7 @@ class Sequential:
         x = np.asarray(x)
         if self.params is None:
             self.build(self.input_shape or tuple(x.shape[1:]))
-        train_model, train_loss, metrics = self.model, loss, self.metrics
-        fused_loss = _fused(self.layers, loss)
-        if fused_loss is not None:
-            # Same params tree: the output activation (no params) becomes Identity and its
-            # work moves into the fused loss on logits. Metrics still see probabilities.
-            train_model = L.serial(*self.layers[:-1], L.Identity)
-            train_loss = fused_loss
-            metrics = [_on_activation(m, self.layers[-1]) for m in self.metrics]
+        train_model, train_loss, metrics = self._scoring(loss)
         # Checkpoints save this model (with its output activation) and its compile settings,
         # not the training model: load_model gives back what was built.
         callbacks = [callbacks] if isinstance(callbacks, train.Callback) else list(callbacks)
@@ -196,9 +200,10 @@ class Sequential:
         or a dict with ``return_dict=True``."""
         loss, _ = self._require_compiled()
         self._require_built()
+        model, loss, metrics = self._scoring(loss)  # the loss fit's val_loss reports
         scores = train.evaluate(
-            self.model, self.params, loss, x, y,
-            metrics=self.metrics, batch_size=batch_size, state=self.state,
+            model, self.params, loss, x, y,
+            metrics=metrics, batch_size=batch_size, state=self.state,
         )  # fmt: skip
         if return_dict:
             return scores
