@@ -452,7 +452,7 @@ def fit(
             one_epoch.gather = functools.partial(distributed.gather_rows, comm)
         _loop(ctx, one_epoch, range(initial_epoch, epochs), seed, shuffle, validation)
     except BaseException as error:
-        if comm is None or (isinstance(error, (KeyboardInterrupt, SystemExit)) and size == 1):
+        if size == 1:  # one process: nobody waits on it, so the error goes up as it is
             raise
         distributed.abort(comm, error)
     history = ctx.history
