@@ -374,3 +374,10 @@ def sum_rows(a: np.ndarray, *, group: int = 1) -> np.ndarray:
     :data:`CHUNK` samples added in the same fixed tree as :func:`matmul_tn`."""
     parts = _all_parts([a[chunk].sum(axis=0) for chunk in _chunks(a.shape[0], group)])
     return tree_sum(parts) if parts else a.sum(axis=0)
+
+
+def max_rows(a: np.ndarray) -> np.ndarray:
+    """``a.max(axis=0)`` over the whole batch, across processes too (a maximum is exact in
+    any order, so no tree is needed)."""
+    parts = _all_parts([a.max(axis=0)] if len(a) else [])
+    return np.max(parts, axis=0) if parts else np.zeros(a.shape[1:], a.dtype)

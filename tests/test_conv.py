@@ -239,3 +239,17 @@ def test_empty_batches_and_empty_axes_are_refused():
         )
     with pytest.raises(ValueError, match="no empty axis"):
         L.GlobalMaxPool2D.output_shape((0, 4, 2))
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float32, 1e20), (np.float64, 1e200)])
+@pytest.mark.parametrize("layer", [L.LayerNorm(), L.BatchNorm(), L.BatchNorm(axis=1)])
+def test_normalization_of_huge_inputs_is_exact(layer, dtype, scale):
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(dtype)
+    params, state = layer.init(0, (4,), dtype=dtype), layer.init_state((4,), dtype=dtype)
+    small, _ = layer.apply_with_state(params, state, x, train=True)
+    with np.errstate(over="ignore"):  # BatchNorm's running variance itself is too large
+        huge, _, cache = layer.forward_with_state(params, state, x * dtype(scale), train=True)
+    assert np.all(np.isfinite(huge))
+    np.testing.assert_allclose(huge, small, rtol=1e-3, atol=1e-3)  # eps is all that differs
+    _, dx = layer.backward(params, cache, np.ones_like(huge))
+    assert np.all(np.isfinite(dx))

@@ -52,6 +52,29 @@ def _batch_sum(a: np.ndarray, axis: int) -> np.ndarray:
     return linalg.sum_rows(rows, group=max(1, rows.shape[0] // max(1, a.shape[0])))
 
 
+def _batch_max(a: np.ndarray, axis: int) -> np.ndarray:
+    """The maximum over every axis but the feature ``axis`` (across processes too)."""
+    moved = np.moveaxis(a, axis, -1)
+    return linalg.max_rows(moved.reshape(-1, moved.shape[-1]))
+
+
+def _inv_std(
+    centered: np.ndarray, mean_of: Any, largest: Any, eps: float, shape: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(var, 1 / sqrt(var + eps))`` with ``var = mean_of(centered ** 2)``. Where the squares
+    overflow (float32 data of scale 1e20, float64 of 1e200), the data are rescaled by their
+    largest deviation ``largest()`` first, which is exact: xhat = (c / s) / sqrt(mean((c /
+    s)^2) + eps / s^2); only the variance itself stays too large for the type."""
+    with np.errstate(over="ignore"):
+        var = mean_of(centered * centered)
+        if np.all(np.isfinite(var)) or not np.all(np.isfinite(centered)):
+            return var, 1 / np.sqrt(var + eps)
+        s = largest()
+        s = np.where(np.isfinite(s) & (s > 0), s, 1).astype(centered.dtype)
+        scaled = mean_of(np.square(centered / s.reshape(shape)))  # shape: s against the data
+        return var, (1 / s) / np.sqrt(scaled + eps / (s * s))
+
+
 def _affine_grads(
     params: NormParams, xhat: np.ndarray, dy: np.ndarray, axis: int, shape: Any
 ) -> tuple[NormParams, np.ndarray]:
@@ -142,7 +165,13 @@ class BatchNorm(_Normalization):
                 raise ValueError(f"{self!r} needs at least one value per feature in training")
             mean = _batch_sum(x, axis) / count
             centered = x - mean.reshape(shape)
-            var = _batch_sum(centered * centered, axis) / count
+            var, inv_std = _inv_std(
+                centered,
+                lambda a: _batch_sum(a, axis) / count,
+                lambda: _batch_max(np.abs(centered), axis),
+                self.eps,
+                shape,
+            )
             unbiased = var * (count / max(count - 1, 1))
             m = self.momentum
             new_state = freeze(
@@ -153,8 +182,8 @@ class BatchNorm(_Normalization):
             )
         else:
             centered = x - state.mean.reshape(shape)
-            var, new_state = state.var, state
-        inv_std = 1 / np.sqrt(var + self.eps)
+            new_state = state
+            inv_std = 1 / np.sqrt(state.var + self.eps)
         xhat = centered * inv_std.reshape(shape)
         y = _affine(params, xhat, tuple(shape))
         return y, new_state, (xhat, inv_std, train, axis, shape)
@@ -197,7 +226,13 @@ class LayerNorm(_Normalization):
             )
         mean = x.mean(axis=axis, keepdims=True)
         centered = x - mean
-        inv_std = 1 / np.sqrt(np.mean(centered * centered, axis=axis, keepdims=True) + self.eps)
+        _, inv_std = _inv_std(
+            centered,
+            lambda a: np.mean(a, axis=axis, keepdims=True),
+            lambda: np.max(np.abs(centered), axis=axis, keepdims=True),
+            self.eps,
+            mean.shape,
+        )
         xhat = centered * inv_std
         shape = [1] * x.ndim
         shape[axis] = -1
