@@ -1,0 +1,71 @@
+"""Random constructor arguments either work or raise TypeError/ValueError: never another
+exception (AttributeError, ZeroDivisionError, RecursionError...)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from funcnn import callbacks as C
+from funcnn import layers as L
+from funcnn import losses, optim, schedules
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=3),
+    st.tuples(st.integers(-1, 3), st.integers(-1, 3)),
+    st.just(np.float32(0.5)),
+    st.just(np.int64(2)),
+    st.lists(st.integers(-1, 3), max_size=3),
+)
+
+MAKERS = {
+    "Dense": L.Dense,
+    "Dropout": L.Dropout,
+    "LeakyRelu": L.LeakyRelu,
+    "Reshape": L.Reshape,
+    "FanOut": L.FanOut,
+    "FanInConcat": L.FanInConcat,
+    "Conv2D filters": lambda v: L.Conv2D(v, 3),
+    "Conv2D kernel": lambda v: L.Conv2D(2, v),
+    "Conv2D padding": lambda v: L.Conv2D(2, 3, padding=v),
+    "Conv1D": lambda v: L.Conv1D(2, v),
+    "MaxPool2D": L.MaxPool2D,
+    "AvgPool2D strides": lambda v: L.AvgPool2D(2, strides=v),
+    "MaxPool1D": L.MaxPool1D,
+    "ZeroPadding2D": L.ZeroPadding2D,
+    "BatchNorm momentum": L.BatchNorm,
+    "BatchNorm eps": lambda v: L.BatchNorm(eps=v),
+    "LayerNorm": L.LayerNorm,
+    "sgd": optim.sgd,
+    "sgd momentum": lambda v: optim.sgd(0.1, momentum=v),
+    "adam": optim.adam,
+    "adam b1": lambda v: optim.adam(1e-3, b1=v),
+    "rmsprop": optim.rmsprop,
+    "adagrad": optim.adagrad,
+    "lion": optim.lion,
+    "clip": optim.clip,
+    "clip_by_global_norm": optim.clip_by_global_norm,
+    "multi_steps": lambda v: optim.multi_steps(optim.sgd(0.1), v),
+    "apply_if_finite": lambda v: optim.apply_if_finite(optim.sgd(0.1), v),
+    "exponential_decay": lambda v: schedules.exponential_decay(v, 10, 0.5),
+    "cosine_decay": lambda v: schedules.cosine_decay(0.1, v),
+    "piecewise_constant": lambda v: schedules.piecewise_constant(0.1, {v: 0.5}),
+    "EarlyStopping": lambda v: C.EarlyStopping(patience=v),
+    "ReduceLROnPlateau": lambda v: C.ReduceLROnPlateau(factor=v),
+    "huber": losses.huber,
+    "l2_penalty": losses.l2_penalty,
+}
+
+
+@pytest.mark.parametrize("name", sorted(MAKERS))
+@settings(max_examples=40, deadline=None, database=None)
+@given(value=VALUES)
+def test_constructors_work_or_raise_type_or_value_errors(name, value):
+    try:
+        MAKERS[name](value)
+    except (TypeError, ValueError):
+        pass
