@@ -11,10 +11,12 @@ and wait for each other, which slows a small product by 10-30x.
 What funcnn does instead, in every layer:
 
 - A product whose rows are samples (``x @ w``, ``dy @ w.T``, im2col convolutions)
-  runs in blocks of a fixed number of samples, the last block padded with zero
-  samples, so every BLAS call has one fixed shape and each sample's row depends
-  only on that sample (and on its place in its block, which does not change its
-  bits with NumPy's OpenBLAS: the tests check it).
+  runs in blocks. In inference mode they hold a fixed number of samples, the last
+  one padded with zero samples, so every BLAS call has one fixed shape and each
+  sample's row depends only on that sample (and on its place in its block, which
+  does not change its bits with NumPy's OpenBLAS: the tests check it). In training
+  mode each chunk of :data:`CHUNK` samples is one product or a fixed cut of it, so
+  the blocks depend on the batch's size alone.
 - A sum over the batch (a weight gradient ``x.T @ dy``, a bias gradient, batch
   statistics) runs over fixed chunks of :data:`CHUNK` samples counted from the
   first sample of the batch, and adds the chunks' results in a fixed pairwise
@@ -25,7 +27,8 @@ What funcnn does instead, in every layer:
   The worker count decides only which thread computes a block, never a result.
 
 Small products (under :data:`INLINE_FLOPS`) run in the calling thread: handing
-them to another thread costs more than they do. Every function here is pure.
+them to another thread costs more than they do. The products and sums are pure; the
+process-wide settings are the worker count and the BLAS held to one thread.
 """
 
 from __future__ import annotations
