@@ -54,10 +54,11 @@ def share(samples: int, rank: int, size: int) -> slice:
     return slice(min(first * linalg.CHUNK, samples), min(last * linalg.CHUNK, samples))
 
 
-def gather_rows(comm: Any, part: np.ndarray | None) -> np.ndarray:
-    """Every process's ``part`` (rows of one array, None for none) in rank order."""
-    parts = [p for p in comm.allgather(part) if p is not None]
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+def gather_rows(comm: Any, part: Any) -> Any:
+    """Every process's ``part`` (rows of one array; None or no rows for none) in rank order;
+    ``part`` itself when no process has a row."""
+    parts = [p for p in comm.allgather(part) if p is not None and len(p)]
+    return np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else part)
 
 
 def check_comm(comm: Any) -> Any:
@@ -108,8 +109,7 @@ class DataParallel(Layer):
             y, new_state, cache = self.model.forward_with_state(
                 params, state, x, train=True, rng=None if key is None else key.at_row(start)
             )
-        outputs = [y for y in self.comm.allgather(y) if len(y)]
-        whole = np.concatenate(outputs) if outputs else y
+        whole = gather_rows(self.comm, y)
         return whole, new_state, (cache, start, len(x), sum(counts))
 
     def backward(

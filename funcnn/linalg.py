@@ -141,7 +141,8 @@ def hold_blas_to_one_thread() -> None:
 
 
 def release_blas() -> None:
-    """Give every BLAS the thread count it had before funcnn held it to one."""
+    """Give every BLAS the thread count it had before funcnn held it to one (until funcnn's
+    next product, which holds it again)."""
     while _blas_saved:
         lib, n = _blas_saved.pop()
         lib.set_num_threads(n)
@@ -180,15 +181,15 @@ def _run(tasks: list[Callable[[], None]], flops: float) -> None:
         for task in tasks:
             task()
         return
-    todo = iter(enumerate(tasks))  # next() on a list iterator is atomic under the GIL
+    todo = iter(tasks)  # next() on a list iterator is atomic under the GIL
     mine = 0
 
     def drain() -> None:
-        for _, task in todo:
+        for task in todo:
             task()
 
     helpers = [_executor().submit(drain) for _ in range(min(n, len(tasks)) - 1)]
-    for _, task in todo:  # the calling thread drains too
+    for task in todo:  # the calling thread drains too
         task()
         mine += 1
     late = 0
@@ -248,7 +249,7 @@ def block_samples(k: int, n: int, group: int = 1, *, padded: bool = True) -> int
 def cut(n: int, parts: int) -> list[slice]:
     """``range(n)`` cut into ``parts`` (at most) blocks of one width, a multiple of 16."""
     width = -(-n // max(1, parts))
-    width = -(-width // 16) * 16
+    width = max(16, -(-width // 16) * 16)
     return [slice(lo, min(lo + width, n)) for lo in range(0, n, width)]
 
 

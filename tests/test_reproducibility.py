@@ -143,6 +143,7 @@ def test_padded_blocks_give_each_row_one_fixed_product():
 def test_empty_batches_and_bad_worker_counts():
     assert linalg.matmul(np.zeros((0, 3)), np.ones((3, 2))).shape == (0, 2)
     assert np.array_equal(linalg.matmul_tn(np.zeros((0, 3)), np.zeros((0, 2))), np.zeros((3, 2)))
+    assert linalg.matmul_tn(np.zeros((5, 0)), np.ones((5, 3))).shape == (0, 3)  # no features
     with pytest.raises(ValueError, match="positive int or None, got 0"):
         linalg.set_workers(0)
 

@@ -47,15 +47,19 @@ def _affine(params: NormParams, xhat: np.ndarray, shape: tuple[int, ...]) -> np.
 def _batch_sum(a: np.ndarray, axis: int) -> np.ndarray:
     """The sum over every axis but the feature ``axis``: over the batch through
     :func:`funcnn.linalg.sum_rows` (fixed chunks, a fixed tree, across processes too)."""
-    moved = np.moveaxis(a, axis, -1)
-    rows = moved.reshape(-1, moved.shape[-1])
+    rows = _feature_rows(a, axis)
     return linalg.sum_rows(rows, group=max(1, rows.shape[0] // max(1, a.shape[0])))
+
+
+def _feature_rows(a: np.ndarray, axis: int) -> np.ndarray:
+    """``a`` as rows of features: the feature ``axis`` last, every other axis flattened."""
+    moved = np.moveaxis(a, axis, -1)
+    return moved.reshape(-1, moved.shape[-1])
 
 
 def _batch_max(a: np.ndarray, axis: int) -> np.ndarray:
     """The maximum over every axis but the feature ``axis`` (across processes too)."""
-    moved = np.moveaxis(a, axis, -1)
-    return linalg.max_rows(moved.reshape(-1, moved.shape[-1]))
+    return linalg.max_rows(_feature_rows(a, axis))
 
 
 def _inv_std(
