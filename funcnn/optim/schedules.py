@@ -73,8 +73,14 @@ def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float
     1000, then 0.005 from step 2000.
     """
     init_value = check.number("init_value", init_value)
+    if not isinstance(boundaries_and_scales, dict):
+        raise TypeError(
+            "boundaries_and_scales must be a dict {step: scale}, got "
+            f"{type(boundaries_and_scales).__name__}"
+        )
     items = sorted(
-        (int(b), check.non_negative("scale", s)) for b, s in boundaries_and_scales.items()
+        (check.non_negative_int("boundary", b), check.non_negative("scale", s))
+        for b, s in boundaries_and_scales.items()
     )
 
     def schedule(step: int) -> float:
@@ -110,6 +116,7 @@ def polynomial_decay(
     end_value = check.number("end_value", end_value)
     power = check.positive("power", power)
     transition_steps = check.positive_int("transition_steps", transition_steps)
+    transition_begin = check.non_negative_int("transition_begin", transition_begin)
 
     def schedule(step: int) -> float:
         t = min(max(step - transition_begin, 0), transition_steps)
@@ -148,6 +155,10 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0) -> Sch
 
 def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     """``schedules[i]`` from ``boundaries[i-1]`` on, called with the steps since that boundary."""
+    schedules = list(schedules)
+    boundaries = [check.non_negative_int("boundary", b) for b in boundaries]
+    if not all(callable(s) for s in schedules):
+        raise TypeError("join_schedules takes callables step -> value as schedules")
     if len(schedules) != len(boundaries) + 1:
         raise ValueError(
             f"join_schedules needs one more schedule than boundaries, got {len(schedules)} "
@@ -178,6 +189,8 @@ def warmup_cosine_decay(
 
     ``decay_steps`` counts the whole schedule, warm-up included (as optax).
     """
+    warmup_steps = check.non_negative_int("warmup_steps", warmup_steps)
+    decay_steps = check.positive_int("decay_steps", decay_steps)
     if decay_steps <= warmup_steps:
         raise ValueError(
             f"decay_steps ({decay_steps}) must exceed warmup_steps ({warmup_steps}): "
