@@ -10,12 +10,14 @@ import csv
 import inspect
 import math
 from collections.abc import Callable
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from funcnn import io, optim
+from funcnn import validate as check
 from funcnn.train import Callback, TrainingContext
 
 __all__ = [
@@ -33,10 +35,8 @@ _MAX_WORDS = ("acc", "f1", "precision", "recall", "r2", "auc")
 
 
 def _mode(mode: str, monitor: str) -> str:
-    if mode == "auto":
+    if check.choice("mode", mode, ("auto", "min", "max")) == "auto":
         return "max" if any(w in monitor for w in _MAX_WORDS) else "min"
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     return mode
 
 
@@ -53,10 +53,9 @@ class _Tracker:
     """Tracks the best value of a monitored quantity."""
 
     def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
-        self.monitor, self.mode = monitor, _mode(mode, monitor)
-        if min_delta < 0:
-            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
-        self.min_delta = min_delta
+        self.monitor = check.text("monitor", monitor)
+        self.mode = _mode(mode, monitor)
+        self.min_delta = check.non_negative("min_delta", min_delta)
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def improved(self, value: float) -> bool:
@@ -75,7 +74,10 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
     ``mode="auto"`` maximizes accuracy-like names and minimizes the rest. With
-    ``restore_best`` the params (and state) of the best epoch are returned at the end.
+    ``restore_best`` (Keras: ``restore_best_weights``) the params (and state) of the
+    best epoch are returned at the end. ``baseline``: a value to beat from the start;
+    ``start_from_epoch``: epochs before it are not monitored (a warm-up). ``verbose``
+    prints the reason when training stops.
     """
 
     def __init__(
@@ -85,14 +87,26 @@ class EarlyStopping(Callback):
         min_delta: float = 0.0,
         mode: str = "auto",
         restore_best: bool = False,
+        *,
+        baseline: float | None = None,
+        start_from_epoch: int = 0,
+        verbose: int = 0,
+        restore_best_weights: bool | None = None,
     ) -> None:
-        if patience < 0:
-            raise ValueError(f"patience must be >= 0, got {patience}")
-        self.monitor, self.patience, self.restore_best = monitor, patience, restore_best
-        self.mode, self.min_delta = mode, min_delta
+        _Tracker(monitor, mode, min_delta)  # checks the three now, not at fit time
+        self.monitor, self.mode, self.min_delta = monitor, mode, float(min_delta)
+        self.patience = check.non_negative_int("patience", patience)
+        if restore_best_weights is not None:
+            restore_best = restore_best_weights
+        self.restore_best = check.boolean("restore_best", restore_best)
+        self.baseline = None if baseline is None else check.number("baseline", baseline)
+        self.start_from_epoch = check.non_negative_int("start_from_epoch", start_from_epoch)
+        self.verbose = check.non_negative_int("verbose", verbose)
 
     def on_train_begin(self, ctx: TrainingContext) -> None:
         self.tracker = _Tracker(self.monitor, self.mode, self.min_delta)
+        if self.baseline is not None:
+            self.tracker.best = self.baseline
         self.wait = 0
         self.best_epoch: int | None = None
         self.stopped_epoch: int | None = None
@@ -100,7 +114,10 @@ class EarlyStopping(Callback):
         self.best_state: Any = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: TrainingContext) -> None:
-        if self.tracker.improved(_monitored(logs, self.monitor, "EarlyStopping")):
+        value = _monitored(logs, self.monitor, "EarlyStopping")
+        if epoch < self.start_from_epoch:
+            return
+        if self.tracker.improved(value):
             self.wait, self.best_epoch = 0, epoch
             self.best_params, self.best_state = ctx.params, ctx.state
             return
@@ -110,12 +127,25 @@ class EarlyStopping(Callback):
             ctx.stop_training = True
             ctx.stop_reason = (
                 f"EarlyStopping: {self.monitor} did not improve for {self.wait} epoch(s); "
-                f"best {self.tracker.best:.6g} at epoch {(self.best_epoch or 0) + 1}"
+                + (
+                    f"best {self.tracker.best:.6g} at epoch {self.best_epoch + 1}"
+                    if self.best_epoch is not None
+                    else f"none beat the baseline {self.baseline:.6g}"
+                    if self.baseline is not None
+                    else "no epoch gave a finite value"
+                )
             )
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: early stopping")
 
     def on_train_end(self, ctx: TrainingContext) -> None:
         if self.restore_best and self.best_params is not None:
             ctx.params, ctx.state = self.best_params, self.best_state
+            if self.verbose:
+                print(
+                    "Restoring model weights from the end of the best epoch: "
+                    f"{self.best_epoch + 1}."
+                )
 
 
 class ModelCheckpoint(Callback):
@@ -131,47 +161,85 @@ class ModelCheckpoint(Callback):
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | None = None,
         monitor: str = "val_loss",
         save_best_only: bool = False,
         mode: str = "auto",
         *,
         model: Any = None,
         metadata: dict[str, Any] | None = None,
+        save_weights_only: bool = False,
+        initial_value_threshold: float | None = None,
+        verbose: int = 0,
+        filepath: str | Path | None = None,
     ) -> None:
         """``model``: the model to save with the params (by default the one ``fit`` trains;
         the Keras facade gives its own, whose output activation training fuses into the
-        loss); ``metadata`` is saved with each file."""
-        self.path, self.monitor, self.save_best_only, self.mode = (
-            str(path),
-            monitor,
-            save_best_only,
-            mode,
+        loss); ``metadata`` is saved with each file. Keras' keywords: ``filepath`` (the
+        same as ``path``), ``save_weights_only`` (no optimizer state or history, so the
+        file loads but does not resume), ``initial_value_threshold`` (the value a first
+        best-only save must beat) and ``verbose`` (a line per save)."""
+        if (path is None) == (filepath is None):
+            raise TypeError("ModelCheckpoint takes the file's path once: path or filepath")
+        path = path if filepath is None else filepath
+        if not isinstance(path, (str, PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        _Tracker(monitor, mode, 0.0)  # checks monitor and mode now, not at fit time
+        self.path, self.monitor, self.mode = str(Path(path)), monitor, mode
+        self.save_best_only = check.boolean("save_best_only", save_best_only)
+        self.save_weights_only = check.boolean("save_weights_only", save_weights_only)
+        self.threshold = (
+            None
+            if initial_value_threshold is None
+            else check.number("initial_value_threshold", initial_value_threshold)
         )
+        self.verbose = check.non_negative_int("verbose", verbose)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
         self.model, self.metadata = model, metadata
         self.saved: list[Path] = []
 
     def on_train_begin(self, ctx: TrainingContext) -> None:
         self.tracker = _Tracker(self.monitor, self.mode, 0.0)
+        if self.threshold is not None:
+            self.tracker.best = self.threshold
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: TrainingContext) -> None:
+        before = self.tracker.best
         if self.save_best_only and not self.tracker.improved(
             _monitored(logs, self.monitor, "ModelCheckpoint")
         ):
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {before:.5f}")
             return
-        path = Path(self.path.format(epoch=epoch + 1, **logs))
+        try:
+            path = Path(self.path.format(epoch=epoch + 1, **logs))
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(
+                f"ModelCheckpoint path {self.path!r} names {e}, which is not 'epoch' or a "
+                f"log of this fit ({', '.join(logs)})"
+            ) from None
+        full = not self.save_weights_only
         io.save(
             path,
             ctx.model if self.model is None else self.model,
             ctx.params,
             state=ctx.state,
-            opt_state=ctx.opt_state,
-            history=ctx.history,
+            opt_state=ctx.opt_state if full else None,
+            history=ctx.history if full else None,
             epoch=epoch + 1,
             input_shape=ctx.input_shape,
             metadata=self.metadata,
         )
         self.saved.append(path)
+        if self.verbose:
+            if self.save_best_only:
+                print(
+                    f"Epoch {epoch + 1}: {self.monitor} improved from {before:.5f} to "
+                    f"{self.tracker.best:.5f}, saving model to {path}"
+                )
+            else:
+                print(f"Epoch {epoch + 1}: saving model to {path}")
 
 
 def _set_learning_rate(ctx: TrainingContext, new: float) -> None:
@@ -187,10 +255,9 @@ class LearningRateScheduler(Callback):
     """Set the learning rate at the start of each epoch to ``schedule(epoch, current_lr)``,
     or ``schedule(epoch)`` for a function of one argument (as Keras takes both)."""
 
-    def __init__(self, schedule: Callable[..., float]) -> None:
-        if not callable(schedule):
-            raise TypeError(f"schedule must be a function of the epoch, got {schedule!r}")
-        self.schedule = schedule
+    def __init__(self, schedule: Callable[..., float], verbose: int = 0) -> None:
+        self.schedule = check.function("schedule", schedule, "a function of the epoch")
+        self.verbose = check.non_negative_int("verbose", verbose)
         try:
             inspect.signature(schedule).bind(0, 0.0)
             self.takes_rate = True
@@ -205,6 +272,8 @@ class LearningRateScheduler(Callback):
         if not (math.isfinite(new) and new >= 0):
             raise ValueError(f"LearningRateScheduler gave learning rate {new} at epoch {epoch}")
         _set_learning_rate(ctx, new)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {new}.")
 
 
 class ReduceLROnPlateau(Callback):
@@ -222,16 +291,19 @@ class ReduceLROnPlateau(Callback):
         cooldown: int = 0,
         min_lr: float = 0.0,
         mode: str = "auto",
+        *,
+        verbose: int = 0,
     ) -> None:
+        factor = check.number("factor", factor)
         if not 0 < factor < 1:
             raise ValueError(f"factor must be in (0, 1), got {factor}")
-        self.monitor, self.factor, self.patience, self.min_delta = (
-            monitor,
-            factor,
-            patience,
-            min_delta,
-        )
-        self.cooldown, self.min_lr, self.mode = cooldown, min_lr, mode
+        _Tracker(monitor, mode, min_delta)  # checks the three now, not at fit time
+        self.monitor, self.mode, self.min_delta = monitor, mode, float(min_delta)
+        self.factor = factor
+        self.patience = check.non_negative_int("patience", patience)
+        self.cooldown = check.non_negative_int("cooldown", cooldown)
+        self.min_lr = check.non_negative("min_lr", min_lr)
+        self.verbose = check.non_negative_int("verbose", verbose)
 
     def on_train_begin(self, ctx: TrainingContext) -> None:
         self.tracker = _Tracker(self.monitor, self.mode, self.min_delta)
@@ -253,6 +325,8 @@ class ReduceLROnPlateau(Callback):
             new = max(current * self.factor, self.min_lr)
             if new < current:
                 _set_learning_rate(ctx, new)
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
             self.wait, self.cooldown_left = 0, self.cooldown
 
 
@@ -278,8 +352,24 @@ class CSVLogger(Callback):
 
     writes_files = True
 
-    def __init__(self, path: str | Path, separator: str = ",", append: bool = False) -> None:
-        self.path, self.separator, self.append = Path(path), separator, append
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        separator: str = ",",
+        append: bool = False,
+        *,
+        filename: str | Path | None = None,
+    ) -> None:
+        """``filename`` is Keras' name for ``path``."""
+        if (path is None) == (filename is None):
+            raise TypeError("CSVLogger takes the file's path once: path or filename")
+        path = path if filename is None else filename
+        if not isinstance(path, (str, PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"separator must be one character, got {separator!r}")
+        self.path, self.separator = Path(path), separator
+        self.append = check.boolean("append", append)
 
     def on_train_begin(self, ctx: TrainingContext) -> None:
         self.columns: list[str] | None = None
@@ -312,6 +402,9 @@ class LambdaCallback(Callback):
         on_epoch_end: Callable[..., Any] | None = None,
         on_train_end: Callable[..., Any] | None = None,
     ) -> None:
+        for name, fn in list(locals().items()):
+            if name.startswith("on_") and fn is not None:
+                check.function(name, fn)
         self.fns = {
             "train_begin": on_train_begin,
             "epoch_begin": on_epoch_begin,

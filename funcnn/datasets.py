@@ -34,6 +34,14 @@ def _optional(module: str, package: str) -> Any:
 # ---------------------------------------------------------------- generated
 
 
+def _spread(name: str, value: Any) -> float:
+    """A noise level or standard deviation: >= 0 and small enough for float32 data."""
+    value = check.non_negative(name, value)
+    if value > 1e30:
+        raise ValueError(f"{name} must be <= 1e30 (the data are float32), got {value}")
+    return value
+
+
 def xor() -> tuple[np.ndarray, np.ndarray]:
     """The four XOR points ``(4, 2)`` and their labels ``(4, 1)``, float32."""
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
@@ -48,7 +56,7 @@ def spirals(
         check.positive_int("n_per_class", n_per_class),
         check.positive_int("classes", classes),
     )
-    noise = check.non_negative("noise", noise)
+    noise = _spread("noise", noise)
     gen = as_generator(rng)
     r = np.tile(np.linspace(0.0, 1.0, n_per_class), classes)
     labels = np.repeat(np.arange(classes), n_per_class)
@@ -59,7 +67,7 @@ def spirals(
 
 def moons(n: int = 200, noise: float = 0.1, rng: RngLike = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles with Gaussian noise: ``x (n, 2)``, labels 0/1 ``(n,)``."""
-    n, noise = check.positive_int("n", n), check.non_negative("noise", noise)
+    n, noise = check.positive_int("n", n), _spread("noise", noise)
     gen = as_generator(rng)
     labels = np.arange(n) % 2
     angle = gen.uniform(0, np.pi, n)
@@ -77,7 +85,7 @@ def blobs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian clusters around centers drawn in [-10, 10]^dim: ``x (n, dim)``, labels ``(n,)``."""
     n, centers = check.positive_int("n", n), check.positive_int("centers", centers)
-    dim, std = check.positive_int("dim", dim), check.non_negative("std", std)
+    dim, std = check.positive_int("dim", dim), _spread("std", std)
     gen = as_generator(rng)
     middle = gen.uniform(-10, 10, (centers, dim))
     labels = np.arange(n) % centers

@@ -368,6 +368,12 @@ def save(
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     history_dict = history.to_dict() if hasattr(history, "to_dict") else history
+    if input_shape is not None:  # what load will check, checked before a byte is written
+        size = sum(a.nbytes for a in tree.leaves(params) if isinstance(a, np.ndarray))
+        try:
+            _check_fit(model, params, state, _shape_tree(input_shape), size)
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"cannot save to {path}: {e}") from e
     meta = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -597,6 +603,12 @@ def _check_fit(model: Layer, params: Any, state: Any, input_shape: Any, size: in
     """The params fit the architecture: shape inference first, then one zero example
     through the model with the file's params, then the structure of a fresh init (whose
     size the first two bound by the file's)."""
+    for leaf in tree.leaves(params):
+        if not isinstance(leaf, np.ndarray) or leaf.dtype.kind != "f":
+            raise ValueError(
+                f"the params must be float arrays, got a {type(leaf).__name__}"
+                + (f" of dtype {leaf.dtype}" if isinstance(leaf, np.ndarray) else "")
+            )
     shapes = input_shape if is_shape_tuple(input_shape) else (input_shape,)
     for shape in shapes:
         as_shape(shape)

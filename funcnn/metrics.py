@@ -20,15 +20,41 @@ from typing import Any
 import attrs
 import numpy as np
 
+from funcnn import validate as check
+
 
 def _arrays(pred: Any, target: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     t, p = np.asarray(target), np.asarray(pred)
     for a, what in ((p, "pred"), (t, "target")):
         if a.dtype.kind not in "fiub":
             raise TypeError(f"{name}: {what} must be numeric, got dtype {a.dtype}")
+    for a, what in ((p, "pred"), (t, "target")):
+        if a.ndim == 0:
+            raise ValueError(f"{name}: {what} must have a sample axis, got a scalar")
     if len(t) != len(p):
         raise ValueError(f"{name}: pred has {len(p)} samples, target has {len(t)}")
+    if len(p) == 0:
+        raise ValueError(f"{name}: no samples to score (pred has shape {p.shape})")
     return t, p
+
+
+def _no_nan(p: np.ndarray, name: str) -> None:
+    if p.dtype.kind == "f" and np.isnan(p).any():
+        raise ValueError(f"{name}: the predictions hold NaN, which has no class")
+
+
+def _labels(t: np.ndarray, classes: int, name: str) -> np.ndarray:
+    """Integer class labels in [0, classes) from ``t`` (ints, or floats that are whole)."""
+    if t.dtype.kind not in "iub" and not np.all(t == np.round(t)):
+        raise ValueError(f"{name}: class labels must be integers")
+    labels = t.reshape(-1).astype(np.int64)
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= classes:
+        raise ValueError(
+            f"{name}: class labels must be in [0, {classes}) for {classes} score columns, "
+            f"got labels from {low} to {high}"
+        )
+    return labels
 
 
 def _binary(p: np.ndarray) -> bool:
@@ -40,8 +66,8 @@ def class_predictions(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(true classes, predicted classes, number of classes) as int vectors."""
     t, p = _arrays(pred, target, name)
-    if p.dtype.kind == "f" and np.isnan(p).any():
-        raise ValueError(f"{name}: the predictions hold NaN, which has no class")
+    threshold = check.number("threshold", threshold)
+    _no_nan(p, name)
     if _binary(p):
         if t.ndim > 2 or (t.ndim == 2 and t.shape[1] != 1):
             raise ValueError(
@@ -53,10 +79,8 @@ def class_predictions(
     predicted = p.reshape(-1, classes).argmax(axis=1)
     if t.shape == p.shape:
         truth = t.reshape(-1, classes).argmax(axis=1)
-    elif t.shape == p.shape[:-1]:
-        if t.dtype.kind not in "iub" and not np.all(t == np.round(t)):
-            raise ValueError(f"{name}: class labels must be integers")
-        truth = t.reshape(-1).astype(np.int64)
+    elif t.shape == p.shape[:-1] or (t.shape == (*p.shape[:-1], 1)):  # (N,) or Keras' (N, 1)
+        truth = _labels(t, classes, name)
     else:
         raise ValueError(
             f"{name}: expected labels of shape {p.shape[:-1]} or one-hot {p.shape}, got {t.shape}"
@@ -73,15 +97,29 @@ def accuracy(pred: Any, target: Any, threshold: float = 0.5) -> float:
 def binary_accuracy(pred: Any, target: Any, threshold: float = 0.5) -> float:
     """Fraction of elements with ``(pred > threshold) == (target > 0.5)`` (multi-label too)."""
     t, p = _arrays(pred, target, "binary_accuracy")
+    threshold = check.number("threshold", threshold)
+    _no_nan(p, "binary_accuracy")
+    if p.size != t.size:
+        raise ValueError(f"binary_accuracy: pred {p.shape} and target {t.shape} differ in size")
     return float(np.mean((p.reshape(t.shape) > threshold) == (t > 0.5)))
 
 
 def top_k_accuracy(pred: Any, target: Any, k: int = 5) -> float:
     """Fraction of samples whose true class is among the ``k`` highest scores."""
     t, p = _arrays(pred, target, "top_k_accuracy")
+    k = check.positive_int("k", k)
     if p.ndim != 2:
         raise ValueError(f"top_k_accuracy needs (N, classes) scores, got {p.shape}")
-    truth = t.argmax(axis=1) if t.shape == p.shape else t.reshape(-1).astype(np.int64)
+    _no_nan(p, "top_k_accuracy")
+    if t.shape == p.shape:
+        truth = t.argmax(axis=1)
+    elif t.shape in ((len(p),), (len(p), 1)):
+        truth = _labels(t, p.shape[1], "top_k_accuracy")
+    else:
+        raise ValueError(
+            f"top_k_accuracy: expected labels of shape ({len(p)},) or one-hot {p.shape}, "
+            f"got {t.shape}"
+        )
     top = np.argpartition(-p, min(k, p.shape[1]) - 1, axis=1)[:, :k]
     return float(np.mean(np.any(top == truth[:, None], axis=1)))
 
@@ -91,7 +129,13 @@ def confusion_matrix(
 ) -> np.ndarray:
     """(C, C) counts: row = true class, column = predicted class."""
     truth, predicted, classes = class_predictions(pred, target, threshold, "confusion_matrix")
-    c = num_classes or max(classes, int(truth.max(initial=0)) + 1)
+    present = max(classes, int(truth.max(initial=0)) + 1)
+    if num_classes is None:
+        c = present
+    else:
+        c = check.positive_int("num_classes", num_classes)
+        if c < present:
+            raise ValueError(f"num_classes is {c}, but the scores and labels hold {present}")
     return np.bincount(truth * c + predicted, minlength=c * c).reshape(c, c)
 
 
@@ -208,7 +252,7 @@ def get(metric: Any, *, logits: bool = False) -> Metric:
         fn = METRICS[name]
         if logits and name in ("accuracy", "binary_accuracy", "precision", "recall", "f1"):
             fn = _with(fn, threshold=0.0)
-        return Metric(name, fn)
+        return Metric(metric, fn)  # logged under the name asked for: "acc" stays "acc"
     if callable(metric):
         return Metric(getattr(metric, "__name__", "metric"), metric)
     raise TypeError(f"a metric must be a name or a callable, got {type(metric).__name__}")

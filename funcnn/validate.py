@@ -54,15 +54,26 @@ def decay(name: str, value: Any) -> float:
 
 
 def positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not _is_int(value) or value < 1:
+    """An int >= 1: TypeError for anything not an int (a float 2.0 included), ValueError below 1."""
+    if isinstance(value, bool) or not _is_int(value):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
+    if value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
 
 
 def non_negative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not _is_int(value) or value < 0:
+    """An int >= 0: TypeError for anything not an int, ValueError below 0."""
+    if isinstance(value, bool) or not _is_int(value):
+        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
         raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     return int(value)
+
+
+def is_int(value: Any) -> bool:
+    """A Python or NumPy int, not a bool."""
+    return not isinstance(value, bool) and _is_int(value)
 
 
 def _is_int(value: Any) -> bool:
@@ -90,6 +101,28 @@ def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def text(name: str, value: Any) -> str:
+    """A non-empty string."""
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
+    """One of ``options``."""
+    if not isinstance(value, str) or value not in options:
+        expected = ", ".join(repr(o) for o in options)
+        raise ValueError(f"{name} must be one of {expected}, got {value!r}")
+    return value
+
+
+def function(name: str, value: Any, what: str = "a function") -> Any:
+    """A callable (``what`` says which, for the message)."""
+    if not callable(value) or isinstance(value, type):
+        raise TypeError(f"{name} must be {what}, got {value!r}")
+    return value
 
 
 def field(check: Any) -> Any:

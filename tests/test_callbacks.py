@@ -23,12 +23,15 @@ def context(lr=0.1):
     return TrainingContext(MODEL, params, None, opt.init(params), History(), (3,))
 
 
-def feed(callback, values, key="val_loss", ctx=None):
-    """Run the callback over epochs whose monitored value is given; return the ctx."""
+def feed(callback, values, key="val_loss", ctx=None, mark=True):
+    """Run the callback over epochs whose monitored value is given; return the ctx.
+
+    With ``mark`` the params of epoch i are ("params of epoch", i), to see which come back."""
     ctx = ctx or context()
     callback.on_train_begin(ctx)
     for epoch, v in enumerate(values):
-        ctx.params = ("params of epoch", epoch)
+        if mark:
+            ctx.params = ("params of epoch", epoch)
         callback.on_epoch_end(epoch, {key: v}, ctx)
         if ctx.stop_training:
             break
@@ -97,7 +100,7 @@ def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
     c = io.load(tmp_path / "e3.npz")
     assert c.epoch == 3 and len(c.history["loss"]) == 3 and c.input_shape == (3,)
     best = C.ModelCheckpoint(tmp_path / "best.npz", monitor="val_loss", save_best_only=True)
-    feed(best, [1.0, 0.8, 0.9, 0.7, 0.75])
+    feed(best, [1.0, 0.8, 0.9, 0.7, 0.75], mark=False)
     assert len(best.saved) == 3
 
 
@@ -206,7 +209,61 @@ def test_lambda_callback_counts():
 def test_bad_callback_arguments():
     with pytest.raises(ValueError, match="factor"):
         C.ReduceLROnPlateau(factor=1.5)
-    with pytest.raises(ValueError, match="mode"):
-        feed(C.EarlyStopping(mode="up"), [1.0])
+    with pytest.raises(ValueError, match="mode must be one of 'auto', 'min', 'max', got 'up'"):
+        C.EarlyStopping(mode="up")  # at construction, not when fit starts
     with pytest.raises(ValueError, match="patience"):
         C.EarlyStopping(patience=-1)
+    bad = [
+        (lambda: C.EarlyStopping(patience=1.5), TypeError, "patience must be an int"),
+        (lambda: C.EarlyStopping(min_delta=-0.1), ValueError, "min_delta must be >= 0"),
+        (lambda: C.EarlyStopping(min_delta="x"), TypeError, "min_delta must be a number"),
+        (lambda: C.EarlyStopping(monitor=3), TypeError, "monitor must be a non-empty string"),
+        (lambda: C.EarlyStopping(restore_best="yes"), TypeError, "restore_best must be True"),
+        (lambda: C.EarlyStopping(baseline=float("nan")), ValueError, "baseline must be finite"),
+        (lambda: C.ReduceLROnPlateau(factor="half"), TypeError, "factor must be a number"),
+        (lambda: C.ReduceLROnPlateau(cooldown=-1), ValueError, "cooldown"),
+        (lambda: C.ReduceLROnPlateau(min_lr=-1), ValueError, "min_lr must be >= 0"),
+        (lambda: C.ModelCheckpoint(3), TypeError, "path must be a str or os.PathLike"),
+        (lambda: C.ModelCheckpoint(), TypeError, "path or filepath"),
+        (lambda: C.ModelCheckpoint("a.npz", save_best_only=1), TypeError, "save_best_only"),
+        (lambda: C.CSVLogger("a.csv", separator=";;"), ValueError, "one character"),
+        (lambda: C.LearningRateScheduler(0.1), TypeError, "function of the epoch"),
+        (lambda: C.LambdaCallback(on_epoch_end=1), TypeError, "on_epoch_end must be"),
+    ]
+    for make, error, message in bad:
+        with pytest.raises(error, match=message):
+            make()
+
+
+def test_keras_keywords_of_the_callbacks(tmp_path, capsys):
+    es = C.EarlyStopping(patience=1, restore_best_weights=True, verbose=1)
+    ctx = feed(es, [1.0, 0.5, 0.6, 0.7])
+    assert es.restore_best and ctx.params == ("params of epoch", 1)
+    out = capsys.readouterr().out
+    assert "Epoch 3: early stopping" in out and "best epoch: 2." in out
+    # a baseline to beat from the start: nothing beats 0.1, so it stops after patience
+    es = C.EarlyStopping(patience=2, baseline=0.1)
+    ctx = feed(es, [0.5, 0.4, 0.3])
+    assert es.stopped_epoch == 1 and "none beat the baseline 0.1" in ctx.stop_reason
+    # warm-up epochs are not monitored
+    es = C.EarlyStopping(patience=0, start_from_epoch=2)
+    feed(es, [1.0, 2.0, 3.0, 4.0])
+    assert es.stopped_epoch == 3
+    best = C.ModelCheckpoint(
+        filepath=tmp_path / "b.npz", save_best_only=True, initial_value_threshold=0.85, verbose=1
+    )
+    feed(best, [1.0, 0.8, 0.9], mark=False)
+    assert len(best.saved) == 1
+    assert "val_loss improved from 0.85000 to 0.80000" in capsys.readouterr().out
+    weights, ctx = C.ModelCheckpoint(tmp_path / "w.npz", save_weights_only=True), context()
+    weights.on_train_begin(ctx)
+    weights.on_epoch_end(0, {"val_loss": 1.0}, ctx)
+    c = io.load(tmp_path / "w.npz")
+    assert c.opt_state is None and c.params is not None
+    named = C.ModelCheckpoint(tmp_path / "{val_acc}.npz")
+    named.on_train_begin(ctx)
+    with pytest.raises(ValueError, match="names 'val_acc'"):
+        named.on_epoch_end(0, {"val_loss": 1.0}, ctx)
+    logger = C.CSVLogger(filename=tmp_path / "log.csv")
+    feed(logger, [1.0, 0.5])
+    assert (tmp_path / "log.csv").read_text().splitlines()[0] == "epoch,val_loss"

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funcnn import callbacks as C
+from funcnn import datasets, losses, metrics, optim, schedules
 from funcnn import layers as L
-from funcnn import losses, optim, schedules
 
 VALUES = st.one_of(
     st.none(),
@@ -54,7 +54,27 @@ MAKERS = {
     "exponential_decay": lambda v: schedules.exponential_decay(v, 10, 0.5),
     "cosine_decay": lambda v: schedules.cosine_decay(0.1, v),
     "piecewise_constant": lambda v: schedules.piecewise_constant(0.1, {v: 0.5}),
+    "linear_schedule begin": lambda v: schedules.linear_schedule(1.0, 0.0, 10, v),
+    "join_schedules": lambda v: schedules.join_schedules([schedules.constant(1.0)] * 2, [v]),
+    "warmup_cosine_decay": lambda v: schedules.warmup_cosine_decay(0.0, 1.0, v, 10),
+    "step_decay": lambda v: schedules.step_decay(0.1, 0.5, v),
     "EarlyStopping": lambda v: C.EarlyStopping(patience=v),
+    "EarlyStopping min_delta": lambda v: C.EarlyStopping(min_delta=v),
+    "EarlyStopping monitor": lambda v: C.EarlyStopping(monitor=v),
+    "EarlyStopping mode": lambda v: C.EarlyStopping(mode=v),
+    "EarlyStopping baseline": lambda v: C.EarlyStopping(baseline=v),
+    "ModelCheckpoint": lambda v: C.ModelCheckpoint(v),
+    "ModelCheckpoint threshold": lambda v: C.ModelCheckpoint("m.npz", initial_value_threshold=v),
+    "CSVLogger": lambda v: C.CSVLogger(v),
+    "LearningRateScheduler": C.LearningRateScheduler,
+    "accuracy threshold": lambda v: metrics.accuracy(np.zeros(3), np.zeros(3), threshold=v),
+    "top_k_accuracy": lambda v: metrics.top_k_accuracy(np.eye(3), np.arange(3), k=v),
+    "confusion_matrix": lambda v: metrics.confusion_matrix(np.eye(3), np.arange(3), v),
+    "metrics.get": metrics.get,
+    "moons": lambda v: datasets.moons(v),
+    "moons noise": lambda v: datasets.moons(10, noise=v),
+    "blobs": lambda v: datasets.blobs(v),
+    "one_hot": lambda v: datasets.one_hot([0, 1, 2], v),
     "ReduceLROnPlateau": lambda v: C.ReduceLROnPlateau(factor=v),
     "huber": losses.huber,
     "l2_penalty": losses.l2_penalty,

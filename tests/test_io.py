@@ -155,10 +155,20 @@ def test_wrong_version_and_foreign_files_rejected(tmp_path):
         io.load(other)
 
 
-def test_params_that_do_not_fit_the_architecture_rejected(tmp_path):
+def test_params_that_do_not_fit_the_architecture_rejected(tmp_path, monkeypatch):
     model = L.serial(L.Dense(3), L.Relu, L.Dense(2))
     wrong = L.serial(L.Dense(5), L.Relu, L.Dense(2)).init(0, (4,))
-    path = io.save(tmp_path / "m.npz", model, wrong, input_shape=(4,))
+    good = io.save(tmp_path / "m.npz", model, model.init(0, (4,)), input_shape=(4,))
+    before = good.read_bytes()
+    with pytest.raises(ValueError, match=r"cannot save .* do not fit the architecture"):
+        io.save(good, model, wrong, input_shape=(4,))
+    assert good.read_bytes() == before  # the good file is untouched
+    with pytest.raises(ValueError, match="params must be float arrays, got a str"):
+        io.save(good, model, ("w", "b"), input_shape=(4,))
+    # a file written by something that did not check (here: save with the check off)
+    with monkeypatch.context() as m:
+        m.setattr(io, "_check_fit", lambda *args: None)
+        path = io.save(tmp_path / "wrong.npz", model, wrong, input_shape=(4,))
     with pytest.raises(ValueError, match="do not fit the architecture"):
         io.load(path)
 

@@ -59,7 +59,7 @@ def test_regression_metrics():
 
 
 def test_metric_names_and_errors():
-    assert M.get("acc").name == "accuracy" and M.get("mse").name == "mse"
+    assert M.get("acc").name == "acc" and M.get("mse").name == "mse"  # logged as asked
     with pytest.raises(ValueError, match=r"unknown metric 'acuracy'; valid names: .*accuracy"):
         M.get("acuracy")
     with pytest.raises(ValueError, match="pred has 2 samples, target has 3"):
@@ -73,3 +73,32 @@ def test_metric_names_and_errors():
 def test_nan_predictions_have_no_class():
     with pytest.raises(ValueError, match="hold NaN"):
         M.accuracy(np.array([[np.nan, 1.0], [0.0, 1.0]]), np.array([0, 1]))
+
+
+def test_wrong_shapes_labels_and_nan_are_clear_errors():
+    bad = [
+        (lambda: M.accuracy(np.zeros((0, 3)), np.zeros(0, int)), "no samples"),
+        (lambda: M.mean_squared_error(np.zeros((0, 2)), np.zeros((0, 2))), "no samples"),
+        (lambda: M.accuracy(np.float32(1), np.float32(1)), "sample axis"),
+        (lambda: M.binary_accuracy(np.zeros((4, 2)), np.zeros((4, 3))), "differ in size"),
+        (lambda: M.binary_accuracy(np.full((4, 1), np.nan), np.zeros(4)), "NaN"),
+        (lambda: M.top_k_accuracy(np.zeros((4, 3)), np.zeros(4, int), k=0), "positive int"),
+        (lambda: M.top_k_accuracy(np.zeros((4, 3)), np.zeros((4, 2))), "expected labels"),
+        (lambda: M.top_k_accuracy(np.zeros((4, 3)), np.array([0, 1, 2, 7])), r"in \[0, 3\)"),
+        (lambda: M.accuracy(np.zeros((4, 3)), np.array([0, 1, 2, -1])), "from -1 to 2"),
+        (lambda: M.accuracy(np.zeros((4, 3)), np.array([0, 1, 2, 7])), "from 0 to 7"),
+        (lambda: M.accuracy(np.zeros(3), np.zeros(3), threshold=float("nan")), "finite"),
+        (lambda: M.confusion_matrix(np.eye(3), np.array([0, 1, 2]), num_classes=2), "hold 3"),
+    ]
+    for call, message in bad:
+        with pytest.raises(ValueError, match=message):
+            call()
+    with pytest.raises(TypeError, match="num_classes"):
+        M.confusion_matrix(np.eye(3), np.array([0, 1, 2]), num_classes="2")
+
+
+def test_keras_label_shapes():
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    assert M.accuracy(scores, np.array([[0], [1], [1]])) == pytest.approx(2 / 3)  # (N, 1)
+    assert M.accuracy(scores, np.array([0.0, 1.0, 1.0])) == pytest.approx(2 / 3)  # floats
+    assert M.top_k_accuracy(scores, np.array([[0], [1], [1]]), k=1) == pytest.approx(2 / 3)

@@ -287,9 +287,9 @@ def test_bad_schedule_arguments():
         schedules.join_schedules([schedules.constant(1.0)], [3])
     with pytest.raises(ValueError, match="exceed"):
         schedules.warmup_cosine_decay(0.0, 1.0, 10, 10)
-    with pytest.raises(ValueError, match="boundary must be an int >= 0, got inf"):
+    with pytest.raises(TypeError, match="boundary must be an int >= 0, got float inf"):
         schedules.piecewise_constant(0.1, {float("inf"): 0.5})
-    with pytest.raises(ValueError, match=r"boundary must be an int >= 0, got 1\.5"):
+    with pytest.raises(TypeError, match=r"boundary must be an int >= 0, got float 1\.5"):
         schedules.piecewise_constant(0.1, {1.5: 0.5})
     with pytest.raises(TypeError, match="must be a dict"):
         schedules.piecewise_constant(0.1, [(10, 0.5)])
@@ -297,5 +297,5 @@ def test_bad_schedule_arguments():
         schedules.linear_schedule(0.1, 0.0, 10, transition_begin=-1)
     with pytest.raises(TypeError, match="callables"):
         schedules.join_schedules([0.1, 0.2], [3])
-    with pytest.raises(ValueError, match="warmup_steps must be an int"):
+    with pytest.raises(TypeError, match="warmup_steps must be an int"):
         schedules.warmup_cosine_decay(0.0, 1.0, None, 10)

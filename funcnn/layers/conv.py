@@ -32,9 +32,9 @@ Pads = tuple[Pair, Pair]
 
 def _pair(value: Any, name: str, *, minimum: int = 1) -> Pair:
     items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
-    if len(items) != 2 or not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in items
-    ):
+    if len(items) != 2 or not all(check.is_int(v) for v in items):
+        raise TypeError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    if not all(v >= minimum for v in items):
         raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
     return int(items[0]), int(items[1])
 
@@ -107,11 +107,6 @@ class ConvParams(NamedTuple):
     b: np.ndarray | None  # (filters,)
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{attribute.name} must be a positive int, got {value!r}")
-
-
 @attrs.frozen(repr=False)
 class Conv2D(Layer):
     """2-D convolution (a cross-correlation, as in every framework).
@@ -125,7 +120,7 @@ class Conv2D(Layer):
     counting the receptive field).
     """
 
-    filters: int = attrs.field(validator=_positive)
+    filters: int = attrs.field(validator=check.field(check.positive_int))
     kernel_size: Pair = attrs.field(converter=lambda v: _pair(v, "kernel_size"))
     strides: Pair = attrs.field(
         default=(1, 1), kw_only=True, converter=lambda v: _pair(v, "strides")
@@ -242,11 +237,11 @@ class Conv1D(Layer):
     Arguments as :class:`Conv2D` with single ints; runs as a Conv2D of height 1.
     """
 
-    filters: int = attrs.field(validator=_positive)
-    kernel_size: int = attrs.field(validator=_positive)
-    strides: int = attrs.field(default=1, kw_only=True, validator=_positive)
+    filters: int = attrs.field(validator=check.field(check.positive_int))
+    kernel_size: int = attrs.field(validator=check.field(check.positive_int))
+    strides: int = attrs.field(default=1, kw_only=True, validator=check.field(check.positive_int))
     padding: Any = attrs.field(default="valid", kw_only=True)
-    dilation: int = attrs.field(default=1, kw_only=True, validator=_positive)
+    dilation: int = attrs.field(default=1, kw_only=True, validator=check.field(check.positive_int))
     use_bias: bool = attrs.field(default=True, kw_only=True, validator=check.field(check.boolean))
     w_init: initializers.Initializer = attrs.field(
         default=initializers.glorot_uniform, kw_only=True, validator=attrs.validators.is_callable()

@@ -21,11 +21,6 @@ class DenseParams(NamedTuple):
     b: np.ndarray | None  # (units,), None without bias
 
 
-def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{attribute.name} must be a positive int, got {value!r}")
-
-
 @attrs.frozen(repr=False)
 class Dense(Layer):
     """``y = x @ w + b`` on the last axis: ``(..., in) -> (..., units)``.
@@ -35,7 +30,7 @@ class Dense(Layer):
     in :mod:`funcnn.linalg`: the same bits for any thread count or batch split.
     """
 
-    units: int = attrs.field(validator=_positive_int)
+    units: int = attrs.field(validator=check.field(check.positive_int))
     w_init: initializers.Initializer = attrs.field(
         default=initializers.glorot_uniform, kw_only=True, validator=attrs.validators.is_callable()
     )

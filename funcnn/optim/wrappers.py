@@ -61,14 +61,9 @@ def apply_if_finite(
     After ``max_consecutive_errors`` skips in a row the next update goes through
     whatever it holds, so a run cannot stall silently forever.
     """
-    if (
-        isinstance(max_consecutive_errors, bool)
-        or not isinstance(max_consecutive_errors, int)
-        or max_consecutive_errors < 0
-    ):
-        raise ValueError(
-            f"max_consecutive_errors must be an int >= 0, got {max_consecutive_errors!r}"
-        )
+    max_consecutive_errors = check.non_negative_int(
+        "max_consecutive_errors", max_consecutive_errors
+    )
 
     def init(params: Params) -> ApplyIfFiniteState:
         return ApplyIfFiniteState(0, True, 0, inner.init(params))
