@@ -243,11 +243,16 @@ def test_apply_if_finite_skips_nan_then_gives_up():
         u, state = opt.update(bad, state, params)
         assert all(np.all(leaf == 0) for leaf in tree.leaves(u))
         assert state.notfinite_count == expected_count and not state.last_finite
-    u, state = opt.update(bad, state, params)  # third in a row goes through
-    assert np.isnan(u[0][0]) and state.notfinite_count == 0 and state.total_notfinite == 3
-    u, state = opt.update(GRADS[0], state, params)
+    # optax's counters: the third in a row exceeds 2 and goes through; the count goes on
+    u, state = opt.update(bad, state, params)
+    assert np.isnan(u[0][0]) and state.notfinite_count == 3 and state.total_notfinite == 3
+    u, state = opt.update(bad, state, params)  # and so does the fourth
+    assert np.isnan(u[0][0]) and state.notfinite_count == 4 and state.total_notfinite == 4
+    u, state = opt.update(GRADS[0], state, params)  # a finite one resets the count only
     np.testing.assert_allclose(flat(u), -0.1 * flat(GRADS[0]))
-    assert state.last_finite
+    assert state.last_finite and state.notfinite_count == 0 and state.total_notfinite == 4
+    u, state = opt.update(bad, state, params)
+    assert np.all(flat(u) == 0) and state.notfinite_count == 1 and state.total_notfinite == 5
 
 
 def test_multi_steps_applies_the_mean_every_k():

@@ -47,19 +47,20 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
 
 
 class ApplyIfFiniteState(NamedTuple):
-    notfinite_count: int  # consecutive non-finite updates skipped
-    last_finite: bool
-    total_notfinite: int
+    notfinite_count: int  # non-finite updates in a row (0 after a finite one)
+    last_finite: bool  # whether the last gradient was finite
+    total_notfinite: int  # non-finite gradients since init, never reset
     inner_state: Any
 
 
 def apply_if_finite(
     inner: GradientTransformation, max_consecutive_errors: int
 ) -> GradientTransformation:
-    """Skip updates that contain NaN or inf: return zero updates and keep the inner state.
+    """Skip gradients that hold NaN or inf: return zero updates and keep the inner state.
 
-    After ``max_consecutive_errors`` skips in a row the next update goes through
-    whatever it holds, so a run cannot stall silently forever.
+    optax's rule, counters included: ``notfinite_count`` counts non-finite gradients
+    in a row; once it exceeds ``max_consecutive_errors`` they go through to ``inner``
+    (so a run cannot stall silently forever) until a finite one resets it to 0.
     """
     max_consecutive_errors = check.non_negative_int(
         "max_consecutive_errors", max_consecutive_errors
@@ -70,15 +71,14 @@ def apply_if_finite(
 
     def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
         s = expect_state(state, ApplyIfFiniteState, "apply_if_finite")
-        new, inner_state = inner.update(updates, s.inner_state, params)
-        finite = all(np.isfinite(leaf).all() for leaf in tree.leaves(new))
-        if finite or s.notfinite_count >= max_consecutive_errors:
-            return new, ApplyIfFiniteState(
-                0, bool(finite), s.total_notfinite + (not finite), inner_state
-            )
-        return tree.zeros_like(updates), ApplyIfFiniteState(
-            s.notfinite_count + 1, False, s.total_notfinite + 1, s.inner_state
-        )
+        finite = all(np.isfinite(leaf).all() for leaf in tree.leaves(updates))
+        count = 0 if finite else s.notfinite_count + 1
+        total = s.total_notfinite + (not finite)
+        if finite or count > max_consecutive_errors:
+            new, inner_state = inner.update(updates, s.inner_state, params)
+        else:
+            new, inner_state = tree.zeros_like(updates), s.inner_state
+        return new, ApplyIfFiniteState(count, finite, total, inner_state)
 
     return GradientTransformation(init, update)
 
