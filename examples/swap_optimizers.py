@@ -1,10 +1,11 @@
 """Train one model with every optimizer and plot their loss curves in one figure.
 
 Swapping optimizers is passing a different object to the same training function.
-Run: python examples/swap_optimizers.py [output.png]
+Run: python examples/swap_optimizers.py [output.png (default: outputs/swap_optimizers.png)]
 """
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def train(optimizer, x, y, *, epochs=40, batch_size=32, seed=0):
     return curve, accuracy
 
 
-def main(output="swap_optimizers.png"):
+def main(output="outputs/swap_optimizers.png"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,6 +77,7 @@ def main(output="swap_optimizers.png"):
     ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="One model, every optimizer")
     ax.legend(ncol=2, fontsize=8)
     fig.tight_layout()
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=100)
     plt.close(fig)
     print(f"saved {output}")
@@ -84,5 +86,7 @@ def main(output="swap_optimizers.png"):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output", nargs="?", default="swap_optimizers.png", help="the plot's path")
+    parser.add_argument(
+        "output", nargs="?", default="outputs/swap_optimizers.png", help="the plot's path"
+    )
     main(parser.parse_args().output)

@@ -1,6 +1,6 @@
 """Learn XOR with a 2-4-1 network and plain gradient descent, then print the truth table.
 
-Run: python examples/xor.py [output_dir]
+Run: python examples/xor.py [output_dir (default: outputs)]
 Saves xor_decision_boundary.png: the plane the network learned to split.
 """
 
@@ -37,6 +37,7 @@ def main(
     accuracy = float(np.mean((probabilities > 0.5) == y[:, 0]))
     print(f"\naccuracy {accuracy:.0%}")
     if output_dir is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
         path = Path(output_dir) / "xor_decision_boundary.png"
         plot.plot_decision_boundary(lambda points: model.apply(params, points), x, y[:, 0], path)
         print(f"saved {path}")
@@ -45,5 +46,5 @@ def main(
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output_dir", nargs="?", default=".", help="where the plot goes")
+    parser.add_argument("output_dir", nargs="?", default="outputs", help="where the plot goes")
     main(parser.parse_args().output_dir)

@@ -163,3 +163,16 @@ def test_binary_cross_entropy_stays_finite_in_float16():
     p = np.array([[1.0], [0.0], [0.5]], dtype=np.float16)
     value, grad = losses.binary_cross_entropy.value_and_grad(p, np.array([[0.0], [1.0], [1.0]]))
     assert np.isfinite(value) and np.all(np.isfinite(grad)) and grad.dtype == np.float16
+
+
+def test_an_input_shape_with_the_batch_axis_is_named():
+    x = np.zeros((50, 8), np.float32)
+    model = Sequential([Dense(4, input_shape=x.shape), Dense(1)])
+    model.compile(loss="mse", optimizer="sgd")
+    with pytest.raises(ValueError, match=r"includes the batch axis: .* here \(8,\)"):
+        model.fit(x, np.zeros(50), verbose=0)
+    core = L.serial(L.Conv2D(2, 3), L.Flatten, L.Dense(1))
+    with pytest.raises(ValueError, match=r"looks like a batch of 10: .* \(6, 6, 1\)"):
+        core.init(0, (10, 6, 6, 1))
+    with pytest.raises(TypeError, match=r"without the batch axis: \(8,\), not \(None, 8\)"):
+        core.init(0, (None, 8))

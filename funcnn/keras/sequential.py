@@ -136,6 +136,20 @@ class Sequential:
         metrics = [_on_activation(m, self.layers[-1]) for m in self.metrics]
         return L.serial(*self.layers[:-1], L.Identity), fused_loss, metrics
 
+    def _check_examples(self, x: np.ndarray, name: str) -> None:
+        """``x`` is a batch of examples of the declared input shape."""
+        if self.input_shape is None or tuple(x.shape[1:]) == self.input_shape:
+            return
+        if tuple(x.shape) == self.input_shape:
+            raise ValueError(
+                f"input_shape {self.input_shape} includes the batch axis: it is one "
+                f"example's shape, here {tuple(x.shape[1:])}"
+            )
+        raise ValueError(
+            f"{name} holds examples of shape {tuple(x.shape[1:])}, but the model was built "
+            f"for input_shape {self.input_shape}"
+        )
+
     def _require_built(self) -> None:
         if self.params is None:
             raise ValueError("the model has no params yet: call fit(...) or build(input_shape)")
@@ -162,6 +176,7 @@ class Sequential:
         """
         loss, optimizer = self._require_compiled()
         x = np.asarray(x)
+        self._check_examples(x, "x")
         if self.params is None:
             self.build(self.input_shape or tuple(x.shape[1:]))
         train_model, train_loss, metrics = self._scoring(loss)

@@ -152,6 +152,11 @@ def as_shape(shape: Any) -> Shape:
     """Normalize one example's shape: an int or a sequence of non-negative ints."""
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
+    if isinstance(shape, (tuple, list)) and len(shape) > 1 and shape[0] is None:
+        raise TypeError(
+            f"input_shape is one example's shape, without the batch axis: "
+            f"{tuple(shape[1:])}, not {tuple(shape)}"
+        )
     if not isinstance(shape, (tuple, list)) or not all(
         isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape
     ):
@@ -162,6 +167,23 @@ def as_shape(shape: Any) -> Shape:
     if any(s < 0 for s in out):
         raise ValueError(f"input_shape must have non-negative sizes, got {shape!r}")
     return out
+
+
+def example_shape(layer: object, input_shape: Any, axes: tuple[str, ...], hint: str = "") -> Shape:
+    """``input_shape`` as a shape of ``len(axes)`` axes, or a ValueError that names the axes
+    (and says so when the shape looks like a batch of such examples)."""
+    shape = as_shape(input_shape)
+    if len(shape) == len(axes):
+        return shape
+    message = f"{layer!r} expects examples of shape ({', '.join(axes)}), got {shape}"
+    if len(shape) == len(axes) + 1:
+        message += (
+            f", which looks like a batch of {shape[0]}: an input_shape is one example's "
+            f"shape, without the batch axis: {shape[1:]}"
+        )
+    elif hint:
+        message += f"; {hint}"
+    raise ValueError(message)
 
 
 def is_shape_tuple(shape: Any) -> bool:

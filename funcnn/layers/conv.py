@@ -21,7 +21,15 @@ from numpy.typing import DTypeLike
 
 from funcnn import initializers, linalg
 from funcnn import validate as check
-from funcnn.layers.base import IMAGES, SEQUENCES, Layer, RngArg, as_batch_of, as_shape
+from funcnn.layers.base import (
+    IMAGES,
+    SEQUENCES,
+    Layer,
+    RngArg,
+    as_batch_of,
+    as_shape,
+    example_shape,
+)
 from funcnn.random import RngLike, split
 from funcnn.tree import freeze
 from funcnn.types import Cache, LayerState, Params, Shape
@@ -143,12 +151,12 @@ class Conv2D(Layer):
         return pads, output_size((shape[0], shape[1]), window, self.strides, pads)
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        shape = as_shape(input_shape)
-        if len(shape) != 3:
-            raise ValueError(
-                f"{self!r} expects examples of shape (height, width, channels), got {shape}; "
-                "reshape flat images first, e.g. Reshape((28, 28, 1))"
-            )
+        shape = example_shape(
+            self,
+            input_shape,
+            ("height", "width", "channels"),
+            "reshape flat images first, e.g. Reshape((28, 28, 1))",
+        )
         pads, (oh, ow) = self._geometry(shape)
         if oh < 1 or ow < 1:
             window = _effective(self.kernel_size, self.dilation)
@@ -268,9 +276,7 @@ class Conv1D(Layer):
         )  # fmt: skip
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        shape = as_shape(input_shape)
-        if len(shape) != 2:
-            raise ValueError(f"{self!r} expects examples of shape (length, channels), got {shape}")
+        shape = example_shape(self, input_shape, ("length", "channels"))
         return self._conv2d.output_shape((1, *shape))[1:]
 
     def init(
@@ -311,11 +317,7 @@ class ZeroPadding2D(Layer):
             raise ValueError("ZeroPadding2D needs explicit sizes, not 'same' or 'valid'")
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        shape = as_shape(input_shape)
-        if len(shape) != 3:
-            raise ValueError(
-                f"{self!r} expects examples of shape (height, width, channels), got {shape}"
-            )
+        shape = example_shape(self, input_shape, ("height", "width", "channels"))
         (t, b), (left, r) = self.padding
         return (shape[0] + t + b, shape[1] + left + r, shape[2])
 

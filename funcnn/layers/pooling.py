@@ -22,6 +22,7 @@ from funcnn.layers.base import (
     as_batch_of,
     as_input,
     as_shape,
+    example_shape,
     layer_value,
 )
 from funcnn.layers.conv import Pair, _pair, offset_slices, output_size, pad_spatial, resolve_pads
@@ -53,11 +54,7 @@ class _Pool2D(Layer):
         return pads, output_size(size, self.pool_size, self._steps, pads)
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        shape = as_shape(input_shape)
-        if len(shape) != 3:
-            raise ValueError(
-                f"{self!r} expects examples of shape (height, width, channels), got {shape}"
-            )
+        shape = example_shape(self, input_shape, ("height", "width", "channels"))
         _, (oh, ow) = self._geometry((shape[0], shape[1]))
         if oh < 1 or ow < 1:
             raise ValueError(f"{self!r}: the pool window does not fit an input of {shape[:2]}")
@@ -236,9 +233,7 @@ class _Pool1D(Layer):
         raise NotImplementedError
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        shape = as_shape(input_shape)
-        if len(shape) != 2:
-            raise ValueError(f"{self!r} expects examples of shape (length, channels), got {shape}")
+        shape = example_shape(self, input_shape, ("length", "channels"))
         return self._pool2d().output_shape((1, *shape))[1:]
 
     def forward_with_state(
