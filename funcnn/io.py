@@ -42,6 +42,7 @@ import numpy as np
 
 from funcnn import initializers, linalg, optim, tree
 from funcnn import layers as L
+from funcnn import validate as check
 from funcnn.layers import base as layer_base
 from funcnn.layers.base import Layer, as_shape, is_shape_tuple
 from funcnn.version import __version__
@@ -368,6 +369,17 @@ def save(
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     history_dict = history.to_dict() if hasattr(history, "to_dict") else history
+    if history_dict is not None and not (
+        isinstance(history_dict, dict)
+        and all(
+            isinstance(k, str) and isinstance(v, (list, tuple)) for k, v in history_dict.items()
+        )
+    ):
+        raise TypeError(f"history must be a History or a dict of lists, got {history!r:.80}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+    if epoch is not None:
+        epoch = check.non_negative_int("epoch", epoch)
     if input_shape is not None:  # what load will check, checked before a byte is written
         size = sum(a.nbytes for a in tree.leaves(params) if isinstance(a, np.ndarray))
         try:

@@ -418,6 +418,8 @@ def fit(
     epochs = check.positive_int("epochs", epochs)
     batch_size = check.positive_int("batch_size", batch_size)
     initial_epoch = check.non_negative_int("initial_epoch", initial_epoch)
+    verbose = check.choice("verbose", verbose, (0, 1, 2))
+    shuffle = check.boolean("shuffle", shuffle)
     metrics = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics)
     callbacks = _callback_list(callbacks)
     step = train_step_with_state(model, loss, optimizer, penalty=penalty)  # checks all four

@@ -110,9 +110,12 @@ def text(name: str, value: Any) -> str:
     return value
 
 
-def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
-    """One of ``options``."""
-    if not isinstance(value, str) or value not in options:
+def choice(name: str, value: Any, options: tuple[Any, ...]) -> Any:
+    """One of ``options`` (strings or ints; True is not 1 here)."""
+    kinds = {type(o) for o in options}
+    if isinstance(value, np.integer):
+        value = int(value)
+    if type(value) not in kinds or value not in options:
         expected = ", ".join(repr(o) for o in options)
         raise ValueError(f"{name} must be one of {expected}, got {value!r}")
     return value

@@ -113,6 +113,21 @@ def save_one(tmp_path, name="m.npz"):
     return io.save(tmp_path / name, model, model.init(0, (4,)), input_shape=(4,))
 
 
+def test_save_checks_its_keywords(tmp_path):
+    model = L.serial(L.Dense(3), L.Relu, L.Dense(2))
+    params = model.init(0, (4,))
+    for kwargs, error, message in (
+        ({"metadata": "notes"}, TypeError, "metadata must be a dict"),
+        ({"history": 3}, TypeError, "history must be a History or a dict of lists"),
+        ({"history": {"loss": 0.5}}, TypeError, "history must be a History or a dict of lists"),
+        ({"epoch": -1}, ValueError, "epoch must be an int >= 0"),
+        ({"epoch": 2.5}, TypeError, "epoch must be an int >= 0"),
+    ):
+        with pytest.raises(error, match=message):
+            io.save(tmp_path / "m.npz", model, params, **kwargs)
+    assert not list(tmp_path.iterdir())  # nothing was written
+
+
 def test_truncated_file_rejected(tmp_path):
     path = save_one(tmp_path)
     path.write_bytes(path.read_bytes()[:200])

@@ -82,3 +82,19 @@ def test_save_load_round_trip(name, tmp_path):
     assert c.model == layer and repr(c.model) == repr(layer)
     for a, b in zip(tree.leaves((params, state)), tree.leaves((c.params, c.state))):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_an_empty_batch_gives_an_empty_output(name):
+    """Inference on zero examples (an empty test split, a filter that kept nothing) gives
+    zero outputs of the right shape: no error, no NaN warning."""
+    layer, input_shape = EXAMPLES[name]
+    params = layer.init(0, input_shape)
+    state = layer.init_state(input_shape)
+    shapes = input_shape if isinstance(input_shape[0], tuple) else (input_shape,)
+    xs = tuple(np.zeros((0, *s), np.float32) for s in shapes)
+    y, _ = layer.apply_with_state(params, state, xs if len(xs) > 1 else xs[0])
+    expected = layer.output_shape(input_shape)
+    ys = y if isinstance(y, tuple) else (y,)
+    wants = expected if isinstance(expected[0], tuple) else (expected,)
+    assert [a.shape for a in ys] == [(0, *s) for s in wants]

@@ -293,6 +293,13 @@ def test_fit_is_kind_to_what_users_write():
     for bad in (-1, 1.5):
         with pytest.raises((TypeError, ValueError), match="initial_epoch must be an int >= 0"):
             fit(*args, epochs=2, verbose=0, initial_epoch=bad)
+    for kwargs, message in (
+        ({"verbose": 3}, "verbose must be one of 0, 1, 2, got 3"),
+        ({"verbose": True}, "verbose must be one of 0, 1, 2, got True"),
+        ({"verbose": 0, "shuffle": "yes"}, "shuffle must be True or False"),
+    ):
+        with pytest.raises((TypeError, ValueError), match=message):
+            fit(*args, epochs=1, **kwargs)
     rates = []
     keras_style = callbacks.LearningRateScheduler(lambda epoch: 0.1 / (epoch + 1))
     spy = callbacks.LambdaCallback(

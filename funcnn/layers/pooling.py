@@ -9,6 +9,7 @@ real (unpadded) inputs in each window, as TensorFlow does.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -163,8 +164,10 @@ class _GlobalPool(Layer):
         return (shape[-1],)
 
     def _flat(self, x: Any) -> np.ndarray:
+        """(batch, positions, channels); an empty batch is fine, an empty image is not."""
         x = as_input(x, self, min_ndim=3)
-        return x.reshape(x.shape[0], -1, x.shape[-1])
+        self.output_shape(x.shape[1:])
+        return x.reshape(x.shape[0], math.prod(x.shape[1:-1]), x.shape[-1])
 
 
 class _GlobalAvgPool(_GlobalPool):
