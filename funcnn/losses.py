@@ -64,6 +64,11 @@ def _target(target: Any, p: np.ndarray, name: str) -> np.ndarray:
     return t.astype(p.dtype, copy=False)
 
 
+def _rows_mean(terms: np.ndarray) -> np.ndarray:
+    """The mean of each example's terms: ``(N, ...) -> (N,)``."""
+    return terms.reshape(len(terms), -1).mean(axis=1)
+
+
 def _check_probabilities(p: np.ndarray, name: str, hint: str) -> None:
     if p.min() < 0 or p.max() > 1:
         raise ValueError(
@@ -91,6 +96,15 @@ class Loss:
     def grad(self, pred: Any, target: Any) -> np.ndarray:
         return self.value_and_grad(pred, target)[1]
 
+    def per_example(self, pred: Any, target: Any) -> np.ndarray:
+        """The loss of each example, shape ``(N,)``: their mean is the loss.
+
+        The built-in losses compute them in one pass; this default calls the loss on
+        one example at a time (right for any loss that is a mean over examples).
+        """
+        p, t = np.asarray(pred), np.asarray(target)
+        return np.array([self(p[i : i + 1], t[i : i + 1]) for i in range(len(p))])
+
 
 @attrs.frozen
 class FunctionLoss(Loss):
@@ -115,6 +129,11 @@ class MeanSquaredError(Loss):
         diff *= 2 / diff.size
         return value, diff
 
+    def per_example(self, pred: Any, target: Any) -> np.ndarray:
+        p = _pred(pred, "mean_squared_error")
+        diff = p - _target(target, p, "mean_squared_error")
+        return _rows_mean(diff * diff)
+
 
 @attrs.frozen
 class MeanAbsoluteError(Loss):
@@ -125,6 +144,10 @@ class MeanAbsoluteError(Loss):
         diff = p - _target(target, p, "mean_absolute_error")
         value = float(np.mean(np.abs(diff)))
         return value, np.sign(diff) * (1 / diff.size)
+
+    def per_example(self, pred: Any, target: Any) -> np.ndarray:
+        p = _pred(pred, "mean_absolute_error")
+        return _rows_mean(np.abs(p - _target(target, p, "mean_absolute_error")))
 
 
 @attrs.frozen
@@ -150,6 +173,14 @@ class Huber(Loss):
         )
         return value, np.clip(r, -self.delta, self.delta) * (1 / r.size)
 
+    def per_example(self, pred: Any, target: Any) -> np.ndarray:
+        p = _pred(pred, "huber")
+        r = p - _target(target, p, "huber")
+        a = np.abs(r)
+        return _rows_mean(
+            np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        )
+
 
 @attrs.frozen
 class BinaryCrossEntropy(Loss):
@@ -173,6 +204,14 @@ class BinaryCrossEntropy(Loss):
         grad = (pc - t) / (pc * (1 - pc)) * (inside / p.size)
         return value, grad.astype(p.dtype, copy=False)
 
+    def per_example(self, pred: Any, target: Any) -> np.ndarray:
+        name = "binary_cross_entropy"
+        p = _pred(pred, name)
+        t = _target(target, p, name)
+        wide = p.astype(np.promote_types(p.dtype, np.float32), copy=False)
+        pc = np.clip(wide, PROB_EPS, 1 - PROB_EPS)
+        return _rows_mean(-(t * np.log(pc) + (1 - t) * np.log1p(-pc)))
+
 
 @attrs.frozen
 class SigmoidBinaryCrossEntropy(Loss):
@@ -192,6 +231,12 @@ class SigmoidBinaryCrossEntropy(Loss):
         grad = nn.sigmoid(z) - t
         grad *= 1 / z.size
         return value, grad
+
+    def per_example(self, pred: Any, target: Any) -> np.ndarray:
+        name = "sigmoid_binary_cross_entropy"
+        z = _pred(pred, name)
+        t = _target(target, z, name)
+        return _rows_mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))))
 
 
 @attrs.frozen
@@ -223,6 +268,16 @@ class CategoricalCrossEntropy(Loss):
         value = -float(np.sum(t * np.log(pc))) / n
         grad = -t / pc * ((p > PROB_EPS) / n)
         return value, grad.astype(p.dtype, copy=False)
+
+    def per_example(self, pred: Any, target: Any) -> np.ndarray:
+        name = "categorical_cross_entropy"
+        p = _pred(pred, name)
+        if p.ndim >= 2 and np.shape(target) == p.shape[:-1]:
+            labels, _ = _class_labels(p, target, name)
+            picked = np.take_along_axis(p, labels[..., None].astype(np.intp), axis=-1)[..., 0]
+            return _rows_mean(-np.log(np.maximum(picked, PROB_EPS)))
+        t = _target(target, p, name)
+        return _rows_mean(-np.sum(t * np.log(np.maximum(p, PROB_EPS)), axis=-1))
 
 
 def _class_labels(logits: np.ndarray, target: Any, name: str) -> tuple[np.ndarray, bool]:
@@ -290,6 +345,19 @@ class SoftmaxCrossEntropy(Loss):
         probs *= 1 / n
         return value, probs.reshape(z.shape)
 
+    def per_example(self, pred: Any, target: Any) -> np.ndarray:
+        name = "softmax_cross_entropy"
+        z = _pred(pred, name)
+        if z.ndim < 2:
+            raise ValueError(f"{name}: logits must have shape (batch, classes), got {z.shape}")
+        labels, is_index = _class_labels(z, target, name)
+        shifted = z - z.max(axis=-1, keepdims=True)
+        log_sums = np.log(np.exp(shifted).sum(axis=-1))
+        if is_index:
+            picked = np.take_along_axis(shifted, labels[..., None].astype(np.intp), axis=-1)
+            return _rows_mean(log_sums - picked[..., 0])
+        return _rows_mean(log_sums * labels.sum(axis=-1) - np.sum(labels * shifted, axis=-1))
+
 
 mean_squared_error = MeanSquaredError()
 mean_absolute_error = MeanAbsoluteError()
@@ -351,3 +419,105 @@ def l1_penalty(scale: float, mask: Any = None) -> Penalty:
 def l2_penalty(scale: float, mask: Any = None) -> Penalty:
     """L2 penalty ``scale * sum(w^2)`` (Keras' convention, no 1/2); see :class:`Penalty`."""
     return Penalty("l2", scale, mask)
+
+
+@attrs.frozen
+class Weighted(Loss):
+    """``loss`` with a weight per example: the target is a pair ``(target, weights)``.
+
+    Value: ``sum_i w_i l_i / N`` (Keras' sample weights: ones give ``loss`` itself, a
+    zero leaves an example out of the gradient). Gradient: ``loss``'s, each example's
+    rows scaled by its weight (exact for a loss that is a mean over examples, as
+    every built-in loss is).
+    """
+
+    loss: Loss = attrs.field(validator=attrs.validators.instance_of(Loss))
+
+    @property
+    def takes_logits(self) -> bool:  # type: ignore[override]
+        return self.loss.takes_logits
+
+    def _split(self, target: Any, n: int) -> tuple[Any, np.ndarray]:
+        if not isinstance(target, tuple) or len(target) != 2:
+            raise ValueError(
+                "a weighted loss takes the pair (target, sample_weight) as its target, "
+                f"got {type(target).__name__}"
+            )
+        t, w = target
+        w = np.asarray(w)
+        if w.dtype.kind not in "fiub" or w.shape not in ((n,), (n, 1)):
+            raise ValueError(f"sample weights must be {n} numbers, got {w.dtype} {w.shape}")
+        w = w.reshape(n)
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError("sample weights must be finite and >= 0")
+        return t, w
+
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
+        p = np.asarray(pred)
+        t, w = self._split(target, len(p))
+        per = self.loss.per_example(p, t)
+        grad = self.loss.grad(p, t)
+        grad = grad * w.reshape(-1, *([1] * (grad.ndim - 1))).astype(grad.dtype, copy=False)
+        return float(np.sum(w * per) / len(p)), grad
+
+    def per_example(self, pred: Any, target: Any) -> np.ndarray:
+        p = np.asarray(pred)
+        t, w = self._split(target, len(p))
+        return w * self.loss.per_example(p, t)
+
+
+def weighted(loss: Loss) -> Weighted:
+    """``loss`` with per-example weights: ``fit(..., y=(targets, weights))``; see
+    :class:`Weighted`."""
+    return Weighted(loss)
+
+
+@attrs.frozen
+class PerOutput(Loss):
+    """One loss per output of a model with several outputs: ``pred`` and ``target`` are
+    tuples; the value is ``sum_k weights[k] * losses[k](pred[k], target[k])`` and the
+    gradient the tuple of each loss's gradient, scaled by its weight."""
+
+    losses: tuple[Loss, ...]
+    weights: tuple[float, ...]
+
+    def __attrs_post_init__(self) -> None:
+        if not self.losses or not all(isinstance(x, Loss) for x in self.losses):
+            raise TypeError("per_output takes one funcnn Loss per output")
+        if len(self.weights) != len(self.losses):
+            raise ValueError(
+                f"per_output got {len(self.losses)} losses but {len(self.weights)} weights"
+            )
+
+    def _pairs(self, pred: Any, target: Any) -> list[tuple[Any, Any]]:
+        k = len(self.losses)
+        for what, value in (("predictions", pred), ("targets", target)):
+            if not isinstance(value, tuple) or len(value) != k:
+                raise ValueError(
+                    f"per_output with {k} losses takes a tuple of {k} {what}, got "
+                    f"{type(value).__name__}"
+                    + (f" of {len(value)}" if isinstance(value, tuple) else "")
+                )
+        return list(zip(pred, target))
+
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, tuple[np.ndarray, ...]]:
+        total, grads = 0.0, []
+        for loss, w, (p, t) in zip(self.losses, self.weights, self._pairs(pred, target)):
+            value, g = loss.value_and_grad(p, t)
+            total += w * value
+            grads.append(g * np.asarray(w, dtype=g.dtype) if w != 1 else g)
+        return total, tuple(grads)
+
+    def per_example(self, pred: Any, target: Any) -> np.ndarray:
+        pairs = self._pairs(pred, target)
+        return sum(
+            w * loss.per_example(p, t) for loss, w, (p, t) in zip(self.losses, self.weights, pairs)
+        )
+
+
+def per_output(*losses: Loss, weights: Any = None) -> PerOutput:
+    """A loss for a model with several outputs: ``per_output(mean_squared_error,
+    softmax_cross_entropy)`` takes ``(pred_1, pred_2)`` and ``(target_1, target_2)``;
+    ``weights`` (one number per loss, 1 by default) as Keras' ``loss_weights``."""
+    weights = (1.0,) * len(losses) if weights is None else tuple(weights)
+    return PerOutput(tuple(losses), tuple(check.non_negative("loss weight", w) for w in weights))

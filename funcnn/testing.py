@@ -148,10 +148,17 @@ def check_loss_grads(
     tolerance: float = 1e-5,
     raise_on_failure: bool = True,
 ) -> GradCheckReport:
-    """Compare ``loss.value_and_grad`` with central differences in the predictions."""
-    p64 = np.array(pred, dtype=np.float64)
-    _, dpred = loss.value_and_grad(p64, target)
-    report = _compare(lambda: loss(p64, target), [("pred", p64, dpred)], eps, tolerance)
+    """Compare ``loss.value_and_grad`` with central differences in the predictions
+    (a tuple of predictions, for a loss of several outputs, entry by entry)."""
+    if isinstance(pred, tuple):
+        p64 = tuple(np.array(p, dtype=np.float64) for p in pred)
+        _, dpred = loss.value_and_grad(p64, target)
+        entries = [(f"pred[{k}]", p, d) for k, (p, d) in enumerate(zip(p64, dpred))]
+    else:
+        p64 = np.array(pred, dtype=np.float64)
+        _, dpred = loss.value_and_grad(p64, target)
+        entries = [("pred", p64, dpred)]
+    report = _compare(lambda: loss(p64, target), entries, eps, tolerance)
     return _finish(report, raise_on_failure)
 
 

@@ -17,6 +17,7 @@ import functools
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -28,7 +29,7 @@ from funcnn import metrics as metrics_lib
 from funcnn import validate as check
 from funcnn.gradients import check_model_and_loss, forward_backward
 from funcnn.layers.base import Layer, RngArg
-from funcnn.losses import Loss, Penalty
+from funcnn.losses import Loss, Penalty, Weighted
 from funcnn.random import Key, RngLike, as_generator
 from funcnn.types import LayerState, OptState, Params
 
@@ -177,7 +178,23 @@ class Callback:
 # ---------------------------------------------------------------- predict and evaluate
 
 
-def _as_batch(x: Any, name: str) -> np.ndarray:
+Data = Any  # one array with a leading sample axis, or a tuple of them (several inputs/targets)
+
+
+def _as_batch(x: Any, name: str) -> Data:
+    """``x`` as an array (or, for several inputs or targets, a tuple of arrays) with a
+    leading sample axis; every array has the same number of samples."""
+    if isinstance(x, tuple) or (
+        isinstance(x, list) and x and all(isinstance(a, np.ndarray) for a in x)
+    ):  # (x1, x2) or Keras' [x1, x2]: several inputs
+        if not x:
+            raise ValueError(f"{name} is an empty tuple: give one array per input")
+        arrays = tuple(_as_batch(a, f"{name}[{i}]") for i, a in enumerate(x))
+        lengths = {len(a) for a in arrays}
+        if len(lengths) > 1:
+            sizes = ", ".join(str(len(a)) for a in arrays)
+            raise ValueError(f"the arrays of {name} differ in their numbers of samples: {sizes}")
+        return arrays
     a = np.asarray(x)
     if a.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be numeric, got dtype {a.dtype}")
@@ -186,6 +203,30 @@ def _as_batch(x: Any, name: str) -> np.ndarray:
             f"{name} must be a non-empty batch with a leading sample axis, got {a.shape}"
         )
     return a
+
+
+def _count(data: Data) -> int:
+    """The number of samples."""
+    return len(data[0]) if isinstance(data, tuple) else len(data)
+
+
+def _rows(data: Data, index: Any) -> Data:
+    """The samples at ``index`` (a slice or an index array) of each array."""
+    return tuple(a[index] for a in data) if isinstance(data, tuple) else data[index]
+
+
+def _join(pieces: list[Data]) -> Data:
+    """Pieces of rows back together, in order."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if isinstance(pieces[0], tuple):
+        return tuple(np.concatenate(column) for column in zip(*pieces))
+    return np.concatenate(pieces)
+
+
+def _same_count(x: Data, y: Data, names: tuple[str, str] = ("x", "y")) -> None:
+    if _count(x) != _count(y):
+        raise ValueError(f"{names[0]} has {_count(x)} samples but {names[1]} has {_count(y)}")
 
 
 def predict(
@@ -199,19 +240,25 @@ def predict(
     x = _as_batch(x, "x")
     batch_size = check.positive_int("batch_size", batch_size)
     pieces = [
-        model.apply_with_state(params, state, x[i : i + batch_size])[0]
-        for i in range(0, len(x), batch_size)
+        model.apply_with_state(params, state, _rows(x, slice(i, i + batch_size)))[0]
+        for i in range(0, _count(x), batch_size)
     ]
-    return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+    return _join(pieces)
 
 
 def _score(
     loss: Loss, metric_list: Sequence[metrics_lib.Metric], pred: np.ndarray, y: np.ndarray
 ) -> dict[str, float]:
     logs = {"loss": loss(pred, y)}
+    truth = _metric_target(loss, y)
     for m in metric_list:
-        logs[m.name] = m(pred, y)
+        logs[m.name] = m(pred, truth)
     return logs
+
+
+def _metric_target(loss: Loss, y: Data) -> Data:
+    """What metrics compare with: the targets, without a weighted loss's sample weights."""
+    return y[0] if isinstance(loss, Weighted) and isinstance(y, tuple) else y
 
 
 def evaluate(
@@ -227,8 +274,7 @@ def evaluate(
 ) -> dict[str, float]:
     """``{"loss": ..., metric names: ...}`` on ``(x, y)`` in inference mode (no penalty)."""
     x, y = _as_batch(x, "x"), _as_batch(y, "y")
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+    _same_count(x, y)
     metric_list = [metrics_lib.get(m, logits=loss.takes_logits) for m in metrics]
     pred = predict(model, params, x, batch_size=batch_size, state=state)
     return _score(loss, metric_list, pred, y)
@@ -285,29 +331,64 @@ class _Progress:
 
 
 def _split(
-    x: np.ndarray, y: np.ndarray, validation_split: float, validation_data: Any
-) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """The training arrays and the validation pair (or None)."""
+    x: Data, y: Data, validation_split: float, validation_data: Any
+) -> tuple[Data, Data, tuple[Data, Data] | None]:
+    """The training data and the validation pair (or None)."""
     if validation_data is not None:
         if validation_split:
             raise ValueError("give validation_split or validation_data, not both")
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (x_val, y_val)")
         xv, yv = _as_batch(validation_data[0], "x_val"), _as_batch(validation_data[1], "y_val")
-        if len(xv) != len(yv):
-            raise ValueError(f"x_val has {len(xv)} samples but y_val has {len(yv)}")
+        _same_count(xv, yv, ("x_val", "y_val"))
         return x, y, (xv, yv)
-    if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
+    if (
+        isinstance(validation_split, bool)
+        or not isinstance(validation_split, (int, float, np.floating))
+        or not 0 <= validation_split < 1
+    ):
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
     if not validation_split:
         return x, y, None
-    cut = int(len(x) * (1 - validation_split))  # the LAST samples, before any shuffling (Keras)
-    if cut < 1 or cut >= len(x):
+    n = _count(x)
+    cut = int(n * (1 - validation_split))  # the LAST samples, before any shuffling (Keras)
+    if cut < 1 or cut >= n:
         raise ValueError(
-            f"validation_split={validation_split} leaves {cut} training and {len(x) - cut} "
-            f"validation samples out of {len(x)}"
+            f"validation_split={validation_split} leaves {cut} training and {n - cut} "
+            f"validation samples out of {n}"
         )
-    return x[:cut], y[:cut], (x[cut:], y[cut:])
+    train_y, val_y = _rows(y, slice(None, cut)), _rows(y, slice(cut, None))
+    _warn_if_one_class(train_y, val_y, validation_split)
+    return _rows(x, slice(None, cut)), train_y, (_rows(x, slice(cut, None)), val_y)
+
+
+def _classes(y: Data) -> np.ndarray | None:
+    """The class of each sample, where ``y`` clearly holds classes (integer labels or
+    one-hot rows); None for anything else (regression targets, several targets)."""
+    if isinstance(y, tuple):
+        return None
+    if y.dtype.kind in "iub" and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
+        return y.reshape(-1)
+    if y.ndim == 2 and y.shape[1] > 1 and np.all((y == 0) | (y == 1)) and np.all(y.sum(1) == 1):
+        return y.argmax(axis=1)
+    return None
+
+
+def _warn_if_one_class(train_y: Data, val_y: Data, validation_split: float) -> None:
+    """Data sorted by class (the MNIST sample is) would validate on one class: say so."""
+    train, val = _classes(train_y), _classes(val_y)
+    if train is None or val is None:
+        return
+    held_out = np.unique(val)
+    if len(held_out) == 1 and len(np.unique(train)) > 1:
+        warnings.warn(
+            f"validation_split={validation_split} holds out the last {len(val)} samples, "
+            f"and every one of them is of class {held_out[0]}: the data look sorted by "
+            "class. Shuffle them first (e.g. funcnn.datasets.train_test_split, or "
+            "x[p], y[p] for a seeded permutation p), or pass validation_data",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _callback_list(callbacks: Any) -> list[Callback]:
@@ -349,19 +430,20 @@ class _Epoch:
 
     def run(self, ctx: TrainingContext, order: np.ndarray | None, seed: int) -> dict[str, float]:
         total, seen, preds = 0.0, 0, []
-        for b, idx in enumerate(_batches(len(self.x), self.batch_size, order)):
-            yb = self.y[idx]
-            mine = self.share(len(yb))
+        for b, idx in enumerate(_batches(_count(self.x), self.batch_size, order)):
+            yb = _rows(self.y, idx)
+            n = _count(yb)
+            mine = self.share(n)
             if isinstance(idx, slice):
-                xb = self.x[idx.start + mine.start : idx.start + mine.stop]
+                xb = _rows(self.x, slice(idx.start + mine.start, idx.start + mine.stop))
             else:
-                xb = self.x[idx[mine]]  # a memory-mapped x is read only where needed
+                xb = _rows(self.x, idx[mine])  # a memory-mapped x is read only where needed
             for cb in self.callbacks:
                 cb.on_batch_begin(b, ctx)
             ctx.params, ctx.state, ctx.opt_state, value, pred = self.step(
                 ctx.params, ctx.state, ctx.opt_state, xb, yb, Key((seed, ctx.epoch, b))
             )
-            total, seen = total + value * len(yb), seen + len(yb)
+            total, seen = total + value * n, seen + n
             if self.metric_list:
                 preds.append(pred)
             self.progress.batch(b + 1, total / seen)
@@ -371,7 +453,8 @@ class _Epoch:
                 return {"loss": total / seen}
         logs = {"loss": total / seen}
         if self.metric_list:  # on the epoch's training-mode outputs, as Keras reports them
-            pred, truth = np.concatenate(preds), self.y if order is None else self.y[order]
+            pred, truth = _join(preds), self.y if order is None else _rows(self.y, order)
+            truth = _metric_target(self.loss, truth)
             logs.update({m.name: m(pred, truth) for m in self.metric_list})
         return logs
 
@@ -413,8 +496,7 @@ def fit(
     (:mod:`funcnn.distributed`); every process gets the same ``(params, history)``.
     """
     x, y = _as_batch(x, "x"), _as_batch(y, "y")
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+    _same_count(x, y)
     epochs = check.positive_int("epochs", epochs)
     batch_size = check.positive_int("batch_size", batch_size)
     initial_epoch = check.non_negative_int("initial_epoch", initial_epoch)
@@ -424,7 +506,9 @@ def fit(
     callbacks = _callback_list(callbacks)
     step = train_step_with_state(model, loss, optimizer, penalty=penalty)  # checks all four
     x, y, validation = _split(x, y, validation_split, validation_data)
-    input_shape = tuple(x.shape[1:])
+    input_shape = (
+        tuple(tuple(a.shape[1:]) for a in x) if isinstance(x, tuple) else tuple(x.shape[1:])
+    )
     metric_list = [metrics_lib.get(m, logits=loss.takes_logits) for m in metrics]
     seed = int(as_generator(rng).integers(2**63))
     ctx = TrainingContext(
@@ -438,13 +522,15 @@ def fit(
     rank, size = 0, 1
     if comm is not None:  # every process computes its share of each batch (funcnn.distributed)
         comm = distributed.check_comm(comm)
+        if isinstance(x, tuple) or isinstance(y, tuple):
+            raise ValueError("fit(comm=...) takes one array x and one array y, not tuples")
         rank, size = comm.Get_rank(), comm.Get_size()
         step = train_step_with_state(
             distributed.DataParallel(model, comm), loss, optimizer, penalty=penalty
         )
         verbose = verbose if rank == 0 else 0
         callbacks = [c for c in callbacks if rank == 0 or not getattr(c, "writes_files", False)]
-    progress = _Progress(verbose, epochs, math.ceil(len(x) / batch_size))
+    progress = _Progress(verbose, epochs, math.ceil(_count(x) / batch_size))
     share = functools.partial(distributed.share, rank=rank, size=size)
     one_epoch = _Epoch(step, loss, x, y, batch_size, metric_list, callbacks, progress, share)
     try:
@@ -483,18 +569,18 @@ def _loop(
             cb.on_epoch_begin(epoch, ctx)
         progress.epoch_begin(epoch)
         started = time.perf_counter()
-        n = len(one_epoch.x)
+        n = _count(one_epoch.x)
         order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else None
         logs = one_epoch.run(ctx, order, seed)
         if validation is not None and not ctx.stop_training:
             # each process predicts its share (a prediction does not depend on its batch)
             xv, size = validation[0], max(one_epoch.batch_size, 256)
-            mine = one_epoch.share(len(xv))
+            mine = one_epoch.share(_count(xv))
             part = None
             if mine.stop > mine.start:
                 try:
                     part = predict(
-                        ctx.model, ctx.params, xv[mine], batch_size=size, state=ctx.state
+                        ctx.model, ctx.params, _rows(xv, mine), batch_size=size, state=ctx.state
                     )
                 except (TypeError, ValueError) as e:
                     raise type(e)(f"the validation data does not fit the model: {e}") from e

@@ -53,6 +53,26 @@ GRAD_CASES = [
         G.standard_normal((2, 3, 4)),
         G.integers(0, 4, (2, 3)),
     ),
+    (
+        "weighted-sce",
+        losses.weighted(losses.softmax_cross_entropy),
+        G.standard_normal((5, 3)),
+        (G.integers(0, 3, 5), np.array([0.0, 1.0, 2.5, 1.0, 0.5])),
+    ),
+    (
+        "weighted-mse",
+        losses.weighted(losses.mean_squared_error),
+        G.standard_normal((4, 2)),
+        (G.standard_normal((4, 2)), np.array([1.0, 0.0, 3.0, 0.25])),
+    ),
+    (
+        "per-output",
+        losses.per_output(
+            losses.mean_squared_error, losses.softmax_cross_entropy, weights=(2, 0.5)
+        ),
+        (G.standard_normal((3, 1)), G.standard_normal((3, 4))),
+        (G.standard_normal((3, 1)), G.integers(0, 4, 3)),
+    ),
 ]
 
 
@@ -177,3 +197,37 @@ def test_penalties_values_gradients_and_mask():
         losses.l2_penalty(-1.0)
     with pytest.raises(ValueError, match="mask does not match"):
         losses.l2_penalty(1.0, mask=(True,)).value_and_grad(params)
+
+
+def test_per_example_losses_average_to_the_loss():
+    for name, loss, pred, target in GRAD_CASES:
+        if name.startswith(("weighted", "per-output")):
+            continue
+        per = loss.per_example(pred, target)
+        assert per.shape == (len(np.asarray(pred)),), name
+        np.testing.assert_allclose(per.mean(), loss(pred, target), rtol=1e-12, err_msg=name)
+        # the default (one example at a time) agrees with each built-in's own pass
+        np.testing.assert_allclose(losses.Loss.per_example(loss, pred, target), per, rtol=1e-12)
+
+
+def test_weighted_and_per_output_values():
+    pred, labels = G.standard_normal((4, 3)), np.array([0, 1, 2, 1])
+    base = losses.softmax_cross_entropy
+    weighted = losses.weighted(base)
+    assert weighted(pred, (labels, np.ones(4))) == pytest.approx(base(pred, labels), rel=1e-12)
+    w = np.array([0.0, 1.0, 2.0, 1.0])
+    expected = np.sum(w * base.per_example(pred, labels)) / 4
+    assert weighted(pred, (labels, w)) == pytest.approx(expected, rel=1e-12)
+    assert weighted.takes_logits
+    with pytest.raises(ValueError, match="pair \\(target, sample_weight\\)"):
+        weighted(pred, labels)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        weighted(pred, (labels, -w))
+    both = losses.per_output(losses.mean_squared_error, base, weights=(2.0, 1.0))
+    r, t = G.standard_normal((4, 1)), G.standard_normal((4, 1))
+    value = 2 * losses.mean_squared_error(r, t) + base(pred, labels)
+    assert both((r, pred), (t, labels)) == pytest.approx(value, rel=1e-12)
+    with pytest.raises(ValueError, match="tuple of 2 predictions"):
+        both(pred, (t, labels))
+    with pytest.raises(ValueError, match="2 losses but 1 weights"):
+        losses.per_output(base, base, weights=(1.0,))

@@ -1,6 +1,7 @@
 """fit / evaluate / predict / train_step: batches, validation, history, determinism, resuming."""
 
 import io as io_
+import warnings
 
 import numpy as np
 import pytest
@@ -332,3 +333,68 @@ def test_constructors_refuse_what_they_would_silently_misuse():
     for dtype in (np.int32, bool, np.complex64, object, str):
         with pytest.raises(TypeError, match="float dtype"):
             L.serial(L.Dense(2), L.BatchNorm()).init(0, (3,), dtype=dtype)
+
+
+def test_fit_takes_tuples_of_inputs_and_targets():
+    gen = np.random.default_rng(0)
+    x1, x2 = gen.standard_normal((64, 3)), gen.standard_normal((64, 2))
+    x1, x2 = x1.astype(np.float32), x2.astype(np.float32)
+    y = ((x1[:, 0] + x2[:, 1]) > 0).astype(np.int64)
+    two_in = L.serial(L.parallel(L.Dense(4), L.Dense(4)), L.FanInConcat(), L.Relu, L.Dense(2))
+    params = two_in.init(0, ((3,), (2,)))
+    args = (two_in, params, losses.softmax_cross_entropy, optim.adam(0.05))
+    _, h = fit(*args, (x1, x2), y, epochs=3, verbose=0, validation_split=0.25, metrics="accuracy")
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(h.history)
+    # the same as a list (Keras' form), and in predict and evaluate
+    p_list, _ = fit(*args, [x1, x2], y, epochs=1, verbose=0)
+    p_tuple, _ = fit(*args, (x1, x2), y, epochs=1, verbose=0)
+    assert tree.leaves(p_list)[0].tobytes() == tree.leaves(p_tuple)[0].tobytes()
+    assert predict(two_in, p_tuple, (x1, x2), batch_size=10).shape == (64, 2)
+    # two outputs, one loss each
+    two_out = L.serial(L.Dense(8), L.Relu, L.FanOut(2), L.parallel(L.Dense(1), L.Dense(2)))
+    loss = losses.per_output(losses.mean_squared_error, losses.softmax_cross_entropy)
+    target = (x1[:, :1] * 2, y)
+    p, h = fit(two_out, two_out.init(0, (3,)), loss, optim.adam(0.05), x1, target, epochs=15,
+               verbose=0, validation_data=(x1[:8], (target[0][:8], y[:8])))  # fmt: skip
+    assert h["loss"][-1] < h["loss"][0] / 3 and "val_loss" in h.history
+    scores = evaluate(two_out, p, loss, x1, target)
+    assert scores["loss"] == pytest.approx(loss(predict(two_out, p, x1), target))
+    with pytest.raises(ValueError, match=r"the arrays of x differ in their numbers of samples"):
+        fit(*args, (x1, x2[:10]), y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="x has 64 samples but y has 10"):
+        fit(*args, (x1, x2), y[:10], epochs=1, verbose=0)
+
+
+def test_fit_with_sample_weights_through_a_weighted_loss():
+    x, y = data()
+    model = L.serial(L.Dense(8), L.Tanh, L.Dense(2))  # no Dropout: its masks follow the rows
+    weighted = losses.weighted(losses.softmax_cross_entropy)
+    ones = np.ones(len(y))
+    args = (model, model.init(0, (3,)))
+    p1, h1 = fit(*args, weighted, optim.sgd(0.1), x, (y, ones), epochs=2, verbose=0,
+                 shuffle=False, metrics="accuracy")  # fmt: skip
+    p2, h2 = fit(*args, losses.softmax_cross_entropy, optim.sgd(0.1), x, y, epochs=2,
+                 verbose=0, shuffle=False, metrics="accuracy")  # fmt: skip
+    # weights of one are no weights (the same params to rounding), and metrics see labels
+    np.testing.assert_allclose(tree.leaves(p1)[0], tree.leaves(p2)[0], rtol=1e-6)
+    assert h1["accuracy"] == h2["accuracy"]
+    # a zero weight leaves a sample out of the gradient entirely
+    zero = np.ones(len(y))
+    zero[::2] = 0
+    p3, _ = fit(*args, weighted, optim.sgd(0.1), x, (y, zero), epochs=1, verbose=0,
+                shuffle=False, batch_size=len(y))  # fmt: skip
+    kept = slice(1, None, 2)
+    p4, _ = fit(*args, losses.softmax_cross_entropy, optim.sgd(0.05), x[kept], y[kept],
+                epochs=1, verbose=0, shuffle=False, batch_size=len(y))  # fmt: skip
+    np.testing.assert_allclose(tree.leaves(p3)[0], tree.leaves(p4)[0], rtol=1e-5)
+
+
+def test_validation_split_of_sorted_classes_warns():
+    x, y = data(40)
+    order = np.argsort(y, kind="stable")
+    args = (MODEL, MODEL.init(0, (3,)), losses.softmax_cross_entropy, optim.sgd(0.1))
+    with pytest.warns(UserWarning, match="every one of them is of class 1.*Shuffle them first"):
+        fit(*args, x[order], y[order], epochs=1, verbose=0, validation_split=0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(*args, x, y, epochs=1, verbose=0, validation_split=0.2)  # mixed: no warning
