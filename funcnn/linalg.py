@@ -73,10 +73,13 @@ def available_cores() -> int:
 
 
 def set_workers(n: int | None) -> None:
-    """Use ``n`` threads for funcnn's products (None: :func:`available_cores`, the default).
+    """Use ``n`` threads for funcnn's products (None: the default, below).
 
     Changes speed only: every result has the same bits with any number of workers.
-    ``FUNCNN_WORKERS`` in the environment sets the default.
+    The default is ``FUNCNN_WORKERS`` from the environment if set, else the cores this
+    process may run on (:func:`available_cores`), at most ``OMP_NUM_THREADS`` where that
+    is set: joblib's workers (``GridSearchCV(n_jobs=2)``), Dask's and batch schedulers
+    set it to the share of the cores each process should use.
     """
     global _workers, _pool
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
@@ -100,6 +103,9 @@ def workers() -> int:
         _workers = int(env)
         return _workers
     _workers = available_cores()
+    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if limit.isdigit() and int(limit) >= 1:  # what joblib, Dask and schedulers allow a process
+        _workers = min(_workers, int(limit))
     return _workers
 
 

@@ -158,3 +158,25 @@ def test_checkpoints_record_what_made_their_bits(tmp_path):
     assert c.provenance["blas"] == linalg.blas_description()
     assert c.provenance["numpy"] == np.__version__
     assert c.provenance["blocks"]["CHUNK"] == linalg.CHUNK
+
+
+def test_the_default_worker_count_honours_omp_num_threads():
+    """joblib's and Dask's workers set OMP_NUM_THREADS to their share of the cores;
+    funcnn's pool stays within it (FUNCNN_WORKERS, set explicitly, wins)."""
+    code = "from funcnn import linalg; print(linalg.workers(), linalg.available_cores())"
+
+    def counts(**env):
+        base = {
+            k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FUNCNN_WORKERS")
+        }
+        out = subprocess.run(
+            [sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
+            check=True,
+        ).stdout.split()  # fmt: skip
+        return int(out[0]), int(out[1])
+
+    workers, cores = counts()
+    assert workers == cores
+    assert counts(OMP_NUM_THREADS="1")[0] == 1
+    assert counts(OMP_NUM_THREADS="1", FUNCNN_WORKERS="3")[0] == 3
+    assert counts(OMP_NUM_THREADS="64")[0] == cores
