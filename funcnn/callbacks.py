@@ -141,7 +141,7 @@ class EarlyStopping(Callback):
     def on_train_end(self, ctx: TrainingContext) -> None:
         if self.restore_best and self.best_params is not None:
             ctx.params, ctx.state = self.best_params, self.best_state
-            if self.verbose:
+            if self.verbose and self.best_epoch is not None:
                 print(
                     "Restoring model weights from the end of the best epoch: "
                     f"{self.best_epoch + 1}."

@@ -500,7 +500,7 @@ class PerOutput(Loss):
                 )
         return list(zip(pred, target))
 
-    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, tuple[np.ndarray, ...]]:
+    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, Any]:
         total, grads = 0.0, []
         for loss, w, (p, t) in zip(self.losses, self.weights, self._pairs(pred, target)):
             value, g = loss.value_and_grad(p, t)
@@ -510,9 +510,10 @@ class PerOutput(Loss):
 
     def per_example(self, pred: Any, target: Any) -> np.ndarray:
         pairs = self._pairs(pred, target)
-        return sum(
+        terms = [
             w * loss.per_example(p, t) for loss, w, (p, t) in zip(self.losses, self.weights, pairs)
-        )
+        ]
+        return np.asarray(np.sum(terms, axis=0))
 
 
 def per_output(*losses: Loss, weights: Any = None) -> PerOutput:

@@ -150,10 +150,13 @@ def check_loss_grads(
 ) -> GradCheckReport:
     """Compare ``loss.value_and_grad`` with central differences in the predictions
     (a tuple of predictions, for a loss of several outputs, entry by entry)."""
+    p64: Any
     if isinstance(pred, tuple):
         p64 = tuple(np.array(p, dtype=np.float64) for p in pred)
         _, dpred = loss.value_and_grad(p64, target)
-        entries = [(f"pred[{k}]", p, d) for k, (p, d) in enumerate(zip(p64, dpred))]
+        entries: list[tuple[str, np.ndarray, Any]] = [
+            (f"pred[{k}]", p, d) for k, (p, d) in enumerate(zip(p64, dpred))
+        ]
     else:
         p64 = np.array(pred, dtype=np.float64)
         _, dpred = loss.value_and_grad(p64, target)
