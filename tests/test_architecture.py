@@ -16,7 +16,7 @@ LEVEL = {
     "train": 4,
     "io": 5,
     **dict.fromkeys(["callbacks", "datasets", "plot"], 6),
-    "keras": 7,
+    **dict.fromkeys(["keras", "sklearn"], 7),
     "schedules": 2,  # the old name of optim.schedules
     "__init__": 8,
 }

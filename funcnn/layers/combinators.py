@@ -1,4 +1,4 @@
-"""Combinators: serial, parallel, FanOut, FanInSum, FanInConcat, Identity.
+"""Combinators: serial, parallel, Graph, FanOut, FanInSum, FanInConcat, Identity.
 
 A combinator's params and state are tuples with one entry per child. Each child
 gets its own random key (``key.fold_in(i)``), whether it draws or not.
@@ -12,6 +12,7 @@ import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
+from funcnn import tree
 from funcnn.layers.base import (
     Layer,
     RngArg,
@@ -307,3 +308,144 @@ class FanInConcat(Layer):
             return (), None
         ax, sizes = cache
         return (), tuple(np.split(dy, np.cumsum(sizes)[:-1], axis=ax))
+
+
+def _add(a: Any, b: Any) -> Any:
+    """Two gradients of one value summed (tuples entry by entry)."""
+    if isinstance(a, tuple):
+        return tuple(_add(u, v) for u, v in zip(a, b))
+    return a + b
+
+
+def _ids(value: Any) -> tuple[int, ...]:
+    items = (value,) if isinstance(value, (int, np.integer)) else tuple(value)
+    if not items or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items
+    ):
+        raise TypeError(f"graph node ids must be a non-empty tuple of ints, got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+@attrs.frozen(repr=False)
+class Graph(_Combinator):
+    """Layers wired as a directed acyclic graph (what Keras' functional ``Model`` builds).
+
+    Values are numbered: ``0 .. inputs - 1`` are the model's inputs, ``inputs + i`` is
+    the output of ``layers[i]``. ``parents[i]`` lists the values ``layers[i]`` takes
+    (one id: that value; several: a tuple of them, for FanInConcat, FanInSum, parallel),
+    all of them earlier values. ``outputs`` lists the values the graph returns (one
+    id: that value; several: a tuple). A value used twice gets the sum of both
+    gradients; a layer that no output depends on gets zero gradients.
+
+    ``Graph((Dense(8), Relu, Dense(8), FanInSum), ((0,), (1,), (2,), (1, 3)), outputs=(4,))``
+    is a residual block: ``h = Dense(x); y = h + Dense(relu(h))``.
+    """
+
+    parents: tuple[tuple[int, ...], ...] = attrs.field(
+        converter=lambda v: tuple(_ids(p) for p in v)
+    )
+    inputs: int = attrs.field(default=1, kw_only=True)
+    outputs: tuple[int, ...] = attrs.field(default=(-1,), kw_only=True, converter=_ids)
+
+    def __attrs_post_init__(self) -> None:
+        n, k = len(self.layers), self.inputs
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"Graph inputs must be an int >= 1, got {k!r}")
+        if len(self.parents) != n:
+            raise ValueError(f"Graph has {n} layers but {len(self.parents)} parent lists")
+        for i, ids in enumerate(self.parents):
+            if any(not 0 <= v < k + i for v in ids):
+                raise ValueError(
+                    f"Graph layer {i} takes values {ids}, but only values 0 .. {k + i - 1} "
+                    "(the inputs and earlier layers) exist before it"
+                )
+        if self.outputs == (-1,):  # the default: the last layer's output
+            object.__setattr__(self, "outputs", (k + n - 1,))
+        if any(not 0 <= v < k + n for v in self.outputs):
+            raise ValueError(f"Graph outputs {self.outputs} name values that do not exist")
+
+    def __repr__(self) -> str:
+        return Layer.__repr__(self)
+
+    def _value(self, values: list[Any], ids: tuple[int, ...]) -> Any:
+        return values[ids[0]] if len(ids) == 1 else tuple(values[v] for v in ids)
+
+    def _shapes(self, input_shape: Shape) -> list[Any]:
+        """The shape of every value: the inputs', then each layer's output."""
+        if self.inputs == 1:
+            shapes: list[Any] = [input_shape]
+        elif not is_shape_tuple(input_shape) or len(input_shape) != self.inputs:
+            raise ValueError(
+                f"this Graph takes a tuple of {self.inputs} input shapes, got {input_shape!r}"
+            )
+        else:
+            shapes = list(input_shape)
+        for i, (layer, ids) in enumerate(zip(self.layers, self.parents)):
+            given = self._value(shapes, ids)
+            try:
+                shapes.append(layer.output_shape(given))
+            except (ValueError, TypeError) as e:
+                raise type(e)(
+                    f"layer {i} ({layer!r}) cannot take input of shape {given}: {e}"
+                ) from e
+        return shapes
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return self._value(self._shapes(input_shape), self.outputs)
+
+    def _child_shapes(self, input_shape: Shape) -> list[Shape]:
+        shapes = self._shapes(input_shape)
+        return [self._value(shapes, ids) for ids in self.parents]
+
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, LayerState, Cache]:
+        children = self._children(params, state, rng)
+        if self.inputs == 1:
+            values: list[Any] = [x]
+        elif not isinstance(x, (tuple, list)) or len(x) != self.inputs:
+            raise ValueError(f"this Graph takes a tuple of {self.inputs} input arrays")
+        else:
+            values = list(x)
+        inputs = [(np.shape(v), np.asarray(v).dtype) for v in values]
+        states, caches = [], []
+        for (layer, p, s, key), ids in zip(children, self.parents):
+            y, s, cache = layer.forward_with_state(
+                p, s, self._value(values, ids), train=train, rng=key
+            )
+            values.append(y)
+            states.append(s)
+            caches.append(cache)
+        new_state = None if state is None else tuple(states)
+        return self._value(values, self.outputs), new_state, (tuple(caches), inputs)
+
+    def backward(
+        self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
+    ) -> tuple[Params, Any]:
+        caches, inputs = cache
+        k = self.inputs
+        pending: dict[int, Any] = {}
+        outs = dy if len(self.outputs) > 1 else (dy,)
+        for v, d in zip(self.outputs, outs):
+            pending[v] = d if v not in pending else _add(pending[v], d)
+        # a layer's dx is needed if it feeds a layer, or an input when the caller wants dx
+        wanted = [any(v >= k or need_dx for v in ids) for ids in self.parents]
+        grads: list[Any] = [None] * len(self.layers)
+        for i in range(len(self.layers) - 1, -1, -1):
+            d = pending.pop(k + i, None)
+            if d is None:  # no output depends on this layer
+                grads[i] = tree.zeros_like(params[i])
+                continue
+            grads[i], dx = self.layers[i].backward(params[i], caches[i], d, need_dx=wanted[i])
+            ids = self.parents[i]
+            parts = (dx,) if len(ids) == 1 else dx
+            for v, part in zip(ids, parts):
+                if v >= k or need_dx:
+                    pending[v] = part if v not in pending else _add(pending[v], part)
+        if not need_dx:
+            return tuple(grads), None
+        dxs = [
+            pending[v] if v in pending else np.zeros(shape, dtype)
+            for v, (shape, dtype) in enumerate(inputs)
+        ]
+        return tuple(grads), (dxs[0] if k == 1 else tuple(dxs))
