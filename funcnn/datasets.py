@@ -202,7 +202,11 @@ def one_hot(labels: Any, num_classes: int | None = None, dtype: Any = np.float32
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"one_hot needs integer labels, got dtype {labels.dtype}")
-    n = int(labels.max(initial=-1)) + 1 if num_classes is None else num_classes
+    n = (
+        int(labels.max(initial=-1)) + 1
+        if num_classes is None
+        else check.positive_int("num_classes", num_classes)
+    )
     if labels.size and (labels.min() < 0 or labels.max() >= n):
         raise ValueError(f"labels must be in [0, {n}), got [{labels.min()}, {labels.max()}]")
     return np.eye(n, dtype=dtype)[labels]

@@ -119,6 +119,11 @@ class History:
     def keys(self) -> list[str]:
         return list(self.history)
 
+    @property
+    def epoch(self) -> list[int]:
+        """The epoch numbers (Keras' name for :attr:`epochs`)."""
+        return self.epochs
+
     def to_dict(self) -> dict[str, list[float]]:
         """A plain dict of lists, with the epoch numbers under ``"epoch"``."""
         return {"epoch": list(self.epochs), **{k: list(v) for k, v in self.history.items()}}

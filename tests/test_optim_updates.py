@@ -227,6 +227,15 @@ def test_clip_by_global_norm_clips_the_first_step_and_not_a_small_one():
     np.testing.assert_array_equal(u, flat(small))
 
 
+def test_clip_by_leaf_norm_clips_each_leaf_alone():
+    big, small = np.array([3.0, 4.0]), np.array([[0.3, 0.4]])  # norms 5 and 0.5
+    u, _ = optim.clip_by_leaf_norm(1.0).update((big, small), optim.EmptyState())
+    np.testing.assert_allclose(u[0], [0.6, 0.8], rtol=1e-15)  # scaled to norm 1
+    np.testing.assert_array_equal(u[1], small)  # under the bound: untouched
+    with pytest.raises(ValueError, match="max_norm must be > 0"):
+        optim.clip_by_leaf_norm(0.0)
+
+
 def test_l2_through_chain_is_sgd_on_penalized_loss():
     opt = optim.chain(optim.add_decayed_weights(0.1), optim.sgd(0.5))
     ref = lambda t, w, g, m: (-0.5 * (g + 0.1 * w), m)  # noqa: E731

@@ -1,28 +1,41 @@
-"""A Keras-style facade over the functional core, so the classic tutorials read naturally.
+"""A Keras facade over the functional core: Keras scripts run with their imports changed.
 
->>> model = Sequential()
->>> model.add(Dense(12, input_dim=8, activation="relu"))
->>> model.add(Dense(1, activation="sigmoid"))
->>> model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
->>> history = model.fit(X, y, epochs=150, batch_size=10, validation_split=0.2)
+>>> from funcnn import keras
+>>> from funcnn.keras import layers
+>>> model = keras.Sequential([layers.Dense(64, activation="relu", input_shape=(784,)),
+...                           layers.Dense(10, activation="softmax")])
+>>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+>>> history = model.fit(x_train, y_train, epochs=5, batch_size=32, validation_split=0.1)
 
-Underneath it is ``serial(...)``, params, ``fit``: ``model.model``, ``model.params``,
-``model.state`` and ``model.opt_state`` are the core values, never hidden copies.
+It has the modules Keras scripts import: ``layers`` (Dense, Conv2D, MaxPooling2D,
+BatchNormalization, Dropout, Flatten, Input...), ``models`` (Sequential, Model,
+load_model, model_from_json), ``optimizers`` (Adam, SGD, RMSprop... with Keras'
+defaults, ``lr`` and ``decay`` included), ``losses``, ``callbacks``, ``utils``
+(to_categorical) and ``datasets`` (MNIST from the sample a package ships). The
+functional API (``keras.Input``, layer calls, ``keras.Model(inputs, outputs)``) builds a
+``funcnn.layers.Graph``.
 
-Strings name activations, losses, optimizers (with Keras' default learning rates)
-and metrics; an unknown name lists the valid ones. Objects work wherever strings do.
-A Softmax output trained with categorical cross-entropy (or a Sigmoid output with
-binary cross-entropy) is trained through the fused, stable loss on its logits;
-``predict`` still returns probabilities.
-
-One module per job: :mod:`~funcnn.keras.names` (the string tables),
-:mod:`~funcnn.keras.layers` (layer specs), :mod:`~funcnn.keras.sequential`
-(building, compiling, training), :mod:`~funcnn.keras.summary` (the table) and
-:mod:`~funcnn.keras.files` (``load_model``).
+Underneath it is the core: ``model.model`` (the funcnn layer), ``model.params``,
+``model.state`` and ``model.opt_state`` are the core values, never hidden copies. A
+Softmax (Sigmoid) output trained with categorical (binary) cross-entropy is trained
+through the fused, stable loss on its logits; ``predict`` still returns probabilities.
+Strings name activations, losses, optimizers, initializers and metrics; an unknown name
+lists the valid ones. What differs from Keras is listed in the README.
 """
 
-from funcnn.keras.files import load_model
-from funcnn.keras.layers import Activation, Dense, Dropout, Flatten
+from funcnn.keras import callbacks, datasets, layers, losses, models, optimizers, utils
+from funcnn.keras.engine import Model
+from funcnn.keras.files import load_model, model_from_json
+from funcnn.keras.layers import (
+    Activation,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Input,
+    MaxPooling2D,
+)
 from funcnn.keras.names import (
     ACTIVATIONS,
     INITIALIZERS,
@@ -40,12 +53,25 @@ __all__ = [
     "LOSSES",
     "OPTIMIZERS",
     "Activation",
+    "BatchNormalization",
+    "Conv2D",
     "Dense",
     "Dropout",
     "Flatten",
+    "Input",
+    "MaxPooling2D",
+    "Model",
     "Sequential",
+    "callbacks",
+    "datasets",
     "get_activation",
     "get_loss",
     "get_optimizer",
+    "layers",
     "load_model",
+    "losses",
+    "model_from_json",
+    "models",
+    "optimizers",
+    "utils",
 ]

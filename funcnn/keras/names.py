@@ -57,12 +57,21 @@ OPTIMIZERS: dict[str, Callable[[], optim.GradientTransformation]] = {
 }
 
 INITIALIZERS: dict[str, Any] = {
-    name: getattr(initializers, name)
-    for name in (
-        "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
-        "lecun_normal", "orthogonal", "zeros", "ones",
-    )
+    **{
+        name: getattr(initializers, name)
+        for name in (
+            "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+            "lecun_normal", "orthogonal", "zeros", "ones",
+        )
+    },
+    # Keras' RandomUniform(-0.05, 0.05) and RandomNormal(0, 0.05), under all their names
+    **dict.fromkeys(["uniform", "random_uniform"], initializers.uniform(0.05)),
+    **dict.fromkeys(["normal", "random_normal"], initializers.normal(0.05)),
 }  # fmt: skip
+# Keras 3's class names for the same: "GlorotUniform", "HeNormal", "Zeros"...
+INITIALIZERS.update(
+    {name.replace("_", ""): value for name, value in INITIALIZERS.items() if "_" in name}
+)
 
 
 def lookup(table: dict[str, Any], name: Any, what: str) -> Any:
@@ -72,6 +81,16 @@ def lookup(table: dict[str, Any], name: Any, what: str) -> Any:
             raise ValueError(f"unknown {what} {name!r}; valid names: {', '.join(sorted(table))}")
         return table[key]
     return name
+
+
+def get_initializer(initializer: Any) -> Any:
+    """The initializer for a Keras name ("glorot_uniform", "he_normal", "uniform", "normal",
+    "GlorotUniform"...); a callable ``(rng, shape, dtype) -> array`` passes through."""
+    if isinstance(initializer, str):
+        return lookup(INITIALIZERS, initializer, "initializer")  # "GlorotUniform" too
+    if not callable(initializer):
+        raise TypeError(f"an initializer must be a name or a callable, got {initializer!r}")
+    return initializer
 
 
 def get_activation(activation: str | Layer | None) -> Layer | None:

@@ -5,30 +5,40 @@ from __future__ import annotations
 from typing import Any
 
 from funcnn import tree
-from funcnn.layers.base import Layer
-from funcnn.types import LayerState, Params, Shape
 
 
-def table(layers: list[Layer], input_shape: Shape, params: Params, state: LayerState) -> str:
-    """The summary of a serial stack of ``layers`` as text."""
+def _shape(shape: Any) -> str:
+    if isinstance(shape, tuple) and shape and isinstance(shape[0], tuple):
+        return ", ".join(str((None, *s)) for s in shape)
+    return str((None, *shape))
+
+
+def table(model: Any) -> str:
+    """The summary of a built Keras-style model as text."""
+    core = model.model
+    shapes: list[Any]
+    if model._wiring is None:
+        shapes = core.input_shapes(model.input_shape)[1:]
+    else:
+        shapes = core._shapes(model.input_shape)[core.inputs :]
+    states = model.state if model.state is not None else (None,) * len(model.layers)
     rows = [("Layer (type)", "Output Shape", "Param #")]
-    shape: Any = input_shape
-    for i, (layer, p) in enumerate(zip(layers, params)):
-        shape = layer.output_shape(shape)
-        rows.append((f"{i}: {layer!r}", str((None, *shape)), f"{tree.size(p):,}"))
+    for spec, shape, p, s in zip(model.layers, shapes, model.params, states):
+        count = tree.size(p) + (0 if s is None else tree.size(s))
+        rows.append((f"{spec.name} ({type(spec).__name__})", _shape(shape), f"{count:,}"))
     widths = [max(len(r[c]) for r in rows) + 2 for c in range(3)]
     rule = "=" * sum(widths)
-    lines = [f'Model: "sequential" (input shape {(None, *input_shape)})', rule]
+    lines = [f'Model: "{model.name}" (input shape {_shape(model.input_shape)})', rule]
     lines.append("".join(cell.ljust(w) for cell, w in zip(rows[0], widths)))
     lines.append(rule)
     for row in rows[1:]:
         lines.append("".join(cell.ljust(w) for cell, w in zip(row, widths)))
-    total = tree.size(params)
-    frozen = 0 if state is None else tree.size(state)
+    trainable = tree.size(model.params)
+    frozen = 0 if model.state is None else tree.size(model.state)
     lines += [
         rule,
-        f"Total params: {total + frozen:,}",
-        f"Trainable params: {total:,}",
+        f"Total params: {trainable + frozen:,}",
+        f"Trainable params: {trainable:,}",
         f"Non-trainable params: {frozen:,}",
     ]
     return "\n".join(lines)

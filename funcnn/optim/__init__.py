@@ -35,7 +35,7 @@ from funcnn.optim.base import (
     chain,
     identity,
 )
-from funcnn.optim.clipping import clip, clip_by_global_norm
+from funcnn.optim.clipping import clip, clip_by_global_norm, clip_by_leaf_norm
 from funcnn.optim.transforms import (
     ScaleByAdadeltaState,
     ScaleByAdamaxState,

@@ -34,3 +34,18 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
         return tree.map(lambda g: g * factor, updates), state
 
     return GradientTransformation(no_state, update)
+
+
+def clip_by_leaf_norm(max_norm: float) -> GradientTransformation:
+    """Each leaf alone: u = g * max_norm / ||g|| if ||g|| > max_norm else g (Keras' clipnorm)."""
+    max_norm = check.positive("max_norm", max_norm)
+
+    def one(g: np.ndarray) -> np.ndarray:
+        norm = float(np.sqrt(np.sum(np.square(g, dtype=np.float64))))
+        return g if norm <= max_norm else g * np.asarray(max_norm / norm, dtype=g.dtype)
+
+    def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
+        expect_state(state, EmptyState, "clip_by_leaf_norm")
+        return tree.map(one, updates), state
+
+    return GradientTransformation(no_state, update)

@@ -1,0 +1,133 @@
+"""``keras.callbacks``: funcnn's callbacks (which take Keras' keywords), and Keras' own
+``Callback`` base class and ``LambdaCallback`` with Keras' method signatures.
+
+A subclass of this module's :class:`Callback` is written as for Keras::
+
+    class Stop(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs["loss"] < 0.1:
+                self.model.stop_training = True
+
+``self.model`` is the Keras model being trained; ``self.model.get_weights()`` and the
+rest work during training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from funcnn import train
+from funcnn.callbacks import (
+    CSVLogger,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "LambdaCallback",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+]
+
+
+class Callback:
+    """Keras' callback base class: override any of these; ``logs`` is a dict of floats."""
+
+    model: Any = None
+
+    def set_model(self, model: Any) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        pass
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        pass
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        self.on_batch_end(batch, logs)
+
+    def on_batch_begin(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        pass
+
+    def on_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        pass
+
+
+class LambdaCallback(Callback):
+    """Keras' ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)`` and the others:
+    ``on_epoch_begin/on_epoch_end(epoch, logs)``, ``on_batch_begin/on_batch_end(batch,
+    logs)``, ``on_train_begin/on_train_end(logs)``."""
+
+    def __init__(self, **functions: Callable[..., Any] | None) -> None:
+        names = ("on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end",
+                 "on_train_begin", "on_train_end")  # fmt: skip
+        unknown = set(functions) - set(names)
+        if unknown:
+            raise TypeError(f"LambdaCallback takes {', '.join(names)}; got {sorted(unknown)}")
+        for name, fn in functions.items():
+            if fn is not None:
+                if not callable(fn):
+                    raise TypeError(f"{name} must be a function, got {fn!r}")
+                setattr(self, name, fn)
+
+
+class Adapter(train.Callback):
+    """Runs a Keras-style :class:`Callback` inside funcnn's ``fit``: the Keras model sees
+    the training values after each step, and ``model.stop_training = True`` stops."""
+
+    def __init__(self, callback: Callback, model: Any) -> None:
+        self.callback, self.model = callback, model
+        callback.set_model(model)
+
+    def _sync(self, ctx: train.TrainingContext) -> None:
+        self.model._training_values(ctx)
+
+    def _stop(self, ctx: train.TrainingContext) -> None:
+        if self.model.stop_training:
+            ctx.stop_training = True
+            ctx.stop_reason = ctx.stop_reason or f"{type(self.callback).__name__} stopped training"
+
+    def on_train_begin(self, ctx: train.TrainingContext) -> None:
+        self.model.stop_training = False
+        self._sync(ctx)
+        self.callback.on_train_begin({})
+
+    def on_epoch_begin(self, epoch: int, ctx: train.TrainingContext) -> None:
+        self._sync(ctx)
+        self.callback.on_epoch_begin(epoch, {})
+        self._stop(ctx)
+
+    def on_batch_begin(self, batch: int, ctx: train.TrainingContext) -> None:
+        self.callback.on_train_batch_begin(batch, {})
+
+    def on_batch_end(self, batch: int, loss: float, ctx: train.TrainingContext) -> None:
+        self.callback.on_train_batch_end(batch, {"loss": loss})
+        self._stop(ctx)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: train.TrainingContext) -> None:
+        self._sync(ctx)
+        self.callback.on_epoch_end(epoch, dict(logs))
+        self._stop(ctx)
+
+    def on_train_end(self, ctx: train.TrainingContext) -> None:
+        self._sync(ctx)
+        self.callback.on_train_end({})

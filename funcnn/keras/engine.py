@@ -1,0 +1,751 @@
+"""Keras' ``Model``: compile, fit, evaluate, predict, summary, weights and files, over the
+functional core. A functional model is ``Model(inputs, outputs)`` of tensors from
+``Input`` and layer calls; :class:`~funcnn.keras.sequential.Sequential` is a stack.
+
+Underneath it is a funcnn layer (``model.model``: ``serial`` of each Keras layer's core
+layer, or a ``Graph``), params, and ``fit``: ``model.params``, ``model.state`` and
+``model.opt_state`` are the core values, never hidden copies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from funcnn import io, losses, optim, train, tree
+from funcnn import layers as L
+from funcnn import metrics as metrics_lib
+from funcnn.callbacks import ModelCheckpoint
+from funcnn.keras import callbacks as keras_callbacks
+from funcnn.keras import layers as K
+from funcnn.keras import optimizers as keras_optimizers
+from funcnn.keras import summary
+from funcnn.keras.losses import KerasLoss
+from funcnn.keras.names import LOSSES, OPTIMIZERS, lookup
+from funcnn.layers.base import Layer, as_shape, is_shape_tuple
+from funcnn.random import RngLike, as_generator
+
+SPARSE_NAMES = ("sparse_categorical_crossentropy",)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower().replace("2_d", "2d")
+
+
+def _fuse(core: Layer, loss: losses.Loss) -> tuple[Layer, Layer] | None:
+    """``core`` without its output Softmax (Sigmoid) and that activation, when ``loss`` is
+    categorical (binary) cross-entropy on probabilities: training runs the fused, stable
+    loss on the logits instead (the params tree is the same)."""
+    act = {
+        losses.CategoricalCrossEntropy: L.Softmax,
+        losses.BinaryCrossEntropy: L.Sigmoid,
+    }.get(type(loss))
+    if act is None:
+        return None
+    if core is act:
+        return L.Identity, act
+    if isinstance(core, L.Serial) and core.layers:
+        inner = _fuse(core.layers[-1], loss)
+        if inner is not None:
+            return L.serial(*core.layers[:-1], inner[0]), inner[1]
+    return None
+
+
+def _fused_loss(loss: losses.Loss) -> losses.Loss:
+    return (
+        losses.softmax_cross_entropy
+        if isinstance(loss, losses.CategoricalCrossEntropy)
+        else losses.sigmoid_binary_cross_entropy
+    )
+
+
+def _on_activation(metric: metrics_lib.Metric, activation: Layer) -> metrics_lib.Metric:
+    """``metric`` on the activation's output, for a training model that outputs logits."""
+    return metrics_lib.Metric(
+        metric.name, lambda logits, t: metric(activation.apply((), logits), t)
+    )
+
+
+def _labels(y: Any) -> Any:
+    """Keras' sparse labels as funcnn takes them: ``(N, 1)`` to ``(N,)``, whole floats to ints."""
+    a = np.asarray(y)
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
+            raise ValueError("sparse categorical labels must be whole numbers")
+        a = a.astype(np.int64)
+    return a
+
+
+class Model:
+    """Keras' ``Model``: ``Model(inputs=inputs, outputs=outputs)`` from the functional API.
+
+    ``seed`` (an int, 0 by default) fixes the initialization, the shuffles and dropout:
+    the same script gives the same bits on any machine.
+    """
+
+    def __init__(
+        self,
+        inputs: Any = None,
+        outputs: Any = None,
+        *,
+        name: str | None = None,
+        seed: RngLike = 0,
+    ) -> None:
+        self.name = name or _snake(type(self).__name__)
+        self._specs: list[K.KerasLayer] = []
+        self._wiring: tuple[tuple[tuple[int, ...], ...], int, tuple[int, ...]] | None = None
+        self.input_shape: Any = None
+        self.seed = seed
+        self._fit_rng = (
+            np.random.default_rng([int(seed), 1]) if isinstance(seed, (int, np.integer)) else None
+        )
+        self.params: Any = None
+        self.state: Any = None
+        self.opt_state: Any = None
+        self.history: train.History | None = None
+        self.loss: losses.Loss | None = None
+        self.optimizer: optim.GradientTransformation | None = None
+        self.metrics: list[metrics_lib.Metric] = []
+        self.penalty: losses.Penalty | None = None
+        self.compile_config: dict[str, Any] | None = None
+        self._sparse = False
+        self.stop_training = False
+        if inputs is not None or outputs is not None:
+            self._connect(inputs, outputs)
+
+    # -- structure
+
+    def _connect(self, inputs: Any, outputs: Any) -> None:
+        """The graph from ``inputs`` to ``outputs`` (tensors of Input and layer calls)."""
+        ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        for t in ins + outs:
+            if not isinstance(t, K.KerasTensor):
+                raise TypeError(
+                    "Model(inputs, outputs) takes the tensors of keras.Input(shape=...) and "
+                    f"of layer calls, got {type(t).__name__}"
+                )
+        if any(t.layer is not None for t in ins):
+            raise ValueError("Model's inputs must be the tensors that keras.Input returned")
+        ids: dict[int, int] = {id(t): i for i, t in enumerate(ins)}
+        order: list[K.KerasTensor] = []
+
+        def visit(t: K.KerasTensor) -> None:
+            if id(t) in ids or any(t is o for o in order):
+                return
+            if t.layer is None:
+                raise ValueError(f"{t!r} is an Input that is not among the Model's inputs")
+            for p in t.parents:
+                visit(p)
+            order.append(t)
+
+        for t in outs:
+            visit(t)
+        parents = []
+        for t in order:
+            ids[id(t)] = len(ids)
+            parents.append(tuple(ids[id(p)] for p in t.parents))
+        self._specs = []
+        for t in order:
+            assert t.layer is not None
+            self._name(t.layer)
+            self._specs.append(t.layer)
+        self._wiring = (tuple(parents), len(ins), tuple(ids[id(t)] for t in outs))
+        shapes = tuple(t.shape for t in ins)
+        self.input_shape = shapes[0] if len(shapes) == 1 else shapes
+
+    def _name(self, spec: K.KerasLayer) -> None:
+        """Keras' automatic names: dense, dense_1, conv2d, ..."""
+        taken = {s.name for s in self._specs}
+        if spec.name is not None:
+            if spec.name in taken:
+                raise ValueError(f"the model has a layer named {spec.name!r} already")
+            return
+        base = _snake(type(spec).__name__)
+        name, n = base, 0
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        spec.name = name
+
+    @property
+    def layers(self) -> list[K.KerasLayer]:
+        """The Keras layers, in order (an activation given to a layer is part of it)."""
+        return list(self._specs)
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> K.KerasLayer:
+        if index is not None:
+            return self._specs[index]
+        for spec in self._specs:
+            if spec.name == name:
+                return spec
+        raise ValueError(f"no layer named {name!r}; the layers are {[s.name for s in self._specs]}")
+
+    def _cores(self) -> list[Layer]:
+        return [spec.core() for spec in self._specs]
+
+    def _assemble(self, cores: list[Layer]) -> Layer:
+        if self._wiring is None:
+            return L.serial(*cores)
+        parents, inputs, outputs = self._wiring
+        return L.Graph(tuple(cores), parents, inputs=inputs, outputs=outputs)
+
+    @property
+    def model(self) -> Layer:
+        """The functional model: ``serial`` of each layer's core, or a ``Graph``."""
+        return self._assemble(self._cores())
+
+    def _init_rng(self) -> Any:
+        return as_generator(self.seed)  # a fresh one each build: summary() changes nothing
+
+    def build(self, input_shape: Any = None) -> None:
+        """Create params (and state) for one example's ``input_shape``."""
+        if input_shape is not None:
+            self.input_shape = (
+                tuple(as_shape(tuple(s)) for s in input_shape)
+                if is_shape_tuple(input_shape)
+                else as_shape(tuple(input_shape))
+            )
+        if self.input_shape is None:
+            raise ValueError(
+                "the input shape is unknown: give the first layer input_shape=... (Dense: "
+                "input_dim=...), start with keras.Input(shape=...), or call build(input_shape) "
+                "or fit(x, y) first"
+            )
+        if not self._specs:
+            raise ValueError("the model has no layers")
+        core = self.model
+        self.params = core.init(self._init_rng(), self.input_shape)
+        self.state = core.init_state(self.input_shape)
+        self.opt_state = None
+
+    @property
+    def built(self) -> bool:
+        return self.params is not None
+
+    def _require_built(self) -> None:
+        if self.params is None:
+            if self.input_shape is not None and self._specs:
+                self.build()
+                return
+            raise ValueError("the model has no params yet: call fit(...) or build(input_shape)")
+
+    # -- compiling
+
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Sequence[Any] | None = None,
+        *,
+        loss_weights: Any = None,
+        penalty: losses.Penalty | None = None,
+        **unused: Any,
+    ) -> None:
+        """Keras' ``compile(optimizer, loss, metrics)``: names, Keras objects or funcnn ones.
+
+        ``penalty``: an L1/L2 penalty of the params (``funcnn.losses.l2_penalty(1e-4)``).
+        """
+        for key in unused:
+            if key not in ("run_eagerly", "jit_compile", "steps_per_execution"):
+                raise TypeError(f"compile() got an unexpected keyword {key!r}")
+        if loss is None:
+            raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
+        metrics = (
+            [] if metrics is None else [metrics] if isinstance(metrics, str) else list(metrics)
+        )
+        self.loss, self._sparse, loss_config = self._resolve_loss(loss, loss_weights)
+        self.optimizer, optimizer_config = self._resolve_optimizer(optimizer)
+        self.metrics = [metrics_lib.get(m, logits=self.loss.takes_logits) for m in metrics]
+        self.penalty = penalty
+        self.opt_state = None
+        named = all(isinstance(m, str) for m in metrics)
+        self.compile_config = (
+            {"loss": loss_config, "optimizer": optimizer_config, "metrics": list(metrics)}
+            if named and loss_config is not None and optimizer_config is not None
+            else None
+        )
+
+    def _resolve_loss(self, loss: Any, loss_weights: Any) -> tuple[losses.Loss, bool, Any]:
+        """(funcnn loss, labels are sparse, a JSON config or None)."""
+        if isinstance(loss, (list, tuple)):  # one per output
+            parts = [self._resolve_loss(x, None) for x in loss]
+            if any(sparse for _, sparse, _ in parts):
+                raise ValueError("sparse labels with several outputs: one-hot them first")
+            configs = [c for _, _, c in parts]
+            combined = losses.per_output(*[x for x, _, _ in parts], weights=loss_weights)
+            return combined, False, None if None in configs else {"per_output": configs}
+        if loss_weights is not None:
+            raise ValueError("loss_weights go with a list of losses, one per output")
+        if isinstance(loss, str):
+            found = lookup(LOSSES, loss, "loss")
+            return found, loss.lower() in SPARSE_NAMES, loss
+        if isinstance(loss, KerasLoss):
+            config = {"class": type(loss).__name__, "config": loss.get_config()}
+            return loss.loss, loss.sparse, config
+        if isinstance(loss, losses.Loss):
+            return loss, False, None
+        raise TypeError(
+            f"loss must be a name, a keras.losses object or a funcnn loss, got {loss!r}"
+        )
+
+    def _resolve_optimizer(self, optimizer: Any) -> tuple[optim.GradientTransformation, Any]:
+        if isinstance(optimizer, keras_optimizers.Optimizer):
+            config = None
+            try:
+                config = {"class": type(optimizer).__name__, "config": optimizer.get_config()}
+            except TypeError:
+                pass
+            return optimizer.build(), config
+        if isinstance(optimizer, str):
+            return lookup(OPTIMIZERS, optimizer, "optimizer")(), optimizer
+        if isinstance(optimizer, optim.GradientTransformation):
+            return optimizer, None
+        raise TypeError(
+            "optimizer must be a name, a keras.optimizers object or a funcnn optimizer, got "
+            f"{optimizer!r}"
+        )
+
+    def _require_compiled(self) -> tuple[losses.Loss, optim.GradientTransformation]:
+        if self.loss is None or self.optimizer is None:
+            raise ValueError("call compile(optimizer=..., loss=...) before fit or evaluate")
+        return self.loss, self.optimizer
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return ["loss", *(m.name for m in self.metrics)]
+
+    def _scoring(self, loss: losses.Loss) -> tuple[Layer, losses.Loss, list[metrics_lib.Metric]]:
+        """(model, loss, metrics) that training and evaluation score with: an output
+        Softmax (Sigmoid) with categorical (binary) cross-entropy becomes Identity and the
+        fused, stable loss on logits (the same params tree); metrics still see
+        probabilities. One definition, so fit's val_loss equals evaluate's loss."""
+        cores = self._cores()
+        last = self._output_index()
+        fused = None if last is None else _fuse(cores[last], loss)
+        if fused is None:
+            return self._assemble(cores), loss, self.metrics
+        cores[last] = fused[0]
+        metrics = [_on_activation(m, fused[1]) for m in self.metrics]
+        return self._assemble(cores), _fused_loss(loss), metrics
+
+    def _output_index(self) -> int | None:
+        """The layer whose output is the model's single output."""
+        if not self._specs:
+            return None
+        if self._wiring is None:
+            return len(self._specs) - 1
+        parents, inputs, outputs = self._wiring
+        if len(outputs) != 1 or outputs[0] < inputs:
+            return None
+        node = outputs[0] - inputs
+        used = sum(node + inputs in p for p in parents)  # a fused output must feed nothing
+        return node if used == 0 else None
+
+    # -- data
+
+    def _check_examples(self, x: Any, name: str) -> None:
+        """``x`` is a batch of examples of the declared input shape."""
+        if self.input_shape is None or is_shape_tuple(self.input_shape):
+            return
+        a = np.asarray(x) if not isinstance(x, (tuple, list)) else None
+        if a is None or tuple(a.shape[1:]) == self.input_shape:
+            return
+        if tuple(a.shape) == self.input_shape:
+            raise ValueError(
+                f"input_shape {self.input_shape} includes the batch axis: it is one "
+                f"example's shape, here {tuple(a.shape[1:])}"
+            )
+        raise ValueError(
+            f"{name} holds examples of shape {tuple(a.shape[1:])}, but the model was built "
+            f"for input_shape {self.input_shape}"
+        )
+
+    def _inputs(self, x: Any) -> Any:
+        if isinstance(x, (list, tuple)) and self._wiring is not None and self._wiring[1] > 1:
+            return tuple(np.asarray(a) for a in x)
+        return np.asarray(x)
+
+    def _targets(self, y: Any) -> Any:
+        if isinstance(y, (list, tuple)) and isinstance(self.loss, losses.PerOutput):
+            return tuple(np.asarray(a) for a in y)
+        return _labels(y) if self._sparse else np.asarray(y)
+
+    @staticmethod
+    def _weights(
+        y: Any, sample_weight: Any, class_weight: dict[Any, float] | None
+    ) -> np.ndarray | None:
+        """Keras' sample_weight times class_weight[label], or None for neither."""
+        if sample_weight is None and class_weight is None:
+            return None
+        n = len(y[0]) if isinstance(y, tuple) else len(y)
+        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
+        if class_weight is not None:
+            if not isinstance(class_weight, dict):
+                raise TypeError(
+                    f"class_weight must be a dict {{class: weight}}, got {class_weight!r}"
+                )
+            labels = np.asarray(y)
+            labels = (
+                labels.argmax(axis=1)
+                if labels.ndim == 2 and labels.shape[1] > 1
+                else labels.reshape(n)
+            )
+            w = w * np.array([float(class_weight.get(int(c), 1.0)) for c in labels])
+        return w
+
+    # -- training
+
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: Any = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: dict[Any, float] | None = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        seed: RngLike | None = None,
+    ) -> train.History:
+        """Keras' ``fit``: trains on, from the current params and optimizer state.
+
+        ``seed`` (int or Generator) drives shuffles and dropout for this call; by default
+        a generator seeded by the model's seed, so successive calls differ but the same
+        script repeats.
+        """
+        loss, optimizer = self._require_compiled()
+        if x is None or y is None:
+            raise ValueError("fit needs x and y (generators and datasets are not supported)")
+        x, y = self._inputs(x), self._targets(y)
+        self._check_examples(x, "x")
+        if self.params is None:
+            self.build(
+                self.input_shape
+                or (tuple(a.shape[1:] for a in x) if isinstance(x, tuple) else x.shape[1:])
+            )
+        train_model, train_loss, metrics = self._scoring(loss)
+        weights = self._weights(y, sample_weight, class_weight)
+        if weights is not None:
+            train_loss, y = losses.weighted(train_loss), (y, weights)
+            if validation_data is not None:
+                validation_data = self._weighted_validation(validation_data)
+        elif validation_data is not None:
+            validation_data = self._validation(validation_data)
+        callbacks = self._callbacks(callbacks)
+        # Checkpoints save the model as built (with its output activation) and its compile
+        # settings, not the training model: load_model gives back what was built.
+        checkpoints = [
+            cb for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.model is None
+        ]
+        for cb in checkpoints:
+            cb.model, cb.metadata = self.model, self._metadata()
+        rng = (
+            seed
+            if seed is not None
+            else (self._fit_rng if self._fit_rng is not None else self.seed)
+        )
+        try:
+            params, history = train.fit(
+                train_model, self.params, train_loss, optimizer, x, y,
+                epochs=epochs, batch_size=32 if batch_size is None else batch_size,
+                shuffle=shuffle, rng=rng, validation_split=validation_split,
+                validation_data=validation_data, metrics=metrics, callbacks=callbacks,
+                verbose=1 if verbose == "auto" else verbose, penalty=self.penalty,
+                state=self.state, opt_state=self.opt_state, initial_epoch=initial_epoch,
+            )  # fmt: skip
+        finally:
+            for cb in checkpoints:
+                cb.model = cb.metadata = None
+        self.params, self.state = params, history.state
+        self.opt_state = history.opt_state
+        self.history = history
+        return history
+
+    def _validation(self, data: Any) -> tuple[Any, Any]:
+        if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+            raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, weights)")
+        if len(data) == 3:
+            raise ValueError("validation sample weights go with sample_weight or class_weight")
+        return self._inputs(data[0]), self._targets(data[1])
+
+    def _weighted_validation(self, data: Any) -> tuple[Any, Any]:
+        if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+            raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, weights)")
+        xv, yv = self._inputs(data[0]), self._targets(data[1])
+        n = len(yv[0]) if isinstance(yv, tuple) else len(yv)
+        wv = np.ones(n) if len(data) == 2 else np.asarray(data[2], dtype=np.float64)
+        return xv, (yv, wv)
+
+    def _callbacks(self, callbacks: Any) -> list[train.Callback]:
+        given = (
+            []
+            if callbacks is None
+            else ([callbacks] if not isinstance(callbacks, (list, tuple)) else list(callbacks))
+        )
+        return [
+            keras_callbacks.Adapter(cb, self) if isinstance(cb, keras_callbacks.Callback) else cb
+            for cb in given
+        ]
+
+    def _training_values(self, ctx: train.TrainingContext) -> None:
+        """What a Keras callback sees of the model during fit (its get_weights, save...)."""
+        self.params, self.state, self.opt_state = ctx.params, ctx.state, ctx.opt_state
+
+    def predict(
+        self, x: Any, batch_size: int | None = None, verbose: Any = "auto", **unused: Any
+    ) -> Any:
+        """Inference-mode outputs (probabilities for a Softmax/Sigmoid output)."""
+        self._require_built()
+        x = self._inputs(x)
+        self._check_examples(x, "x")
+        return train.predict(
+            self.model, self.params, x, batch_size=batch_size or 256, state=self.state
+        )
+
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        """``model(x)``: the outputs for a batch of arrays (inference mode only)."""
+        if isinstance(x, K.KerasTensor):
+            raise TypeError("calling a model on a tensor (a model as a layer) is not supported")
+        if training:
+            raise ValueError("model(x, training=True) is not supported: use fit")
+        return self.predict(x)
+
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        sample_weight: Any = None,
+        return_dict: bool = False,
+        **unused: Any,
+    ) -> Any:
+        """The loss and each metric on ``(x, y)``: ``[loss, *metrics]`` (a float without
+        metrics), or a dict with ``return_dict=True``."""
+        loss, _ = self._require_compiled()
+        self._require_built()
+        x, y = self._inputs(x), self._targets(y)
+        model, loss, metrics = self._scoring(loss)  # the loss fit's val_loss reports
+        if sample_weight is not None:
+            loss, y = losses.weighted(loss), (y, self._weights(y, sample_weight, None))
+        scores = train.evaluate(
+            model, self.params, loss, x, y,
+            metrics=metrics, batch_size=batch_size or 256, state=self.state,
+        )  # fmt: skip
+        if verbose:  # Keras prints the scores unless verbose=0
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in scores.items()))
+        if return_dict:
+            return scores
+        values = list(scores.values())
+        return values[0] if len(values) == 1 else values
+
+    # -- inspection
+
+    def summary(self, print_fn: Callable[[str], Any] | None = print, **unused: Any) -> str:
+        """A table of layers, output shapes and parameter counts; printed and returned."""
+        self._require_built()
+        text = summary.table(self)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def count_params(self) -> int:
+        self._require_built()
+        return tree.size(self.params)
+
+    def _layer_leaves(self) -> list[tuple[list[Any], list[Any]]]:
+        """Each layer's (params leaves, state leaves), in Keras' weights order."""
+        self._require_built()
+        states = self.state if self.state is not None else (None,) * len(self._specs)
+        return [(tree.leaves(p), tree.leaves(s)) for p, s in zip(self.params, states)]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Every weight as a list of arrays: each layer's params, then its state (a
+        BatchNormalization: gamma, beta, moving mean, moving variance), as Keras orders them."""
+        return [np.array(a) for p, s in self._layer_leaves() for a in (*p, *s)]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """The inverse of :meth:`get_weights`: arrays of the same shapes, in its order."""
+        current = self.get_weights()
+        weights = list(weights)
+        if len(weights) != len(current):
+            raise ValueError(f"set_weights needs {len(current)} arrays, got {len(weights)}")
+        new = []
+        for i, (old, w) in enumerate(zip(current, weights)):
+            w = np.asarray(w)
+            if w.shape != old.shape:
+                raise ValueError(f"weight {i} must have shape {old.shape}, got {w.shape}")
+            new.append(w.astype(old.dtype))
+        it = iter(new)
+        params, states = [], []
+        state_tree = self.state if self.state is not None else (None,) * len(self._specs)
+        for p, s in zip(self.params, state_tree):
+            flat, treedef = tree.flatten(p)
+            params.append(tree.unflatten(treedef, [next(it) for _ in flat]))
+            flat, treedef = tree.flatten(s)
+            states.append(tree.unflatten(treedef, [next(it) for _ in flat]))
+        self.params = tree.freeze(tuple(params))
+        if self.state is not None:
+            self.state = tree.freeze(tuple(states))
+
+    # -- files
+
+    def _metadata(self) -> dict[str, Any]:
+        return {"keras": {"compile": self.compile_config, "architecture": self._architecture()}}
+
+    def _architecture(self) -> dict[str, Any] | None:
+        """Each layer's class and config, and the wiring: what rebuilds ``layers``."""
+        try:
+            layers = [{"class": type(s).__name__, "config": s.get_config()} for s in self._specs]
+        except TypeError:
+            return None
+        arch: dict[str, Any] = {"class": type(self).__name__, "name": self.name, "layers": layers}
+        if self._wiring is not None:
+            parents, inputs, outputs = self._wiring
+            arch["wiring"] = {
+                "parents": [list(p) for p in parents],
+                "inputs": inputs,
+                "outputs": list(outputs),
+            }
+        if self.input_shape is not None:
+            arch["input_shape"] = (
+                [list(s) for s in self.input_shape]
+                if is_shape_tuple(self.input_shape)
+                else list(self.input_shape)
+            )
+        return arch
+
+    def save(self, path: str | os.PathLike[str], **unused: Any) -> Path:
+        """Save layers, params, state, optimizer state, history and compile settings,
+        atomically (``.json``: one readable file; any other suffix, ``.keras`` or
+        ``.h5`` included: funcnn's npz format)."""
+        self._require_built()
+        return io.save(
+            path, self.model, self.params, state=self.state, opt_state=self.opt_state,
+            history=self.history, input_shape=self.input_shape, metadata=self._metadata(),
+        )  # fmt: skip
+
+    def save_weights(self, path: str | os.PathLike[str], **unused: Any) -> Path:
+        """Save the params and state only (no optimizer state or history)."""
+        self._require_built()
+        return io.save(
+            path, self.model, self.params, state=self.state, input_shape=self.input_shape,
+            metadata=self._metadata(),
+        )  # fmt: skip
+
+    def load_weights(self, path: str | os.PathLike[str], **unused: Any) -> None:
+        """Params and state from a file that :meth:`save_weights` or :meth:`save` wrote for
+        a model of this architecture."""
+        checkpoint = io.load(path)
+        self._require_built()
+        for what, mine, theirs in (
+            ("params", self.params, checkpoint.params),
+            ("state", self.state, checkpoint.state),
+        ):
+            diff = tree.structure_difference(mine, theirs)
+            if diff is not None and not (what == "state" and not tree.leaves(mine)):
+                raise ValueError(f"{path} holds {what} of another architecture: {diff}")
+        self.params = checkpoint.params
+        if checkpoint.state is not None and tree.leaves(checkpoint.state):
+            self.state = checkpoint.state
+
+    def get_config(self) -> dict[str, Any]:
+        arch = self._architecture()
+        if arch is None:
+            raise TypeError("a model with wrapped funcnn layers has no Keras config")
+        return arch
+
+    def to_json(self, **unused: Any) -> str:
+        """The architecture as JSON (no weights): :func:`model_from_json` builds it again."""
+        return json.dumps(self.get_config())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}: {len(self._specs)} layers>"
+
+
+def from_architecture(arch: dict[str, Any], seed: RngLike = 0) -> Model:
+    """A model (not trained: fresh weights once built) from :meth:`Model.get_config`."""
+    from funcnn.keras.sequential import Sequential
+
+    if not isinstance(arch, dict) or not isinstance(arch.get("layers"), list):
+        raise ValueError("not a Keras model config: it needs a list of layers")
+    specs = []
+    for entry in arch["layers"]:
+        cls = getattr(K, str(entry.get("class")), None)
+        if not (isinstance(cls, type) and issubclass(cls, K.KerasLayer)) or cls is K.Wrap:
+            raise ValueError(f"unknown Keras layer class {entry.get('class')!r}")
+        specs.append(cls(**entry.get("config", {})))
+    model: Model = Sequential(seed=seed) if arch.get("class") == "Sequential" else Model(seed=seed)
+    model.name = str(arch.get("name", model.name))
+    for spec in specs:
+        model._name(spec)
+        model._specs.append(spec)
+    wiring = arch.get("wiring")
+    if wiring is not None:
+        model._wiring = (
+            tuple(tuple(int(v) for v in p) for p in wiring["parents"]),
+            int(wiring["inputs"]),
+            tuple(int(v) for v in wiring["outputs"]),
+        )
+    shape = arch.get("input_shape")
+    if shape is not None:
+        model.input_shape = (
+            tuple(as_shape(tuple(s)) for s in shape)
+            if shape and isinstance(shape[0], list)
+            else as_shape(tuple(shape))
+        )
+    return model
+
+
+def from_core(core: Layer, input_shape: Any, seed: RngLike = 0) -> Model:
+    """A model whose layers wrap the layers of a saved funcnn model (no Keras config)."""
+    from funcnn.keras.sequential import Sequential
+
+    model: Model
+    if isinstance(core, L.Graph):
+        model = Model(seed=seed)
+        model._wiring = (core.parents, core.inputs, core.outputs)
+    elif isinstance(core, L.Serial):
+        model = Sequential(seed=seed)
+    else:
+        raise ValueError(f"the file holds a {type(core).__name__}, not a Keras model")
+    for layer in core.layers:
+        spec = K.Wrap(layer)
+        model._name(spec)
+        model._specs.append(spec)
+    model.input_shape = input_shape
+    return model
+
+
+def compile_from_config(model: Model, config: dict[str, Any]) -> None:
+    """``model.compile(...)`` again from the settings :meth:`Model.compile` recorded."""
+    from funcnn.keras import losses as keras_losses
+
+    def loss_of(c: Any) -> Any:
+        if isinstance(c, str):
+            return c
+        if isinstance(c, dict) and "per_output" in c:
+            return [loss_of(x) for x in c["per_output"]]
+        if isinstance(c, dict) and c.get("class") in keras_losses.CLASSES:
+            return keras_losses.CLASSES[c["class"]](**c.get("config", {}))
+        raise ValueError(f"unknown loss in the file: {c!r:.80}")
+
+    opt = config["optimizer"]
+    if isinstance(opt, dict):
+        opt = keras_optimizers.from_config(str(opt.get("class")), dict(opt.get("config", {})))
+    model.compile(optimizer=opt, loss=loss_of(config["loss"]), metrics=config.get("metrics") or [])
