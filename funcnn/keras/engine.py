@@ -331,7 +331,7 @@ class Model:
         cores = self._cores()
         last = self._output_index()
         fused = None if last is None else _fuse(cores[last], loss)
-        if fused is None:
+        if last is None or fused is None:
             return self._assemble(cores), loss, self.metrics
         cores[last] = fused[0]
         metrics = [_on_activation(m, fused[1]) for m in self.metrics]

@@ -30,7 +30,7 @@ class KerasLoss:
         self.config = config
         self.loss = self._make(**config)
 
-    def _make(self, **config: Any) -> losses.Loss:
+    def _make(self, *args: Any, **kwargs: Any) -> losses.Loss:
         raise NotImplementedError
 
     def __call__(self, y_true: Any, y_pred: Any) -> float:

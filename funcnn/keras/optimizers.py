@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from funcnn import optim, schedules
+from funcnn import optim
+from funcnn.optim import schedules
 from funcnn import validate as check
 
 __all__ = [
@@ -77,7 +78,7 @@ class Optimizer:
             return schedules.inverse_time_decay(self.learning_rate, 1, self.decay)
         return self.learning_rate
 
-    def _make(self, rate: Any, **settings: Any) -> optim.GradientTransformation:
+    def _make(self, *args: Any, **kwargs: Any) -> optim.GradientTransformation:
         raise NotImplementedError
 
     def build(self) -> optim.GradientTransformation:
