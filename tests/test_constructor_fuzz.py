@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from funcnn import callbacks as C
 from funcnn import datasets, losses, metrics, optim, schedules
 from funcnn import layers as L
+from funcnn.keras import layers as K
+from funcnn.keras import optimizers as KO
 
 VALUES = st.one_of(
     st.none(),
@@ -75,6 +77,21 @@ MAKERS = {
     "moons noise": lambda v: datasets.moons(10, noise=v),
     "blobs": lambda v: datasets.blobs(v),
     "one_hot": lambda v: datasets.one_hot([0, 1, 2], v),
+    "keras Dense": K.Dense,
+    "keras Dense activation": lambda v: K.Dense(2, activation=v),
+    "keras Dense initializer": lambda v: K.Dense(2, kernel_initializer=v),
+    "keras Conv2D": lambda v: K.Conv2D(2, v),
+    "keras Conv2D strides": lambda v: K.Conv2D(2, 3, strides=v),
+    "keras MaxPooling2D": K.MaxPooling2D,
+    "keras Dropout": K.Dropout,
+    "keras BatchNormalization": lambda v: K.BatchNormalization(momentum=v),
+    "keras Reshape": K.Reshape,
+    "keras LeakyReLU": K.LeakyReLU,
+    "keras Input": K.Input,
+    "keras Adam": KO.Adam,
+    "keras SGD momentum": lambda v: KO.SGD(momentum=v),
+    "keras RMSprop rho": lambda v: KO.RMSprop(rho=v),
+    "keras clipnorm": lambda v: KO.Adam(clipnorm=v),
     "ReduceLROnPlateau": lambda v: C.ReduceLROnPlateau(factor=v),
     "huber": losses.huber,
     "l2_penalty": losses.l2_penalty,

@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from funcnn import optim
-from funcnn.optim import schedules
 from funcnn import validate as check
+from funcnn.optim import schedules
 
 __all__ = [
     "SGD",
