@@ -285,6 +285,9 @@ def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1, padded: bool = False
     a = np.ascontiguousarray(a)  # one memory layout: full and padded blocks take one path
     rows, k = a.shape
     n = b.shape[1]
+    if not padded and rows <= CHUNK * group and 2.0 * rows * k * n < INLINE_FLOPS:
+        hold_blas_to_one_thread()  # one small chunk: one BLAS call (the loop below agrees)
+        return a @ b
     out = np.empty((rows, n), dtype=np.result_type(a, b))
     most = block_samples(k, n, group, padded=padded)
     blocks: list[tuple[slice, slice]] = []
@@ -349,6 +352,9 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
     ``n`` alone."""
     rows, k = a.shape
     n = b.shape[1]
+    if _across is None and 0 < rows <= CHUNK * group and 2.0 * rows * k * n < INLINE_FLOPS:
+        hold_blas_to_one_thread()  # one small chunk in one process: one BLAS call
+        return a.T @ b
     chunks = _chunks(rows, group)
     dtype = np.result_type(a, b)
     parts: list[np.ndarray] = [np.empty(0, dtype)] * len(chunks)
@@ -382,6 +388,8 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
 def sum_rows(a: np.ndarray, *, group: int = 1) -> np.ndarray:
     """``a.sum(axis=0)`` for ``a`` of shape ``(samples * group, ...)``, by chunks of
     :data:`CHUNK` samples added in the same fixed tree as :func:`matmul_tn`."""
+    if _across is None and 0 < a.shape[0] <= CHUNK * group:  # one chunk in one process
+        return a.sum(axis=0)
     parts = _all_parts([a[chunk].sum(axis=0) for chunk in _chunks(a.shape[0], group)])
     return tree_sum(parts) if parts else a.sum(axis=0)
 
