@@ -369,3 +369,12 @@ def test_to_categorical_and_mnist():
     (x_train, _), (_, y_test) = keras.datasets.mnist.load_data()
     assert x_train.shape == (4000, 28, 28) and x_train.dtype == np.uint8
     assert y_test.shape == (1000,) and len(np.unique(y_test)) == 10  # shuffled, not sorted
+
+
+def test_shared_layers_and_bad_seeds_are_named():
+    inputs = keras.Input(shape=(3,))
+    dense = layers.Dense(3)
+    with pytest.raises(ValueError, match="called on two tensors"):
+        keras.Model(inputs, dense(dense(inputs)))
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        keras.Sequential(seed=-1)

@@ -21,6 +21,7 @@ import numpy as np
 from funcnn import io, losses, optim, train, tree
 from funcnn import layers as L
 from funcnn import metrics as metrics_lib
+from funcnn import validate as check
 from funcnn.callbacks import ModelCheckpoint
 from funcnn.keras import callbacks as keras_callbacks
 from funcnn.keras import layers as K
@@ -92,9 +93,11 @@ class Model:
         self._specs: list[K.KerasLayer] = []
         self._wiring: tuple[tuple[tuple[int, ...], ...], int, tuple[int, ...]] | None = None
         self.input_shape: Any = None
+        if not isinstance(seed, np.random.Generator):
+            seed = check.non_negative_int("seed", seed)
         self.seed = seed
         self._fit_rng = (
-            np.random.default_rng([int(seed), 1]) if isinstance(seed, (int, np.integer)) else None
+            None if isinstance(seed, np.random.Generator) else (np.random.default_rng([seed, 1]))
         )
         self.params: Any = None
         self.state: Any = None
@@ -138,6 +141,13 @@ class Model:
 
         for t in outs:
             visit(t)
+        specs = [id(t.layer) for t in order]
+        if len(set(specs)) != len(specs):
+            twice = next(t.layer for t in order if specs.count(id(t.layer)) > 1)
+            raise ValueError(
+                f"{twice!r} is called on two tensors: a layer shared between calls (one set of "
+                "weights used twice) is not supported; create one layer per call"
+            )
         parents = []
         for t in order:
             ids[id(t)] = len(ids)
