@@ -108,16 +108,6 @@ def ratio(result: dict, slow: str, fast: str) -> float | None:
     return statistics.median(s / f for s, f in zip(result[slow], result[fast]))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and repetitions")
@@ -179,7 +169,7 @@ def main() -> None:
         target_lines.append(f"| {text} | {x(value)} | {met} |")
     facts = [
         f"date: {datetime.date.today().isoformat()}",
-        f"CPU: {cpu_model()}, {os.cpu_count()} cores ({cores} usable), {platform.machine()}",
+        f"CPU: {suite.cpu_model()}, {os.cpu_count()} cores ({cores} usable), {platform.machine()}",
         f"BLAS: {linalg.blas_description()}",
         f"funcnn workers: {linalg.workers()}; NumPy {np.__version__}; "
         f"Python {platform.python_version()}",
