@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from funcnn import callbacks as C
 from funcnn import layers as L
@@ -43,6 +43,22 @@ from funcnn.random import as_generator
 ACTIVATIONS = {"relu": L.Relu, "tanh": L.Tanh, "logistic": L.Sigmoid, "identity": L.Identity}
 
 __all__ = ["NeuralNetClassifier", "NeuralNetRegressor"]
+
+
+def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
+    """``sample_weight`` as ``n`` finite weights >= 0 (ones for None; a number for all)."""
+    if sample_weight is None:
+        return np.ones(n)
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim == 0:  # one number for every sample
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must hold finite numbers >= 0")
+    if not np.any(w > 0):
+        raise ValueError("sample_weight needs a positive weight somewhere: every weight is zero")
+    return w
 
 
 class _NeuralNet(BaseEstimator):
@@ -183,8 +199,7 @@ class _NeuralNet(BaseEstimator):
             self, X, y, reset=reset, dtype=(np.float32, np.float64), multi_output=self._multi
         )
         X = X.astype(np.float32, copy=False)
-        weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        return X, y, weights
+        return X, y, _sample_weights(sample_weight, len(X))
 
     _multi = False
 
