@@ -363,6 +363,8 @@ def test_class_weight_and_sample_weight_in_fit():
 
 def test_to_categorical_and_mnist():
     np.testing.assert_array_equal(keras.utils.to_categorical([0, 2, 1.0]), np.eye(3)[[0, 2, 1]])
+    np.testing.assert_array_equal(keras.utils.np_utils.to_categorical([1], 2), [[0.0, 1.0]])
+    assert keras.backend.clear_session() is None and keras.backend.floatx() == "float32"
     with pytest.raises(ValueError, match="class labels must be integers"):
         keras.utils.to_categorical([0.5])
     pytest.importorskip("mlxtend")

@@ -23,7 +23,16 @@ Strings name activations, losses, optimizers, initializers and metrics; an unkno
 lists the valid ones. What differs from Keras is listed in the README.
 """
 
-from funcnn.keras import callbacks, datasets, layers, losses, models, optimizers, utils
+from funcnn.keras import (
+    backend,
+    callbacks,
+    datasets,
+    layers,
+    losses,
+    models,
+    optimizers,
+    utils,
+)
 from funcnn.keras.engine import Model
 from funcnn.keras.files import load_model, model_from_json
 from funcnn.keras.layers import (
@@ -62,6 +71,7 @@ __all__ = [
     "MaxPooling2D",
     "Model",
     "Sequential",
+    "backend",
     "callbacks",
     "datasets",
     "get_activation",

@@ -1,14 +1,15 @@
-"""``to_categorical``, as ``keras.utils`` has it."""
+"""``to_categorical``, as ``keras.utils`` has it (and Keras 1/2's ``np_utils`` too)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from funcnn import datasets
 
-__all__ = ["class_labels", "to_categorical"]
+__all__ = ["class_labels", "np_utils", "to_categorical"]
 
 
 def class_labels(y: Any) -> np.ndarray:
@@ -28,3 +29,7 @@ def to_categorical(y: Any, num_classes: int | None = None, dtype: Any = "float32
     """One-hot rows ``(N, num_classes)`` for integer labels ``(N,)`` or ``(N, 1)``
     (whole floats too, as Keras takes them); ``num_classes`` defaults to ``max(y) + 1``."""
     return datasets.one_hot(class_labels(y), num_classes, dtype=dtype)
+
+
+np_utils = SimpleNamespace(to_categorical=to_categorical)
+"""Keras 1 and 2's ``keras.utils.np_utils.to_categorical``."""
