@@ -394,6 +394,8 @@ class Model:
                 raise TypeError(
                     f"class_weight must be a dict {{class: weight}}, got {class_weight!r}"
                 )
+            if isinstance(y, tuple):
+                raise ValueError("class_weight goes with one output; give sample_weight instead")
             labels = np.asarray(y)
             labels = (
                 labels.argmax(axis=1)
