@@ -380,3 +380,10 @@ def test_shared_layers_and_bad_seeds_are_named():
         keras.Model(inputs, dense(dense(inputs)))
     with pytest.raises(ValueError, match="seed must be an int >= 0"):
         keras.Sequential(seed=-1)
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="subclassed Keras models are not supported"):
+        Subclassed()

@@ -93,6 +93,12 @@ class Model:
         self._specs: list[K.KerasLayer] = []
         self._wiring: tuple[tuple[tuple[int, ...], ...], int, tuple[int, ...]] | None = None
         self.input_shape: Any = None
+        if callable(getattr(self, "call", None)):
+            raise TypeError(
+                f"{type(self).__name__} defines call(): subclassed Keras models are not "
+                "supported; build it with keras.Input and layer calls, or write a funcnn layer "
+                "(init, output_shape, forward_with_state, backward)"
+            )
         if not isinstance(seed, np.random.Generator):
             seed = check.non_negative_int("seed", seed)
         self.seed = seed
