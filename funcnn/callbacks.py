@@ -40,6 +40,16 @@ def _mode(mode: str, monitor: str) -> str:
     return mode
 
 
+def _path(path: Any, alias: Any, who: str, alias_name: str) -> Path:
+    """The file's path, given once: as ``path`` or under Keras' name for it."""
+    if (path is None) == (alias is None):
+        raise TypeError(f"{who} takes the file's path once: path or {alias_name}")
+    path = path if alias is None else alias
+    if not isinstance(path, (str, PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    return Path(path)
+
+
 def _monitored(logs: dict[str, float], monitor: str, who: str) -> float:
     if monitor not in logs:
         raise ValueError(
@@ -179,13 +189,9 @@ class ModelCheckpoint(Callback):
         same as ``path``), ``save_weights_only`` (no optimizer state or history, so the
         file loads but does not resume), ``initial_value_threshold`` (the value a first
         best-only save must beat) and ``verbose`` (a line per save)."""
-        if (path is None) == (filepath is None):
-            raise TypeError("ModelCheckpoint takes the file's path once: path or filepath")
-        path = path if filepath is None else filepath
-        if not isinstance(path, (str, PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        self.path = str(_path(path, filepath, "ModelCheckpoint", "filepath"))
         _Tracker(monitor, mode, 0.0)  # checks monitor and mode now, not at fit time
-        self.path, self.monitor, self.mode = str(Path(path)), monitor, mode
+        self.monitor, self.mode = monitor, mode
         self.save_best_only = check.boolean("save_best_only", save_best_only)
         self.save_weights_only = check.boolean("save_weights_only", save_weights_only)
         self.threshold = (
@@ -361,14 +367,10 @@ class CSVLogger(Callback):
         filename: str | Path | None = None,
     ) -> None:
         """``filename`` is Keras' name for ``path``."""
-        if (path is None) == (filename is None):
-            raise TypeError("CSVLogger takes the file's path once: path or filename")
-        path = path if filename is None else filename
-        if not isinstance(path, (str, PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        self.path = _path(path, filename, "CSVLogger", "filename")
         if not isinstance(separator, str) or len(separator) != 1:
             raise ValueError(f"separator must be one character, got {separator!r}")
-        self.path, self.separator = Path(path), separator
+        self.separator = separator
         self.append = check.boolean("append", append)
 
     def on_train_begin(self, ctx: TrainingContext) -> None:

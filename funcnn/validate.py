@@ -55,7 +55,7 @@ def decay(name: str, value: Any) -> float:
 
 def positive_int(name: str, value: Any) -> int:
     """An int >= 1: TypeError for anything not an int (a float 2.0 included), ValueError below 1."""
-    if isinstance(value, bool) or not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -64,7 +64,7 @@ def positive_int(name: str, value: Any) -> int:
 
 def non_negative_int(name: str, value: Any) -> int:
     """An int >= 0: TypeError for anything not an int, ValueError below 0."""
-    if isinstance(value, bool) or not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
     if value < 0:
         raise ValueError(f"{name} must be an int >= 0, got {value!r}")

@@ -449,10 +449,8 @@ class Model:
         weights = self._weights(y, sample_weight, class_weight)
         if weights is not None:
             train_loss, y = losses.weighted(train_loss), (y, weights)
-            if validation_data is not None:
-                validation_data = self._weighted_validation(validation_data)
-        elif validation_data is not None:
-            validation_data = self._validation(validation_data)
+        if validation_data is not None:
+            validation_data = self._validation(validation_data, weights is not None)
         callbacks = self._callbacks(callbacks)
         # Checkpoints save the model as built (with its output activation) and its compile
         # settings, not the training model: load_model gives back what was built.
@@ -483,20 +481,18 @@ class Model:
         self.history = history
         return history
 
-    def _validation(self, data: Any) -> tuple[Any, Any]:
-        if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
-            raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, weights)")
-        if len(data) == 3:
-            raise ValueError("validation sample weights go with sample_weight or class_weight")
-        return self._inputs(data[0]), self._targets(data[1])
-
-    def _weighted_validation(self, data: Any) -> tuple[Any, Any]:
+    def _validation(self, data: Any, weighted: bool) -> tuple[Any, Any]:
+        """``(x_val, y_val)``, with the validation weights (ones by default) when the
+        training loss is weighted."""
         if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
             raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, weights)")
         xv, yv = self._inputs(data[0]), self._targets(data[1])
+        if not weighted:
+            if len(data) == 3:
+                raise ValueError("validation sample weights go with sample_weight or class_weight")
+            return xv, yv
         n = len(yv[0]) if isinstance(yv, tuple) else len(yv)
-        wv = np.ones(n) if len(data) == 2 else np.asarray(data[2], dtype=np.float64)
-        return xv, (yv, wv)
+        return xv, (yv, np.ones(n) if len(data) == 2 else np.asarray(data[2], dtype=np.float64))
 
     def _callbacks(self, callbacks: Any) -> list[train.Callback]:
         given = (

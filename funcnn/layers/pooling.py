@@ -163,9 +163,9 @@ class _GlobalPool(Layer):
             )
         return (shape[-1],)
 
-    def _flat(self, x: Any) -> np.ndarray:
-        """(batch, positions, channels); an empty batch is fine, an empty image is not."""
-        x = as_input(x, self, min_ndim=3)
+    def _flat(self, x: np.ndarray) -> np.ndarray:
+        """(batch, positions, channels) of an input ``as_input`` gave; an empty batch is
+        fine, an empty image is not."""
         self.output_shape(x.shape[1:])
         return x.reshape(x.shape[0], math.prod(x.shape[1:-1]), x.shape[-1])
 
