@@ -52,17 +52,75 @@ def map(fn: Callable[..., Any], tree: Tree, *rest: Tree, shapes: bool = True) ->
     """Apply ``fn`` to corresponding leaves of ``tree`` and ``rest``.
 
     ``rest`` must have the structure of ``tree`` (and its leaves' shapes, unless
-    ``shapes=False``, as for a mask of bools); otherwise ValueError names the place.
+    ``shapes=False``, as for a mask of bools); otherwise :class:`StructureMismatch`
+    (a ValueError) names the place.
     """
-    first, treedef = flatten(tree)
-    columns = []
+    try:
+        return _map(fn, tree, rest, shapes)
+    except _Mismatch:
+        pass
     for i, other in enumerate(rest):
-        other_leaves = leaves_matching(treedef, first, other, shapes=shapes)
-        if other_leaves is None:
-            diff = structure_difference(tree, other, shapes=shapes) or "in their nesting"
-            raise ValueError(f"tree and rest[{i}] differ in structure {diff}")
-        columns.append(other_leaves)
-    return unflatten(treedef, [fn(*args) for args in zip(first, *columns)])
+        diff = structure_difference(tree, other, shapes=shapes)
+        if diff is not None:
+            raise StructureMismatch(f"tree and rest[{i}] differ in structure {diff}")
+    raise StructureMismatch("tree and rest differ in structure in their nesting")
+
+
+class StructureMismatch(ValueError):
+    """Two trees that should match differ in nesting or leaf shapes."""
+
+
+class _Mismatch(Exception):
+    """Raised inside :func:`_map`; :func:`map` turns it into a message."""
+
+
+def _map(fn: Callable[..., Any], node: Any, rest: tuple[Any, ...], shapes: bool) -> Any:
+    # One walk over all the trees at once (no flatten/unflatten): called on every tree
+    # of every training step, so arrays (the common case) come first.
+    if type(node) is np.ndarray or not isinstance(node, (tuple, dict, list)) and node is not None:
+        if shapes:
+            shape = node.shape if type(node) is np.ndarray else np.shape(node)
+            for other in rest:
+                if (other.shape if type(other) is np.ndarray else _leaf_shape(other)) != shape:
+                    raise _Mismatch
+        else:
+            for other in rest:
+                if other is None or isinstance(other, (tuple, dict, list)):
+                    raise _Mismatch
+        return fn(node, *rest)
+    if node is None:
+        for other in rest:
+            if other is not None:
+                raise _Mismatch
+        return None
+    kind = type(node)
+    for other in rest:
+        if type(other) is not kind or len(other) != len(node):
+            raise _Mismatch
+    if kind is dict:
+        keys = list(node)
+        for other in rest:
+            if list(other) != keys:
+                raise _Mismatch
+        return {
+            k: _map(fn, node[k], tuple([other[k] for other in rest]), shapes) for k in keys
+        }
+    if rest:
+        children = [_map(fn, *column[:1], column[1:], shapes) for column in zip(node, *rest)]
+    else:
+        children = [_map(fn, child, (), shapes) for child in node]
+    if kind is list:
+        return children
+    if kind is tuple or not hasattr(node, "_fields"):
+        return tuple(children)
+    return kind(*children)
+
+
+def _leaf_shape(other: Any) -> Any:
+    """A leaf's shape, or a value no shape equals when ``other`` is a container."""
+    if other is None or isinstance(other, (tuple, dict, list)):
+        return None
+    return np.shape(other)
 
 
 _LEAF = "*"

@@ -31,6 +31,33 @@ def test_structure_errors_name_first_difference():
     assert tree.structure_difference(a, tree.zeros_like(a)) is None
 
 
+@pytest.mark.parametrize(
+    "a, b, where",
+    [
+        ((np.ones(2),), [np.ones(2)], "tuple with 1 children vs list"),
+        ({"x": np.ones(2)}, {"y": np.ones(2)}, "key 'x' vs key 'y'"),
+        ((np.ones(2), None), (np.ones(2), np.ones(1)), r"\[1\]: None vs leaf"),
+        ((np.ones(2),), ((np.ones(2),),), r"\[0\]: leaf of shape \(2,\) vs tuple"),
+        (DenseParams(np.ones(2), None), (np.ones(2), None), "DenseParams with 2 children vs tuple"),
+        ([np.ones(2)], [np.ones(2), np.ones(2)], "list with 1 children vs list with 2"),
+    ],
+)
+def test_map_walks_the_trees_together_and_names_a_difference(a, b, where):
+    with pytest.raises(tree.StructureMismatch, match=where):
+        tree.map(np.add, a, b)
+    assert issubclass(tree.StructureMismatch, ValueError)
+
+
+def test_map_with_several_trees_and_masks():
+    a = {"k": (np.ones((2, 2)), np.ones(2)), "n": None}
+    out = tree.map(lambda x, y, z: x + y + z, a, a, a)
+    assert np.array_equal(out["k"][0], np.full((2, 2), 3.0)) and out["n"] is None
+    masked = tree.map(lambda x, on: x if on else None, a, tree.kernel_mask(a), shapes=False)
+    assert masked["k"][1] is None and masked["k"][0] is a["k"][0]
+    with pytest.raises(ValueError, match=r"rest\[1\]"):
+        tree.map(lambda *x: x[0], a, a, {"k": (np.ones((2, 2)), np.ones(3)), "n": None})
+
+
 def test_freeze_and_kernel_mask():
     t = tree.freeze((np.ones((2, 2)), np.ones(2)))
     assert not t[0].flags.writeable

@@ -106,17 +106,19 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 
 def apply_updates(params: Params, updates: Updates) -> Params:
     """``params + updates`` leaf by leaf: new read-only arrays in each param's dtype."""
-    p_leaves, treedef = tree.flatten(params)
-    u_leaves = tree.leaves_matching(treedef, p_leaves, updates)
-    if u_leaves is None:
+    try:
+        return tree.map(_add_leaf, params, updates)
+    except tree.StructureMismatch:
         diff = tree.structure_difference(params, updates) or "in their nesting"
-        raise ValueError(f"apply_updates: updates do not match params {diff} (params vs updates)")
-    new = []
-    for p, u in zip(p_leaves, u_leaves):
-        out = np.asarray(np.add(p, u, dtype=p.dtype, casting="same_kind"))  # 0-d: a scalar
-        out.flags.writeable = False
-        new.append(out)
-    return tree.unflatten(treedef, new)
+        raise ValueError(
+            f"apply_updates: updates do not match params {diff} (params vs updates)"
+        ) from None
+
+
+def _add_leaf(p: np.ndarray, u: np.ndarray) -> np.ndarray:
+    out = np.asarray(np.add(p, u, dtype=p.dtype, casting="same_kind"))  # 0-d: a scalar
+    out.flags.writeable = False
+    return out
 
 
 # ---------------------------------------------------------------- leaf helpers of every transform
