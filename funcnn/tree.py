@@ -70,6 +70,9 @@ class StructureMismatch(ValueError):
     """Two trees that should match differ in nesting or leaf shapes."""
 
 
+_CONTAINERS = (tuple, dict, list)
+
+
 class _Mismatch(Exception):
     """Raised inside :func:`_map`; :func:`map` turns it into a message."""
 
@@ -77,15 +80,16 @@ class _Mismatch(Exception):
 def _map(fn: Callable[..., Any], node: Any, rest: tuple[Any, ...], shapes: bool) -> Any:
     # One walk over all the trees at once (no flatten/unflatten): called on every tree
     # of every training step, so arrays (the common case) come first.
-    if type(node) is np.ndarray or not isinstance(node, (tuple, dict, list)) and node is not None:
+    kind = type(node)
+    if kind is np.ndarray or (node is not None and not isinstance(node, _CONTAINERS)):
         if shapes:
-            shape = node.shape if type(node) is np.ndarray else np.shape(node)
+            shape = node.shape if kind is np.ndarray else np.shape(node)
             for other in rest:
                 if (other.shape if type(other) is np.ndarray else _leaf_shape(other)) != shape:
                     raise _Mismatch
         else:
             for other in rest:
-                if other is None or isinstance(other, (tuple, dict, list)):
+                if other is None or isinstance(other, _CONTAINERS):
                     raise _Mismatch
         return fn(node, *rest)
     if node is None:
@@ -93,32 +97,32 @@ def _map(fn: Callable[..., Any], node: Any, rest: tuple[Any, ...], shapes: bool)
             if other is not None:
                 raise _Mismatch
         return None
-    kind = type(node)
+    n = len(node)
     for other in rest:
-        if type(other) is not kind or len(other) != len(node):
+        if type(other) is not kind or len(other) != n:
             raise _Mismatch
     if kind is dict:
         keys = list(node)
         for other in rest:
             if list(other) != keys:
                 raise _Mismatch
-        return {
-            k: _map(fn, node[k], tuple([other[k] for other in rest]), shapes) for k in keys
-        }
-    if rest:
-        children = [_map(fn, *column[:1], column[1:], shapes) for column in zip(node, *rest)]
+        return {k: _map(fn, node[k], tuple([other[k] for other in rest]), shapes) for k in keys}
+    if not rest:
+        children = [_map(fn, child, rest, shapes) for child in node]
+    elif len(rest) == 1:
+        children = [_map(fn, a, (b,), shapes) for a, b in zip(node, rest[0])]
     else:
-        children = [_map(fn, child, (), shapes) for child in node]
+        children = [_map(fn, c[0], c[1:], shapes) for c in zip(node, *rest)]
     if kind is list:
         return children
     if kind is tuple or not hasattr(node, "_fields"):
         return tuple(children)
-    return kind(*children)
+    return kind._make(children)
 
 
 def _leaf_shape(other: Any) -> Any:
     """A leaf's shape, or a value no shape equals when ``other`` is a container."""
-    if other is None or isinstance(other, (tuple, dict, list)):
+    if other is None or isinstance(other, _CONTAINERS):
         return None
     return np.shape(other)
 
