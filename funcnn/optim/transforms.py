@@ -56,7 +56,9 @@ class ScaleByLearningRateState(NamedTuple):
 
 
 def _rate_at(learning_rate: ScalarOrSchedule, count: int) -> float:
-    value = learning_rate(count) if callable(learning_rate) else learning_rate
+    if not callable(learning_rate):  # a constant, checked once where it was given
+        return learning_rate
+    value = learning_rate(count)
     try:
         return check.non_negative("learning rate", value)
     except (TypeError, ValueError) as e:
@@ -73,7 +75,7 @@ def scale_by_learning_rate(
     next update will use is in the state: :func:`current_learning_rate`.
     """
     if not callable(learning_rate):
-        check.non_negative("learning_rate", learning_rate)
+        learning_rate = check.non_negative("learning_rate", learning_rate)
     sign = -1.0 if flip_sign else 1.0
 
     def init(params: Params) -> ScaleByLearningRateState:
