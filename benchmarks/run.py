@@ -519,13 +519,16 @@ def profile(workload: str, calls: int = 0) -> dict[str, float]:
     """Seconds per call of a funcnn training step in each part: products (funcnn.linalg's
     products and batch sums), the optimizer update, the loss, and the rest (layers'
     elementwise work, im2col and pooling copies, applying the updates, Python).
-    Exclusive times: a part's time leaves out the parts it calls."""
+    Exclusive times: a part's time leaves out the parts it calls. The rest is also
+    split by what spends it: ``"layer: Conv2D backward"`` (a layer kind's own work,
+    its products left out), ``"layer: Serial forward"`` (the combinator's loop),
+    ``"layer: apply_updates"``; what no part claims is the step's own Python."""
     from funcnn import linalg
 
     spent = {"products": 0.0, "optimizer": 0.0, "loss": 0.0}
     stack: list[list[float]] = []
 
-    def timed(part: str, fn: Callable) -> Callable:
+    def timed(part: str | Callable[..., str], fn: Callable) -> Callable:
         def wrapper(*args, **kwargs):
             stack.append([time.perf_counter(), 0.0])
             try:
@@ -533,11 +536,18 @@ def profile(workload: str, calls: int = 0) -> dict[str, float]:
             finally:
                 start, inner = stack.pop()
                 total = time.perf_counter() - start
-                spent[part] += total - inner
+                name = part if isinstance(part, str) else part(*args)
+                spent[name] = spent.get(name, 0.0) + total - inner
                 if stack:
                     stack[-1][1] += total
 
         return wrapper
+
+    def layer_name(what: str) -> Callable[..., str]:
+        def name(layer, *args) -> str:
+            return f"layer: {getattr(layer, 'name', None) or type(layer).__name__} {what}"
+
+        return name
 
     rng = np.random.default_rng(0)
     loss, opt = losses.softmax_cross_entropy, optim.adam(1e-3)
@@ -571,6 +581,12 @@ def profile(workload: str, calls: int = 0) -> dict[str, float]:
     saved = {name: getattr(linalg, name) for name in ("matmul", "matmul_tn", "sum_rows")}
     for name, fn in saved.items():
         setattr(linalg, name, timed("products", fn))
+    kinds = {type(layer) for layer in [model, *getattr(model, "layers", ())]}
+    methods = {(k, m): k.__dict__.get(m) for k in kinds for m in ("forward_with_state", "backward")}
+    for kind, method in methods:
+        setattr(kind, method, timed(layer_name(method.split("_")[0]), getattr(kind, method)))
+    saved_apply = optim.apply_updates
+    optim.apply_updates = timed("layer: apply_updates", saved_apply)
     try:
         calls = calls or (2000 if workload.startswith("XOR") else 20)
         for _ in range(3):
@@ -584,8 +600,16 @@ def profile(workload: str, calls: int = 0) -> dict[str, float]:
     finally:
         for name, original in saved.items():
             setattr(linalg, name, original)
+        for (kind, method), fn in methods.items():
+            if fn is None:  # inherited: the base class's method shows through again
+                delattr(kind, method)
+            else:
+                setattr(kind, method, fn)
+        optim.apply_updates = saved_apply
     parts = {part: value / calls for part, value in spent.items()}
-    parts["rest"] = total - sum(parts.values())
+    layers = sum(v for k, v in parts.items() if k.startswith("layer: "))
+    parts["layer: the step's own Python"] = total - sum(parts.values())
+    parts["rest"] = layers + parts["layer: the step's own Python"]
     parts["total"] = total
     return parts
 
