@@ -1,0 +1,314 @@
+"""The performance levers tried on funcnn's NumPy path, each form measured side by side.
+
+Usage:  python benchmarks/levers.py [--quick] [--output benchmarks/LEVERS.md]
+
+A lever is another way to compute the same numbers: every form here is first
+checked to give funcnn's bits, then all forms of one lever are timed in one
+process, interleaved (A B C, then C B A, ...), and the table gives each one's
+median. The form funcnn ships is marked; the README and RESULTS.md say why each
+other form was left (it was slower, or no faster, here).
+
+Levers: the convolution's input gradient (9 narrow products, 3 wider ones, or one
+product and a col2im), the size under which products stay on the calling thread,
+max-pool's backward (per-offset slices or one reshaped window view, with or without
+a zero fill), Adam's update (whole-leaf passes, or the same passes in cache-sized
+blocks, on one thread or on funcnn's pool; cold and warm caches), a loss's mean,
+and tree.map (one walk over all trees, or flatten + unflatten).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import funcnn
+from funcnn import layers as L
+from funcnn import linalg, optim, tree
+from funcnn.optim.transforms import adam_scalars
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run import cpu_model
+
+Forms = dict[str, Callable[[], object]]
+
+
+def interleaved(forms: Forms, repeats: int, before: Callable[[], None] | None = None) -> dict:
+    """Median seconds of each form, the forms' order reversed every repetition."""
+    for fn in forms.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in forms}
+    items = list(forms.items())
+    for r in range(repeats):
+        for name, fn in items if r % 2 == 0 else items[::-1]:
+            if before is not None:
+                before()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def same_bits(forms: dict[str, Callable[[], object]]) -> None:
+    """Every form's result equals the first's, bit for bit (or raise)."""
+    results = {name: fn() for name, fn in forms.items()}
+    first_name, first = next(iter(results.items()))
+    for name, result in results.items():
+        pairs = zip(tree.leaves(first), tree.leaves(result))
+        if not all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in pairs):
+            raise AssertionError(f"{name} does not give the bits of {first_name}")
+
+
+# ---------------------------------------------------------------- the convolution's dx
+
+N, OH, OW, C, F = 64, 11, 11, 32, 64  # the benchmark CNN's second convolution
+
+
+def conv_dx_forms(rng: np.random.Generator) -> Forms:
+    dy = rng.standard_normal((N * OH * OW, F)).astype(np.float32)
+    w = rng.standard_normal((3, 3, C, F)).astype(np.float32)
+
+    def nine_products() -> np.ndarray:  # funcnn's
+        dxp = np.zeros((N, OH + 2, OW + 2, C), np.float32)
+        for a in range(3):
+            for b in range(3):
+                part = linalg.matmul(dy, w[a, b].T, group=OH * OW).reshape(N, OH, OW, C)
+                dxp[:, a : a + OH, b : b + OW] += part
+        return dxp
+
+    def three_products() -> np.ndarray:
+        dxp = np.zeros((N, OH + 2, OW + 2, C), np.float32)
+        for a in range(3):
+            part = linalg.matmul(dy, w[a].reshape(3 * C, F).T, group=OH * OW)
+            part = part.reshape(N, OH, OW, 3, C)
+            for b in range(3):
+                dxp[:, a : a + OH, b : b + OW] += part[..., b, :]
+        return dxp
+
+    def one_product() -> np.ndarray:
+        cols = linalg.matmul(dy, w.reshape(9 * C, F).T, group=OH * OW)
+        cols = cols.reshape(N, OH, OW, 3, 3, C)
+        dxp = np.zeros((N, OH + 2, OW + 2, C), np.float32)
+        for a in range(3):
+            for b in range(3):
+                dxp[:, a : a + OH, b : b + OW] += cols[:, :, :, a, b]
+        return dxp
+
+    def nine_on_two_threads() -> np.ndarray:
+        saved, linalg.INLINE_FLOPS = linalg.INLINE_FLOPS, 2**24
+        try:
+            return nine_products()
+        finally:
+            linalg.INLINE_FLOPS = saved
+
+    return {
+        "9 products of 32 columns, 9 contiguous adds (funcnn)": nine_products,
+        "3 products of 96 columns, 9 strided adds": three_products,
+        "1 product of 288 columns, col2im": one_product,
+        "9 products, each on two threads (INLINE_FLOPS 2^24)": nine_on_two_threads,
+    }
+
+
+# ---------------------------------------------------------------- max-pool backward
+
+
+def pool_forms(rng: np.random.Generator) -> Forms:
+    x = np.maximum(rng.standard_normal((N, 26, 26, C)), 0).astype(np.float32)  # ReLU'd: ties
+    pool = L.MaxPool2D(2)
+    y, _, cache = pool.forward_with_state((), None, x, train=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    xp = cache[0]
+    slices = pool._slices(y.shape[1:3])
+
+    def per_offset(fill: Callable) -> np.ndarray:
+        dxp = fill(xp.shape, dtype=dy.dtype)
+        free, hit = np.ones(y.shape, bool), np.empty(y.shape, bool)
+        for s in slices:
+            np.equal(xp[s], y, out=hit)
+            hit &= free
+            np.multiply(dy, hit, out=dxp[s])
+            free ^= hit
+        return dxp
+
+    def window_view() -> np.ndarray:
+        n, oh, ow, c = y.shape
+        first = np.equal(xp.reshape(n, oh, 2, ow, 2, c), y[:, :, None, :, None, :])
+        free = np.ones(y.shape, bool)
+        for a in range(2):
+            for b in range(2):
+                hit = first[:, :, a, :, b, :]
+                hit &= free
+                free ^= hit
+        dxp = np.empty(xp.shape, dy.dtype)
+        np.multiply(first, dy[:, :, None, :, None, :], out=dxp.reshape(first.shape))
+        return dxp
+
+    return {
+        "per-offset slices, no zero fill (funcnn)": lambda: pool.backward((), cache, dy)[1],
+        "per-offset slices, zero fill first": lambda: per_offset(np.zeros),
+        "one reshaped window view, broadcast": window_view,
+    }
+
+
+# ---------------------------------------------------------------- Adam
+
+
+def mlp_params() -> tuple:
+    model = L.serial(L.Dense(512), L.Relu, L.Dense(256), L.Relu, L.Dense(10))
+    return model.init(0, (784,))
+
+
+def adam_forms(rng: np.random.Generator) -> Forms:
+    params = mlp_params()
+    grads = tree.map(lambda p: rng.standard_normal(p.shape).astype(np.float32), params)
+    adam = optim.scale_by_adam()
+    _, state = adam.update(grads, adam.init(params), params)  # state that is not zero
+    b1, b2 = 0.9, 0.999
+    _, eps_add, _, _, out_scale = adam_scalars(b1, b2, 1e-8, 0.0, False, state.step + 1)
+    leaves = list(zip(tree.leaves(grads), tree.leaves(state.mu), tree.leaves(state.nu)))
+
+    def block(flat: list, new: list, lo: int, hi: int) -> None:
+        gb, mub, nub = (a[lo:hi] for a in flat)
+        ub, mb, vb = (a[lo:hi] for a in new)
+        np.subtract(gb, mub, out=mb)  # ema, as optim.base.ema
+        mb *= 1 - b1
+        mb += mub
+        np.multiply(gb, gb, out=vb)  # ema_sq
+        vb -= nub
+        vb *= 1 - b2
+        vb += nub
+        np.sqrt(vb, out=ub)
+        ub += eps_add
+        np.divide(mb, ub, out=ub)
+        ub *= out_scale
+
+    def blocked(size: int, threads: bool) -> list:
+        out = []
+        for g, mu, nu in leaves:
+            flat = [a.reshape(-1) for a in (g, mu, nu)]
+            new = [np.empty(g.size, g.dtype) for _ in range(3)]
+            spans = [(lo, min(lo + size, g.size)) for lo in range(0, g.size, size)]
+            tasks = [functools.partial(block, flat, new, lo, hi) for lo, hi in spans]
+            if threads:
+                linalg._run(tasks, float("inf"))
+            else:
+                for task in tasks:
+                    task()
+            out.append([a.reshape(g.shape) for a in new])
+        return out
+
+    def funcnn_adam() -> list:
+        u, s = adam.update(grads, state, params)
+        return [list(t) for t in zip(tree.leaves(u), tree.leaves(s.mu), tree.leaves(s.nu))]
+
+    forms: Forms = {"whole-leaf passes (funcnn)": funcnn_adam}
+    for size in (8192, 32768, 65536, 131072, 262144):
+        forms[f"blocks of {size}"] = lambda size=size: blocked(size, False)
+        forms[f"blocks of {size} on funcnn's pool"] = lambda size=size: blocked(size, True)
+    return forms
+
+
+# ---------------------------------------------------------------- per-call Python
+
+
+def small_forms(rng: np.random.Generator) -> tuple[Forms, Forms]:
+    terms = rng.standard_normal((4, 1)).astype(np.float32)
+    means: Forms = {
+        "np.add.reduce / size (funcnn)": lambda: funcnn.losses._mean(terms),
+        "np.mean": lambda: float(np.mean(terms)),
+    }
+    params = L.serial(L.Dense(4), L.Tanh, L.Dense(1)).init(0, (2,))
+    other = tree.map(np.zeros_like, params)
+
+    def flatten_map() -> object:  # the walk before: flatten both, check, unflatten
+        first, treedef = tree.flatten(params)
+        second = tree.leaves_matching(treedef, first, other)
+        return tree.unflatten(treedef, [np.add(a, b) for a, b in zip(first, second)])
+
+    maps: Forms = {
+        "one walk over both trees (funcnn)": lambda: tree.map(np.add, params, other),
+        "flatten both, unflatten": flatten_map,
+    }
+    return means, maps
+
+
+# ---------------------------------------------------------------- report
+
+
+def table(title: str, medians: dict[str, float], calls: int = 1) -> str:
+    base = next(iter(medians.values()))
+    lines = [f"### {title}", "", "| form | median | time vs funcnn's |", "| --- | --- | --- |"]
+    for name, seconds in medians.items():
+        each = seconds / calls
+        shown = f"{each * 1e3:.3f} ms" if each >= 1e-4 else f"{each * 1e6:.2f} us"
+        lines.append(f"| {name} | {shown} | {seconds / base:.2f}x |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--output", type=Path, help="write the Markdown report here")
+    args = parser.parse_args()
+    funcnn.allocator.tune_allocator()
+    repeats = 20 if args.quick else 100
+    rng = np.random.default_rng(0)
+    sections = []
+
+    forms = conv_dx_forms(rng)
+    same_bits(forms)
+    title = "Conv2D input gradient (64x11x11x64 -> 64x13x13x32, 3x3)"
+    sections.append(table(title, interleaved(forms, repeats)))
+    forms = pool_forms(rng)
+    same_bits(forms)
+    sections.append(table("MaxPool2D backward (64x26x26x32, 2x2)", interleaved(forms, repeats)))
+
+    forms = adam_forms(rng)
+    same_bits(forms)
+    evict = np.ones(3 * 2**24 // 4, np.float32)  # 48 MiB: more than the last-level cache
+    cold = interleaved(forms, repeats // 2, before=lambda: evict.sum())
+    sections.append(table("Adam update, 535,818 parameters, caches evicted first", cold))
+    sections.append(table("Adam update, warm caches", interleaved(forms, repeats // 2)))
+
+    means, maps = small_forms(rng)
+    same_bits(maps)
+    calls = 1000
+
+    def many(forms: Forms) -> Forms:
+        return {k: (lambda fn=fn: [fn() for _ in range(calls)]) for k, fn in forms.items()}
+
+    sections.append(table("A loss's mean of 4 terms", interleaved(many(means), repeats), calls))
+    sections.append(
+        table("tree.map over a 2-4-1 model's params", interleaved(many(maps), repeats), calls)
+    )
+
+    facts = (
+        f"{cpu_model()}, {os.cpu_count()} cores; {linalg.blas_description()}; "
+        f"numpy {np.__version__}, CPython {platform.python_version()}; "
+        f"funcnn {linalg.workers()} workers"
+    )
+    text = "\n\n".join(sections)
+    print(facts, "", text, sep="\n")
+    if args.output:
+        command = "python benchmarks/levers.py" + (" --quick" if args.quick else "")
+        args.output.write_text(
+            "# Levers, measured\n\n"
+            f"Produced by `{command}` on {datetime.date.today().isoformat()}: {facts}.\n\n"
+            "Each lever's forms give the same bits (checked before timing) and run in one "
+            f"process, interleaved, {repeats} repetitions each (Adam: {repeats // 2}); the "
+            "tables give medians. The first row of each table is what funcnn ships.\n\n"
+            + text
+            + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
