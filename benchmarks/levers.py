@@ -10,6 +10,7 @@ other form was left (it was slower, or no faster, here).
 
 Levers: the convolution's input gradient (9 narrow products, 3 wider ones, or one
 product and a col2im), the size under which products stay on the calling thread,
+the im2col copy (one strided copy of a window view, or a copy per kernel offset),
 max-pool's backward (per-offset slices or one reshaped window view, with or without
 a zero fill), Adam's update (whole-leaf passes, or the same passes in cache-sized
 blocks, on one thread or on funcnn's pool; cold and warm caches), a loss's mean,
@@ -115,6 +116,35 @@ def conv_dx_forms(rng: np.random.Generator) -> Forms:
         "1 product of 288 columns, col2im": one_product,
         "9 products, each on two threads (INLINE_FLOPS 2^24)": nine_on_two_threads,
     }
+
+
+def im2col_forms(rng: np.random.Generator, channels: int) -> Forms:
+    """The convolution's im2col copy: (N, 26, 26, 3, 3, C) from (N, 28, 28, C)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from funcnn.layers.conv import offset_slices
+
+    x = rng.standard_normal((N, 28, 28, channels)).astype(np.float32)
+    conv = L.Conv2D(8, 3)
+
+    def window_view() -> np.ndarray:
+        views = sliding_window_view(x, (3, 3), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
+        return np.ascontiguousarray(views).reshape(-1, 9 * channels)
+
+    def per_offset() -> np.ndarray:
+        cols = np.empty((N, 26, 26, 3, 3, channels), x.dtype)
+        for a in range(3):
+            for b in range(3):
+                cols[:, :, :, a, b] = x[offset_slices((a, b), (1, 1), (1, 1), (26, 26))]
+        return cols.reshape(-1, 9 * channels)
+
+    ours = lambda: conv._cols(x)[0]  # noqa: E731
+    if channels == 1:
+        return {
+            "a copy per kernel offset (funcnn, one channel)": ours,
+            "window-view copy": window_view,
+        }
+    return {"window-view copy (funcnn)": ours, "a copy per kernel offset": per_offset}
 
 
 # ---------------------------------------------------------------- max-pool backward
@@ -267,6 +297,11 @@ def main() -> None:
     same_bits(forms)
     title = "Conv2D input gradient (64x11x11x64 -> 64x13x13x32, 3x3)"
     sections.append(table(title, interleaved(forms, repeats)))
+    for channels in (1, 32):
+        forms = im2col_forms(rng, channels)
+        same_bits(forms)
+        title = f"Conv2D im2col copy, 3x3 windows of 64x28x28x{channels}"
+        sections.append(table(title, interleaved(forms, repeats)))
     forms = pool_forms(rng)
     same_bits(forms)
     sections.append(table("MaxPool2D backward (64x26x26x32, 2x2)", interleaved(forms, repeats)))

@@ -190,6 +190,12 @@ class Conv2D(Layer):
         pads, (oh, ow) = self._geometry(x.shape[1:])
         xp = pad_spatial(x, pads)
         (kh, kw), (dh, dw), (sh, sw) = self.kernel_size, self.dilation, self.strides
+        if x.shape[3] == 1:  # one channel: a copy per kernel offset, each a run of ow values
+            cols = np.empty((x.shape[0], oh, ow, kh, kw, 1), dtype=x.dtype)
+            for a in range(kh):
+                for b in range(kw):
+                    cols[:, :, :, a, b] = xp[offset_slices((a, b), (dh, dw), (sh, sw), (oh, ow))]
+            return cols.reshape(-1, kh * kw), pads, (oh, ow)
         window = _effective(self.kernel_size, self.dilation)
         views = sliding_window_view(xp, window, axis=(1, 2))  # (N, H', W', C, wh, ww), no copy
         views = views[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw, :, ::dh, ::dw]
