@@ -12,9 +12,10 @@ Levers: the convolution's input gradient (9 narrow products, 3 wider ones, or on
 product and a col2im), the size under which products stay on the calling thread,
 the im2col copy (one strided copy of a window view, or a copy per kernel offset),
 max-pool's backward (per-offset slices or one reshaped window view, with or without
-a zero fill), Adam's update (whole-leaf passes, or the same passes in cache-sized
-blocks, on one thread or on funcnn's pool; cold and warm caches), a loss's mean,
-and tree.map (one walk over all trees, or flatten + unflatten).
+a zero fill), ReLU's backward, Adam's update (whole-leaf passes, or the same passes
+in cache-sized blocks, on one thread or on funcnn's pool; cold and warm caches), a
+loss's mean, the sigmoid cross-entropy's shared exponential, and tree.map (one walk
+over all trees, or flatten + unflatten).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 
 import funcnn
 from funcnn import layers as L
-from funcnn import linalg, optim, tree
+from funcnn import linalg, nn, optim, tree
 from funcnn.optim.transforms import adam_scalars
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -188,6 +189,40 @@ def pool_forms(rng: np.random.Generator) -> Forms:
     }
 
 
+def relu_backward_forms(rng: np.random.Generator) -> Forms:
+    """ReLU's backward over the benchmark CNN's first activation (64x26x26x32)."""
+    y = np.maximum(rng.standard_normal((N, 26, 26, C)), 0).astype(np.float32)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    return {
+        "dy * (y > 0), one multiply with a bool mask (funcnn)": lambda: nn.relu_backward(
+            None, y, dy
+        ),
+        "dy * sign(y)": lambda: dy * np.sign(y),
+        "dy * heaviside(y, 0)": lambda: dy * np.heaviside(y, 0),
+    }
+
+
+def sigmoid_loss_forms(rng: np.random.Generator) -> Forms:
+    """Sigmoid cross-entropy's value and gradient on the XOR batch (4 logits)."""
+    z = rng.standard_normal((4, 1)).astype(np.float32)
+    t = np.float32([[0], [1], [1], [0]])
+    loss = funcnn.losses.sigmoid_binary_cross_entropy
+
+    def separate() -> tuple:  # before: exp(-|z|) twice, NaN and range checked apart
+        if np.isnan(t).any() or t.min() < 0 or t.max() > 1:
+            raise ValueError("targets")
+        value = float(np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))))
+        grad = nn.sigmoid(z) - t
+        grad *= 1 / z.size
+        return np.float64(value), grad
+
+    def ours() -> tuple:
+        value, grad = loss.value_and_grad(z, t)
+        return np.float64(value), grad
+
+    return {"exp(-|z|) once, one range-and-NaN check (funcnn)": ours, "as before": separate}
+
+
 # ---------------------------------------------------------------- Adam
 
 
@@ -306,6 +341,10 @@ def main() -> None:
     same_bits(forms)
     sections.append(table("MaxPool2D backward (64x26x26x32, 2x2)", interleaved(forms, repeats)))
 
+    forms = relu_backward_forms(rng)
+    same_bits(forms)
+    sections.append(table("ReLU backward (64x26x26x32)", interleaved(forms, repeats)))
+
     forms = adam_forms(rng)
     same_bits(forms)
     evict = np.ones(3 * 2**24 // 4, np.float32)  # 48 MiB: more than the last-level cache
@@ -315,12 +354,16 @@ def main() -> None:
 
     means, maps = small_forms(rng)
     same_bits(maps)
+    losses_ = sigmoid_loss_forms(rng)
+    same_bits(losses_)
     calls = 1000
 
     def many(forms: Forms) -> Forms:
         return {k: (lambda fn=fn: [fn() for _ in range(calls)]) for k, fn in forms.items()}
 
     sections.append(table("A loss's mean of 4 terms", interleaved(many(means), repeats), calls))
+    title = "Sigmoid cross-entropy, value and gradient of 4 logits"
+    sections.append(table(title, interleaved(many(losses_), repeats), calls))
     sections.append(
         table("tree.map over a 2-4-1 model's params", interleaved(many(maps), repeats), calls)
     )

@@ -803,7 +803,7 @@ def main() -> None:
     rounds, repeats = (2, 3) if args.quick else (4, 5)
     peak = gemm_peak()
     # funcnn-only measurements first, before PyTorch is loaded into this process
-    fit_time, steps_time, overhead = bench_fit_overhead(3 if args.quick else 9)
+    fit_time, steps_time, overhead = bench_fit_overhead(5 if args.quick else 21)
     import_time, pulled_matplotlib = bench_import()
     peak_memory, param_bytes = bench_memory()
     profiles = {  # each in a fresh process, as the timings

@@ -29,6 +29,8 @@ from funcnn import optim
         lambda rng: levers.im2col_forms(rng, 1),
         lambda rng: levers.im2col_forms(rng, 32),
         lambda rng: levers.small_forms(rng)[1],
+        levers.relu_backward_forms,
+        levers.sigmoid_loss_forms,
     ],
 )
 def test_every_lever_form_gives_funcnns_bits(make):
