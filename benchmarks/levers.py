@@ -11,11 +11,12 @@ other form was left (it was slower, or no faster, here).
 Levers: the convolution's input gradient (9 narrow products, 3 wider ones, or one
 product and a col2im), the size under which products stay on the calling thread,
 the im2col copy (one strided copy of a window view, or a copy per kernel offset),
-max-pool's backward (per-offset slices or one reshaped window view, with or without
-a zero fill), ReLU's backward, Adam's update (whole-leaf passes, or the same passes
-in cache-sized blocks, on one thread or on funcnn's pool; cold and warm caches), a
-loss's mean, the sigmoid cross-entropy's shared exponential, and tree.map (one walk
-over all trees, or flatten + unflatten).
+max-pool's backward (maxima found in the forward pass or in the backward, per-offset
+slices or one reshaped window view, with or without a zero fill), ReLU's backward,
+Adam's update (whole-leaf passes, or the same passes in cache-sized blocks, on one
+thread or on funcnn's pool; cold and warm caches), a loss's mean, the sigmoid
+cross-entropy's shared exponential, and tree.map (one walk over all trees, or
+flatten + unflatten).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
+import importlib.util
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +40,20 @@ from funcnn import layers as L
 from funcnn import linalg, nn, optim, tree
 from funcnn.optim.transforms import adam_scalars
 
-sys.path.insert(0, str(Path(__file__).parent))
-from run import cpu_model
+
+def _load_run() -> Any:
+    """benchmarks/run.py as a module, loaded by its path (putting benchmarks/ on sys.path
+    would let its distributed.py hide Dask's ``distributed`` package)."""
+    spec = importlib.util.spec_from_file_location(
+        "funcnn_benchmarks_run", Path(__file__).with_name("run.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+cpu_model = _load_run().cpu_model
 
 Forms = dict[str, Callable[[], object]]
 
@@ -64,7 +79,9 @@ def same_bits(forms: dict[str, Callable[[], object]]) -> None:
     results = {name: fn() for name, fn in forms.items()}
     first_name, first = next(iter(results.items()))
     for name, result in results.items():
-        pairs = zip(tree.leaves(first), tree.leaves(result))
+        pairs = [
+            (np.asarray(a), np.asarray(b)) for a, b in zip(tree.leaves(first), tree.leaves(result))
+        ]
         if not all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in pairs):
             raise AssertionError(f"{name} does not give the bits of {first_name}")
 
@@ -152,41 +169,82 @@ def im2col_forms(rng: np.random.Generator, channels: int) -> Forms:
 
 
 def pool_forms(rng: np.random.Generator) -> Forms:
+    """A training-mode forward and backward of max-pool (each form returns dx)."""
     x = np.maximum(rng.standard_normal((N, 26, 26, C)), 0).astype(np.float32)  # ReLU'd: ties
     pool = L.MaxPool2D(2)
-    y, _, cache = pool.forward_with_state((), None, x, train=True)
+    y = pool.apply((), x)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    xp = cache[0]
     slices = pool._slices(y.shape[1:3])
 
-    def per_offset(fill: Callable) -> np.ndarray:
-        dxp = fill(xp.shape, dtype=dy.dtype)
+    def funcnn_pool() -> np.ndarray:
+        _, cache = pool.forward((), x, train=True)
+        return pool.backward((), cache, dy)[1]
+
+    def in_backward() -> np.ndarray:
+        _, cache = pool.forward((), x, train=False)  # keeps the input, not the maxima
+        return pool.backward((), cache, dy)[1]
+
+    def zero_filled() -> np.ndarray:
+        y, _ = pool.forward((), x, train=False)
+        dxp = np.zeros(x.shape, dtype=dy.dtype)
         free, hit = np.ones(y.shape, bool), np.empty(y.shape, bool)
         for s in slices:
-            np.equal(xp[s], y, out=hit)
+            np.equal(x[s], y, out=hit)
             hit &= free
             np.multiply(dy, hit, out=dxp[s])
             free ^= hit
         return dxp
 
     def window_view() -> np.ndarray:
+        y, _ = pool.forward((), x, train=False)
         n, oh, ow, c = y.shape
-        first = np.equal(xp.reshape(n, oh, 2, ow, 2, c), y[:, :, None, :, None, :])
+        first = np.equal(x.reshape(n, oh, 2, ow, 2, c), y[:, :, None, :, None, :])
         free = np.ones(y.shape, bool)
         for a in range(2):
             for b in range(2):
                 hit = first[:, :, a, :, b, :]
                 hit &= free
                 free ^= hit
-        dxp = np.empty(xp.shape, dy.dtype)
+        dxp = np.empty(x.shape, dy.dtype)
         np.multiply(first, dy[:, :, None, :, None, :], out=dxp.reshape(first.shape))
         return dxp
 
     return {
-        "per-offset slices, no zero fill (funcnn)": lambda: pool.backward((), cache, dy)[1],
-        "per-offset slices, zero fill first": lambda: per_offset(np.zeros),
-        "one reshaped window view, broadcast": window_view,
+        "maxima found in forward, while the input is in cache (funcnn)": funcnn_pool,
+        "maxima found in backward, from the input": in_backward,
+        "the same, with a zero fill of dx first": zero_filled,
+        "one reshaped window view, broadcast, in backward": window_view,
     }
+
+
+class _MaxPoolMaximaInBackward(L.MaxPool2D):
+    """funcnn's MaxPool2D keeping its input for backward, as an inference-mode forward does."""
+
+    def forward_with_state(self, params, state, x, *, train=False, rng=None):  # type: ignore[no-untyped-def]
+        return super().forward_with_state(params, state, x, train=False, rng=rng)
+
+
+def cnn_step_pool_forms(rng: np.random.Generator) -> Forms:
+    """The benchmark's whole CNN training step with each max-pool form: in a step the
+    pool's input has left the cache by the time backward runs."""
+    from funcnn import losses, train_step
+
+    x = rng.standard_normal((N, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, N)
+    forms: Forms = {}
+    for name, pool in (
+        ("maxima found in forward (funcnn)", L.MaxPool2D),
+        ("maxima found in backward", _MaxPoolMaximaInBackward),
+    ):
+        model = L.serial(
+            L.Conv2D(32, 3), L.Relu, pool(2), L.Conv2D(64, 3), L.Relu, pool(2),
+            L.Flatten, L.Dense(128), L.Relu, L.Dense(10),
+        )  # fmt: skip
+        params, opt = model.init(0, (28, 28, 1)), optim.adam(1e-3)
+        step = train_step(model, losses.softmax_cross_entropy, opt)
+        state = opt.init(params)
+        forms[name] = functools.partial(step, params, state, x, y)
+    return forms
 
 
 def relu_backward_forms(rng: np.random.Generator) -> Forms:
@@ -339,8 +397,14 @@ def main() -> None:
         sections.append(table(title, interleaved(forms, repeats)))
     forms = pool_forms(rng)
     same_bits(forms)
-    sections.append(table("MaxPool2D backward (64x26x26x32, 2x2)", interleaved(forms, repeats)))
+    title = "MaxPool2D training forward and backward (64x26x26x32, 2x2)"
+    sections.append(table(title, interleaved(forms, repeats)))
 
+    forms = cnn_step_pool_forms(rng)
+    same_bits(forms)
+    sections.append(
+        table("The CNN's training step (batch 64), each max-pool form", interleaved(forms, repeats))
+    )
     forms = relu_backward_forms(rng)
     same_bits(forms)
     sections.append(table("ReLU backward (64x26x26x32)", interleaved(forms, repeats)))

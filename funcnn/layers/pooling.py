@@ -86,35 +86,46 @@ class MaxPool2D(_Pool2D):
             np.maximum(y, xp[s], out=y)
         return y, xp, pads
 
+    def _hits(self, xp: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``hits[k]``: where window offset k holds its window's first maximum (row-major
+        window order), one bool array of ``y``'s shape per offset."""
+        slices = self._slices(y.shape[1:3])
+        hits = np.empty((len(slices), *y.shape), dtype=bool)
+        free = np.ones(y.shape, dtype=bool)  # windows whose maximum is not found yet
+        for hit, s in zip(hits, slices):
+            np.equal(xp[s], y, out=hit)
+            hit &= free  # only the first maximum
+            free ^= hit
+        return hits
+
     def forward_with_state(
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
     ) -> tuple[np.ndarray, LayerState, Cache]:
         y, xp, pads = self._max(x)
-        return y, state, (xp, y, pads)
+        if train:  # find the maxima now, while the input is in cache: backward needs only them
+            return y, state, (None, y, pads, xp.shape, self._hits(xp, y))
+        return y, state, (xp, y, pads, xp.shape, None)
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
     ) -> tuple[Any, np.ndarray | None]:
         if not need_dx:
             return (), None
-        xp, y, pads = cache
+        xp, y, pads, shape, hits = cache
+        if hits is None:  # an inference-mode forward kept the input instead
+            hits = self._hits(xp, y)
         slices = self._slices(y.shape[1:3])
         overlapping = any(s < p for s, p in zip(self._steps, self.pool_size))
-        tiled = not overlapping and xp.shape[1:3] == tuple(
+        tiled = not overlapping and shape[1:3] == tuple(
             o * s for o, s in zip(y.shape[1:3], self._steps)
         )  # the windows cover every input once: each position is written below
-        dxp = (np.empty if tiled else np.zeros)(xp.shape, dtype=dy.dtype)
-        free = np.ones(y.shape, dtype=bool)  # windows whose maximum has not had its gradient
-        hit = np.empty(y.shape, dtype=bool)
-        for s in slices:
-            np.equal(xp[s], y, out=hit)
-            hit &= free  # only the first maximum in row-major window order
+        dxp = (np.empty if tiled else np.zeros)(shape, dtype=dy.dtype)
+        for hit, s in zip(hits, slices):
             if overlapping:
                 dxp[s] += dy * hit
             else:
                 np.multiply(dy, hit, out=dxp[s])
-            free ^= hit
-        h, w = xp.shape[1] - sum(pads[0]), xp.shape[2] - sum(pads[1])
+        h, w = shape[1] - sum(pads[0]), shape[2] - sum(pads[1])
         return (), dxp[:, pads[0][0] : pads[0][0] + h, pads[1][0] : pads[1][0] + w, :]
 
 
@@ -246,7 +257,7 @@ class _Pool1D(Layer):
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
     ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_batch_of(x, self, SEQUENCES)
-        y, cache = self._pool2d().forward((), x[:, None])
+        y, cache = self._pool2d().forward((), x[:, None], train=train)
         return y[:, 0], state, cache
 
     def backward(
