@@ -12,11 +12,11 @@ Levers: the convolution's input gradient (9 narrow products, 3 wider ones, or on
 product and a col2im), the size under which products stay on the calling thread,
 the im2col copy (one strided copy of a window view, or a copy per kernel offset),
 max-pool's backward (maxima found in the forward pass or in the backward, per-offset
-slices or one reshaped window view, with or without a zero fill), ReLU's backward,
-Adam's update (whole-leaf passes, or the same passes in cache-sized blocks, on one
-thread or on funcnn's pool; cold and warm caches), a loss's mean, the sigmoid
-cross-entropy's shared exponential, and tree.map (one walk over all trees, or
-flatten + unflatten).
+slices or one reshaped window view, with or without a zero fill), ReLU's backward and
+what it keeps for it, Adam's update (whole-leaf passes, or the same passes in
+cache-sized blocks, on one thread or on funcnn's pool; cold and warm caches), a
+loss's mean, the sigmoid cross-entropy's shared exponential, and tree.map (one walk
+over all trees, or flatten + unflatten).
 """
 
 from __future__ import annotations
@@ -224,26 +224,28 @@ class _MaxPoolMaximaInBackward(L.MaxPool2D):
         return super().forward_with_state(params, state, x, train=False, rng=rng)
 
 
-def cnn_step_pool_forms(rng: np.random.Generator) -> Forms:
-    """The benchmark's whole CNN training step with each max-pool form: in a step the
-    pool's input has left the cache by the time backward runs."""
+def cnn_step_forms(rng: np.random.Generator) -> Forms:
+    """The benchmark's whole CNN training step with each max-pool and ReLU form: in a
+    step, a layer's input has left the cache by the time its backward runs."""
     from funcnn import losses, train_step
+    from funcnn.layers.activations import Activation
 
+    relu_keeping_x_and_y = Activation("Relu", nn.relu, nn.relu_backward)  # the plain form
     x = rng.standard_normal((N, 28, 28, 1)).astype(np.float32)
     y = rng.integers(0, 10, N)
     forms: Forms = {}
-    for name, pool in (
-        ("maxima found in forward (funcnn)", L.MaxPool2D),
-        ("maxima found in backward", _MaxPoolMaximaInBackward),
+    for name, pool, relu in (
+        ("max-pool finds its maxima, ReLU its mask, in forward (funcnn)", L.MaxPool2D, L.Relu),
+        ("max-pool finds its maxima in backward", _MaxPoolMaximaInBackward, L.Relu),
+        ("ReLU keeps x and y for backward", L.MaxPool2D, relu_keeping_x_and_y),
     ):
         model = L.serial(
-            L.Conv2D(32, 3), L.Relu, pool(2), L.Conv2D(64, 3), L.Relu, pool(2),
-            L.Flatten, L.Dense(128), L.Relu, L.Dense(10),
+            L.Conv2D(32, 3), relu, pool(2), L.Conv2D(64, 3), relu, pool(2),
+            L.Flatten, L.Dense(128), relu, L.Dense(10),
         )  # fmt: skip
         params, opt = model.init(0, (28, 28, 1)), optim.adam(1e-3)
         step = train_step(model, losses.softmax_cross_entropy, opt)
-        state = opt.init(params)
-        forms[name] = functools.partial(step, params, state, x, y)
+        forms[name] = functools.partial(step, params, opt.init(params), x, y)
     return forms
 
 
@@ -400,10 +402,13 @@ def main() -> None:
     title = "MaxPool2D training forward and backward (64x26x26x32, 2x2)"
     sections.append(table(title, interleaved(forms, repeats)))
 
-    forms = cnn_step_pool_forms(rng)
+    forms = cnn_step_forms(rng)
     same_bits(forms)
     sections.append(
-        table("The CNN's training step (batch 64), each max-pool form", interleaved(forms, repeats))
+        table(
+            "The CNN's training step (batch 64), each max-pool and ReLU form",
+            interleaved(forms, repeats),
+        )
     )
     forms = relu_backward_forms(rng)
     same_bits(forms)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from funcnn import layers as L
 from funcnn import nn
 
 EXTREME = np.array([-1e4, -800.0, -50.0, -1.0, 0.0, 1.0, 50.0, 800.0, 1e4])
@@ -99,3 +100,19 @@ def test_gelu_is_finite_and_exact_far_out(dtype):
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(d))
     np.testing.assert_array_equal(y, np.where(x > 0, x, 0).astype(dtype))
     np.testing.assert_array_equal(d, (x > 0).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_relu_keeps_only_its_mask_in_training_with_the_same_gradient_bits(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 5)).astype(dtype)
+    x[0, :2] = 0.0  # the derivative at 0 is 0 either way
+    dy = rng.standard_normal((8, 5)).astype(np.float32)
+    y, cache = L.Relu.forward((), x, train=True)
+    assert cache.positive.dtype == bool and cache.positive.shape == x.shape
+    _, dx = L.Relu.backward((), cache, dy)
+    _, dx_inference = L.Relu.backward((), L.Relu.forward((), x)[1], dy)
+    expected = nn.relu_backward(x, y, dy)
+    assert dx.dtype == expected.dtype == dx_inference.dtype
+    assert np.array_equal(dx, expected) and np.array_equal(dx_inference, expected)
+    assert L.Relu.backward((), cache, dy, need_dx=False) == ((), None)

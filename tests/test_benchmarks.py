@@ -38,7 +38,7 @@ def test_loading_the_benchmarks_hides_no_package():
     [
         levers.conv_dx_forms,
         levers.pool_forms,
-        levers.cnn_step_pool_forms,
+        levers.cnn_step_forms,
         levers.adam_forms,
         lambda rng: levers.im2col_forms(rng, 1),
         lambda rng: levers.im2col_forms(rng, 32),
