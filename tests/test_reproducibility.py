@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,44 @@ def test_the_default_worker_count_honours_omp_num_threads():
     assert counts(OMP_NUM_THREADS="1")[0] == 1
     assert counts(OMP_NUM_THREADS="1", FUNCNN_WORKERS="3")[0] == 3
     assert counts(OMP_NUM_THREADS="64")[0] == cores
+
+
+class _Helpers:
+    """An executor whose helpers never get a core (``start=False``: each submitted drain is
+    cancelled), or start at once and find the work done."""
+
+    def __init__(self, start: bool):
+        self.start = start
+
+    def submit(self, fn):
+        start = self.start
+
+        class Future:
+            def cancel(self):
+                return not start
+
+            def result(self):
+                return fn()
+
+        return Future()
+
+
+def test_products_run_alone_only_after_several_find_the_cores_busy(monkeypatch):
+    monkeypatch.setattr(linalg, "_alone_until", 0.0)
+    monkeypatch.setattr(linalg, "_late_in_a_row", 0)
+    monkeypatch.setattr(linalg, "workers", lambda: 2)
+    ran = []
+    tasks = [lambda: ran.append(1), lambda: ran.append(2)]
+    monkeypatch.setattr(linalg, "_executor", lambda: _Helpers(start=False))
+    for _ in range(linalg.BUSY_EVIDENCE - 1):
+        linalg._run(tasks, float("inf"))
+    assert linalg._alone_until == 0.0  # one or two late helpers: keep using them
+    monkeypatch.setattr(linalg, "_executor", lambda: _Helpers(start=True))
+    linalg._run(tasks, float("inf"))  # a helper that starts resets the count
+    monkeypatch.setattr(linalg, "_executor", lambda: _Helpers(start=False))
+    for _ in range(linalg.BUSY_EVIDENCE - 1):
+        linalg._run(tasks, float("inf"))
+    assert linalg._alone_until == 0.0
+    linalg._run(tasks, float("inf"))
+    assert time.perf_counter() < linalg._alone_until <= time.perf_counter() + linalg.BUSY_PAUSE
+    assert len(ran) == 2 * (2 * linalg.BUSY_EVIDENCE)  # every task ran, on this thread
