@@ -291,6 +291,49 @@ def mlp_params() -> tuple:
     return model.init(0, (784,))
 
 
+def adam_whole_leaf() -> optim.GradientTransformation:
+    """Adam as funcnn computed it before its spans: each leaf's passes whole, one leaf after
+    another on the calling thread (the same operations, so the same bits)."""
+    from funcnn.optim.base import ema, ema_sq, expect_state, leafwise
+    from funcnn.optim.transforms import ScaleByAdamState, adam_init
+
+    def update(updates, state, params=None):  # type: ignore[no-untyped-def]
+        s = expect_state(state, ScaleByAdamState, "adam_whole_leaf")
+        _, eps_add, _, _, out_scale = adam_scalars(0.9, 0.999, 1e-8, 0.0, False, s.step + 1)
+
+        def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, ...]:
+            new_mu, new_nu = ema(mu, g, 0.9), ema_sq(nu, g, 0.999)
+            u = np.sqrt(new_nu)
+            u += eps_add
+            np.divide(new_mu, u, out=u)
+            u *= out_scale
+            return u, new_mu, new_nu
+
+        out, mu, nu = leafwise("adam_whole_leaf", step, updates, s.mu, s.nu)
+        return out, ScaleByAdamState(s.step + 1, mu, nu)
+
+    return optim.GradientTransformation(adam_init, update)
+
+
+def mlp_step_adam_forms(rng: np.random.Generator, batch: int) -> Forms:
+    """The benchmark MLP's training step with each Adam form."""
+    from funcnn import losses, train_step
+
+    model = L.serial(L.Dense(512), L.Relu, L.Dense(256), L.Relu, L.Dense(10))
+    params = model.init(0, (784,))
+    x = rng.standard_normal((batch, 784)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    forms: Forms = {}
+    for name, adam in (
+        ("Adam in spans on funcnn's threads (funcnn)", optim.scale_by_adam()),
+        ("Adam's whole-leaf passes on the calling thread", adam_whole_leaf()),
+    ):
+        opt = optim.chain(adam, optim.scale_by_learning_rate(1e-3))
+        step = train_step(model, losses.softmax_cross_entropy, opt)
+        forms[name] = functools.partial(step, params, opt.init(params), x, y)
+    return forms
+
+
 def adam_forms(rng: np.random.Generator) -> Forms:
     params = mlp_params()
     grads = tree.map(lambda p: rng.standard_normal(p.shape).astype(np.float32), params)
@@ -323,7 +366,7 @@ def adam_forms(rng: np.random.Generator) -> Forms:
             spans = [(lo, min(lo + size, g.size)) for lo in range(0, g.size, size)]
             tasks = [functools.partial(block, flat, new, lo, hi) for lo, hi in spans]
             if threads:
-                linalg._run(tasks, float("inf"))
+                linalg._run(tasks, True)
             else:
                 for task in tasks:
                     task()
@@ -334,7 +377,16 @@ def adam_forms(rng: np.random.Generator) -> Forms:
         u, s = adam.update(grads, state, params)
         return [list(t) for t in zip(tree.leaves(u), tree.leaves(s.mu), tree.leaves(s.nu))]
 
-    forms: Forms = {"whole-leaf passes (funcnn)": funcnn_adam}
+    whole = adam_whole_leaf()
+
+    def whole_leaf() -> list:
+        u, s = whole.update(grads, state, params)
+        return [list(t) for t in zip(tree.leaves(u), tree.leaves(s.mu), tree.leaves(s.nu))]
+
+    forms: Forms = {
+        f"spans of {optim.base.SPAN:,} on funcnn's threads (funcnn)": funcnn_adam,
+        "whole-leaf passes on the calling thread": whole_leaf,
+    }
     for size in (8192, 32768, 65536, 131072, 262144):
         forms[f"blocks of {size}"] = lambda size=size: blocked(size, False)
         forms[f"blocks of {size} on funcnn's pool"] = lambda size=size: blocked(size, True)
@@ -420,6 +472,11 @@ def main() -> None:
     cold = interleaved(forms, repeats // 2, before=lambda: evict.sum())
     sections.append(table("Adam update, 535,818 parameters, caches evicted first", cold))
     sections.append(table("Adam update, warm caches", interleaved(forms, repeats // 2)))
+    for batch in (32, 128):
+        forms = mlp_step_adam_forms(rng, batch)
+        same_bits(forms)
+        title = f"The MLP's training step (batch {batch}), each Adam form"
+        sections.append(table(title, interleaved(forms, repeats)))
 
     means, maps = small_forms(rng)
     same_bits(maps)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -179,9 +179,21 @@ idle MLP training step's products ran alone; with 0.1 s after three in a row, 2-
 (and under load the CNN step was no slower)."""
 
 
-def _run(tasks: list[Callable[[], None]], flops: float) -> None:
+def run_elementwise(tasks: Sequence[Callable[[], None]], elements: int) -> None:
+    """Run independent tasks, each writing its own slice of fresh arrays (an optimizer's
+    update cut into spans), on funcnn's threads when they cover at least
+    :data:`ELEMENTWISE_MIN` elements, else on the calling thread. Which thread runs a
+    task never changes a result."""
+    _run(list(tasks), elements >= ELEMENTWISE_MIN)
+
+
+ELEMENTWISE_MIN = 2**17
+"""Elementwise work on fewer elements than this stays on the calling thread."""
+
+
+def _run(tasks: list[Callable[[], None]], worth_threads: bool) -> None:
     """Run the tasks (each writes its own part of an output) on the calling thread and, when
-    worth it, funcnn's pool: every thread takes the next task until none is left.
+    ``worth_threads``, funcnn's pool: every thread takes the next task until none is left.
 
     Which thread runs a task never changes a result, so this may adapt to the machine:
     when, in :data:`BUSY_EVIDENCE` products in a row, no helper thread even started while
@@ -192,7 +204,7 @@ def _run(tasks: list[Callable[[], None]], flops: float) -> None:
     global _alone_until, _late_in_a_row
     hold_blas_to_one_thread()
     n = workers()
-    if len(tasks) == 1 or flops < INLINE_FLOPS or n == 1 or time.perf_counter() < _alone_until:
+    if len(tasks) == 1 or not worth_threads or n == 1 or time.perf_counter() < _alone_until:
         for task in tasks:
             task()
         return
@@ -335,7 +347,7 @@ def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1, padded: bool = False
 
         return task
 
-    _run([block(r, c) for r, c in blocks], 2.0 * rows * k * n)
+    _run([block(r, c) for r, c in blocks], 2.0 * rows * k * n >= INLINE_FLOPS)
     return out
 
 
@@ -393,7 +405,7 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
         else:
             parts[i] = np.empty((k, n), dtype)
             tasks += [block(parts[i], chunk, ks, cols) for ks in out_rows for cols in columns]
-    _run(tasks, 2.0 * rows * k * n)
+    _run(tasks, 2.0 * rows * k * n >= INLINE_FLOPS)
     parts = _all_parts(parts)
     return tree_sum(parts) if parts else np.zeros((k, n), dtype)
 

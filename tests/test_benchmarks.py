@@ -40,6 +40,7 @@ def test_loading_the_benchmarks_hides_no_package():
         levers.pool_forms,
         levers.cnn_step_forms,
         levers.adam_forms,
+        lambda rng: levers.mlp_step_adam_forms(rng, 32),
         lambda rng: levers.im2col_forms(rng, 1),
         lambda rng: levers.im2col_forms(rng, 32),
         lambda rng: levers.small_forms(rng)[1],

@@ -332,3 +332,36 @@ def test_adam_rejects_a_state_from_another_optimizer():
     three = optim.ChainState((None, None, None))
     with pytest.raises(ValueError, match="chain of 2 transforms got a state of 3"):
         optim.adam(0.1).update(GRADS[0], three, P0)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"nesterov": True}, {"eps_root": 1e-6}])
+def test_adam_in_spans_on_threads_has_whole_leaf_bits(monkeypatch, kwargs):
+    # Adam cuts each leaf into spans run on funcnn's threads: no cut may change a bit
+    from funcnn import linalg
+    from funcnn.optim import base
+
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((40, 30)), "b": rng.standard_normal(7), "s": np.array(0.5)}
+    params = {k: v.astype(np.float32) for k, v in params.items()}
+    grads = {k: rng.standard_normal(np.shape(v)).astype(np.float32) for k, v in params.items()}
+    adam = optim.scale_by_adam(**kwargs)
+
+    def three_steps():
+        state, out = adam.init(params), []
+        for _ in range(3):
+            updates, state = adam.update(grads, state, params)
+            out += tree.leaves(updates) + tree.leaves(state.mu) + tree.leaves(state.nu)
+        return out
+
+    monkeypatch.setattr(base, "SPAN", 2**30)
+    whole = three_steps()
+    monkeypatch.setattr(base, "SPAN", 64)  # 19 spans for w, on two threads
+    monkeypatch.setattr(linalg, "ELEMENTWISE_MIN", 1)
+    monkeypatch.setattr(linalg, "_alone_until", 0.0)
+    linalg.set_workers(2)
+    try:
+        cut = three_steps()
+    finally:
+        linalg.set_workers(None)
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(whole, cut))
+    assert np.shape(cut[-1]) == () and not cut[-1].flags.writeable  # 0-d leaves stay 0-d

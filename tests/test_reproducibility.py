@@ -211,14 +211,14 @@ def test_products_run_alone_only_after_several_find_the_cores_busy(monkeypatch):
     tasks = [lambda: ran.append(1), lambda: ran.append(2)]
     monkeypatch.setattr(linalg, "_executor", lambda: _Helpers(start=False))
     for _ in range(linalg.BUSY_EVIDENCE - 1):
-        linalg._run(tasks, float("inf"))
+        linalg._run(tasks, True)
     assert linalg._alone_until == 0.0  # one or two late helpers: keep using them
     monkeypatch.setattr(linalg, "_executor", lambda: _Helpers(start=True))
-    linalg._run(tasks, float("inf"))  # a helper that starts resets the count
+    linalg._run(tasks, True)  # a helper that starts resets the count
     monkeypatch.setattr(linalg, "_executor", lambda: _Helpers(start=False))
     for _ in range(linalg.BUSY_EVIDENCE - 1):
-        linalg._run(tasks, float("inf"))
+        linalg._run(tasks, True)
     assert linalg._alone_until == 0.0
-    linalg._run(tasks, float("inf"))
+    linalg._run(tasks, True)
     assert time.perf_counter() < linalg._alone_until <= time.perf_counter() + linalg.BUSY_PAUSE
     assert len(ran) == 2 * (2 * linalg.BUSY_EVIDENCE)  # every task ran, on this thread

@@ -8,12 +8,13 @@ States are NamedTuples, never modified in place.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from funcnn import tree
+from funcnn import linalg, tree
 from funcnn.types import OptState, Params, UpdateResult, Updates
 
 S = TypeVar("S")
@@ -136,21 +137,32 @@ def zeros(params: Params, fill: float = 0.0) -> Any:
     return tree.unflatten(treedef, [frozen(np.full_like(p, fill)) for p in leaves])
 
 
-def ema(old: np.ndarray, x: np.ndarray, decay: float) -> np.ndarray:
-    """decay * old + (1 - decay) * x, written as old + (1 - decay) * (x - old): one new array."""
-    out = x - old
+def ema_into(out: np.ndarray, old: np.ndarray, x: np.ndarray, decay: float) -> np.ndarray:
+    """decay * old + (1 - decay) * x, written as old + (1 - decay) * (x - old), into
+    ``out`` (of ``x - old``'s dtype): one pass over memory per operation."""
+    np.subtract(x, old, out=out)
     out *= 1 - decay
     out += old
-    return frozen(out)
+    return out
 
 
-def ema_sq(old: np.ndarray, g: np.ndarray, decay: float) -> np.ndarray:
-    """decay * old + (1 - decay) * g^2."""
-    out = g * g
+def ema(old: np.ndarray, x: np.ndarray, decay: float) -> np.ndarray:
+    """:func:`ema_into` a new read-only array."""
+    return frozen(ema_into(np.empty(np.shape(old), np.result_type(x, old)), old, x, decay))
+
+
+def ema_sq_into(out: np.ndarray, old: np.ndarray, g: np.ndarray, decay: float) -> np.ndarray:
+    """decay * old + (1 - decay) * g^2, into ``out`` (of ``g``'s dtype)."""
+    np.multiply(g, g, out=out)
     out -= old
     out *= 1 - decay
     out += old
-    return frozen(out)
+    return out
+
+
+def ema_sq(old: np.ndarray, g: np.ndarray, decay: float) -> np.ndarray:
+    """:func:`ema_sq_into` a new read-only array."""
+    return frozen(ema_sq_into(np.empty(np.shape(g), np.asarray(g).dtype), old, g, decay))
 
 
 def leafwise(
@@ -183,6 +195,54 @@ def leafwise(
     ]
     columns_out = list(zip(*results)) or [()] * (outputs or 1 + len(state_trees))
     return tuple(tree.unflatten(treedef, list(out)) for out in columns_out)
+
+
+SPAN = 2**17
+"""Elements per task of :func:`leafwise_into`: spans this long keep a task's arrays in a
+core's cache and give two or more cores work on the largest leaves."""
+
+
+def leafwise_into(
+    name: str,
+    fill: Callable[..., None],
+    dtypes: Callable[..., tuple[np.dtype, ...]],
+    updates: Updates,
+    *state_trees: Any,
+) -> tuple[Any, ...]:
+    """Like :func:`leafwise`, for an update that is elementwise: ``fill(g, *state, *outs)``
+    writes ``outs`` from ``g`` and the state leaves, all flat slices of one span. The
+    outputs are the update and one new state leaf per state tree, fresh arrays of the
+    dtypes ``dtypes(g, *state)`` gives. Each leaf is cut into spans of :data:`SPAN`
+    elements, run on funcnn's threads (:func:`funcnn.linalg.run_elementwise`): every
+    element sees the same operations whichever thread or span computes it, so the
+    results are the bits of one whole-leaf pass. Returns one tree per output; the
+    outputs after the first (the new state) are read-only.
+    """
+    grads, treedef = tree.flatten(updates)
+    columns = []
+    for state_tree in state_trees:
+        leaves = tree.leaves_matching(treedef, grads, state_tree)
+        if leaves is None:
+            raise updates_mismatch(updates, state_tree, name)
+        columns.append(leaves)
+    per_leaf, tasks, total = [], [], 0
+    for args in zip(grads, *columns):
+        arrays = [np.asarray(a) for a in args]
+        outs = [np.empty(arrays[0].shape, dtype) for dtype in dtypes(*arrays)]
+        flat = [a.reshape(-1) for a in (*arrays, *outs)]  # outputs: views of the fresh arrays
+        size = arrays[0].size
+        for lo in range(0, size, SPAN):
+            tasks.append(functools.partial(fill, *(a[lo : lo + SPAN] for a in flat)))
+        per_leaf.append(outs)
+        total += size
+    linalg.run_elementwise(tasks, total)
+    if not per_leaf:
+        return tuple(tree.unflatten(treedef, []) for _ in range(1 + len(state_trees)))
+    out, *state = (list(column) for column in zip(*per_leaf))
+    return (
+        tree.unflatten(treedef, out),
+        *(tree.unflatten(treedef, [frozen(a) for a in column]) for column in state),
+    )
 
 
 def leafwise_transform(

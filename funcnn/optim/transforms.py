@@ -20,10 +20,13 @@ from funcnn.optim.base import (
     EmptyState,
     GradientTransformation,
     ema,
+    ema_into,
     ema_sq,
+    ema_sq_into,
     expect_state,
     frozen,
     leafwise,
+    leafwise_into,
     leafwise_transform,
     no_state,
     require_params,
@@ -240,8 +243,10 @@ def scale_by_adam(
     With ``nesterov`` (NAdam, Dozat 2016):
     mu_hat = b1 mu / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t).
 
-    :func:`funcnn.optim.compiled.scale_by_adam` computes the same numbers in one
-    compiled loop per leaf (the ``numba`` extra).
+    Each leaf is cut into spans of :data:`funcnn.optim.base.SPAN` elements that run on
+    funcnn's threads, every operation one pass over a span, written into the new
+    arrays (the bits of whole-leaf passes). :func:`funcnn.optim.compiled.scale_by_adam`
+    computes the same numbers in one compiled loop per span (the ``numba`` extra).
     """
     b1, b2 = check.decay("b1", b1), check.decay("b2", b2)
     eps, eps_root = check.non_negative("eps", eps), check.non_negative("eps_root", eps_root)
@@ -254,10 +259,17 @@ def scale_by_adam(
         s = expect_state(state, ScaleByAdamState, "scale_by_adam")
         c2, eps_add, k1, k2, out_scale = adam_scalars(b1, b2, eps, eps_root, nesterov, s.step + 1)
 
-        def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, ...]:
-            # Few passes, few arrays: each line below is one pass over the leaf.
-            new_mu, new_nu = ema(mu, g, b1), ema_sq(nu, g, b2)
-            u = np.sqrt(new_nu / c2 + eps_root) if eps_root else np.sqrt(new_nu)
+        def fill(g: np.ndarray, mu: np.ndarray, nu: np.ndarray, u: np.ndarray,
+                 new_mu: np.ndarray, new_nu: np.ndarray) -> None:  # fmt: skip
+            # Few passes, no temporaries: each operation is one pass over the span.
+            ema_into(new_mu, mu, g, b1)
+            ema_sq_into(new_nu, nu, g, b2)
+            if eps_root:
+                np.divide(new_nu, c2, out=u)
+                u += eps_root
+                np.sqrt(u, out=u)
+            else:
+                np.sqrt(new_nu, out=u)
             u += eps_add
             if nesterov:
                 mu_hat = new_mu * k1
@@ -266,12 +278,17 @@ def scale_by_adam(
             else:
                 np.divide(new_mu, u, out=u)
             u *= out_scale
-            return u, new_mu, new_nu
 
-        out, mu, nu = leafwise("scale_by_adam", step, updates, s.mu, s.nu)
+        out, mu, nu = leafwise_into("scale_by_adam", fill, adam_dtypes, updates, s.mu, s.nu)
         return out, ScaleByAdamState(s.step + 1, mu, nu)
 
     return GradientTransformation(adam_init, update)
+
+
+def adam_dtypes(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> tuple[np.dtype, ...]:
+    """The dtypes of Adam's update, mu and nu for these leaves: those of ``ema`` (``g - mu``)
+    and ``ema_sq`` (``g * g``); the update is computed in nu's."""
+    return (g.dtype, np.result_type(g, mu), g.dtype)
 
 
 def adam_init(params: Params) -> ScaleByAdamState:
