@@ -165,6 +165,19 @@ def ema_sq(old: np.ndarray, g: np.ndarray, decay: float) -> np.ndarray:
     return frozen(ema_sq_into(np.empty(np.shape(g), np.asarray(g).dtype), old, g, decay))
 
 
+def _leaf_columns(name: str, updates: Updates, state_trees: tuple) -> tuple[list, Any, list]:
+    """(the update leaves, their treedef, each state tree's leaves), or the ValueError of a
+    state tree whose structure or shapes differ from the updates'."""
+    grads, treedef = tree.flatten(updates)
+    columns = []
+    for state_tree in state_trees:
+        leaves = tree.leaves_matching(treedef, grads, state_tree)
+        if leaves is None:
+            raise updates_mismatch(updates, state_tree, name)
+        columns.append(leaves)
+    return grads, treedef, columns
+
+
 def leafwise(
     name: str,
     step: Callable[..., tuple[Any, ...]],
@@ -180,13 +193,7 @@ def leafwise(
     (arithmetic on 0-d arrays gives NumPy scalars, which in-place ufuncs and
     read-only flags refuse) and comes back 0-d.
     """
-    grads, treedef = tree.flatten(updates)
-    columns = []
-    for state_tree in state_trees:
-        leaves = tree.leaves_matching(treedef, grads, state_tree)
-        if leaves is None:
-            raise updates_mismatch(updates, state_tree, name)
-        columns.append(leaves)
+    grads, treedef, columns = _leaf_columns(name, updates, state_trees)
     results = [
         step(*args)
         if np.ndim(args[0])
@@ -218,13 +225,7 @@ def leafwise_into(
     results are the bits of one whole-leaf pass. Returns one tree per output; the
     outputs after the first (the new state) are read-only.
     """
-    grads, treedef = tree.flatten(updates)
-    columns = []
-    for state_tree in state_trees:
-        leaves = tree.leaves_matching(treedef, grads, state_tree)
-        if leaves is None:
-            raise updates_mismatch(updates, state_tree, name)
-        columns.append(leaves)
+    grads, treedef, columns = _leaf_columns(name, updates, state_trees)
     per_leaf, tasks, total = [], [], 0
     for args in zip(grads, *columns):
         arrays = [np.asarray(a) for a in args]
