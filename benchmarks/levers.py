@@ -14,9 +14,10 @@ the im2col copy (one strided copy of a window view, or a copy per kernel offset)
 max-pool's backward (maxima found in the forward pass or in the backward, per-offset
 slices or one reshaped window view, with or without a zero fill), ReLU's backward and
 what it keeps for it, Adam's update (whole-leaf passes, or the same passes in
-cache-sized blocks, on one thread or on funcnn's pool; cold and warm caches), a
-loss's mean, the sigmoid cross-entropy's shared exponential, and tree.map (one walk
-over all trees, or flatten + unflatten).
+cache-sized blocks, on one thread or on funcnn's pool; cold and warm caches),
+apply_updates (leaf by leaf, or in spans on funcnn's threads), a loss's mean, the
+sigmoid cross-entropy's shared exponential, and tree.map (one walk over all trees,
+or flatten + unflatten).
 """
 
 from __future__ import annotations
@@ -334,6 +335,58 @@ def mlp_step_adam_forms(rng: np.random.Generator, batch: int) -> Forms:
     return forms
 
 
+def apply_updates_in_spans(params: object, updates: object) -> object:
+    """optim.apply_updates cut into spans on funcnn's threads (Adam's mechanism)."""
+    p_leaves, treedef = tree.flatten(params)
+    u_leaves = tree.leaves_matching(treedef, p_leaves, updates)
+    if u_leaves is None:
+        raise ValueError("updates do not match params")
+    outs, tasks = [], []
+    for p, u in zip(p_leaves, u_leaves):
+        out = np.empty(p.shape, p.dtype)
+        flat = [np.asarray(a).reshape(-1) for a in (p, u, out)]
+        for lo in range(0, p.size, optim.base.SPAN):
+            part = [a[lo : lo + optim.base.SPAN] for a in flat]
+            tasks.append(functools.partial(np.add, part[0], part[1], out=part[2],
+                                           dtype=p.dtype, casting="same_kind"))  # fmt: skip
+        outs.append(out)
+    linalg.run_elementwise(tasks, sum(p.size for p in p_leaves))
+    return tree.unflatten(treedef, [optim.base.frozen(out) for out in outs])
+
+
+def step_apply_forms(rng: np.random.Generator, workload: str) -> Forms:
+    """A whole training step with funcnn's apply_updates and with it cut into spans."""
+    from funcnn import losses, train_step
+
+    if workload == "XOR":
+        model, shape, batch = L.serial(L.Dense(4), L.Tanh, L.Dense(1)), (2,), 4
+        loss, opt = losses.sigmoid_binary_cross_entropy, optim.sgd(0.5)
+        y = rng.integers(0, 2, (batch, 1)).astype(np.float32)
+    else:
+        model, shape, batch = (
+            L.serial(L.Dense(512), L.Relu, L.Dense(256), L.Relu, L.Dense(10)),
+            (784,),
+            int(workload),
+        )
+        loss, opt = losses.softmax_cross_entropy, optim.adam(1e-3)
+        y = rng.integers(0, 10, batch)
+    x = rng.standard_normal((batch, *shape)).astype(np.float32)
+    params = model.init(0, shape)
+    step = functools.partial(train_step(model, loss, opt), params, opt.init(params), x, y)
+
+    def in_spans() -> object:
+        saved, optim.apply_updates = optim.apply_updates, apply_updates_in_spans
+        try:
+            return step()
+        finally:
+            optim.apply_updates = saved
+
+    return {
+        "apply_updates leaf by leaf (funcnn)": step,
+        "apply_updates in spans on funcnn's threads": in_spans,
+    }
+
+
 def adam_forms(rng: np.random.Generator) -> Forms:
     params = mlp_params()
     grads = tree.map(lambda p: rng.standard_normal(p.shape).astype(np.float32), params)
@@ -477,6 +530,12 @@ def main() -> None:
         same_bits(forms)
         title = f"The MLP's training step (batch {batch}), each Adam form"
         sections.append(table(title, interleaved(forms, repeats)))
+
+    for workload in ("32", "128", "XOR"):
+        forms = step_apply_forms(rng, workload)
+        same_bits(forms)
+        name = "the XOR step" if workload == "XOR" else f"the MLP's step (batch {workload})"
+        sections.append(table(f"apply_updates, in {name}", interleaved(forms, repeats)))
 
     means, maps = small_forms(rng)
     same_bits(maps)

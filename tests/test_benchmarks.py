@@ -41,6 +41,8 @@ def test_loading_the_benchmarks_hides_no_package():
         levers.cnn_step_forms,
         levers.adam_forms,
         lambda rng: levers.mlp_step_adam_forms(rng, 32),
+        lambda rng: levers.step_apply_forms(rng, "32"),
+        lambda rng: levers.step_apply_forms(rng, "XOR"),
         lambda rng: levers.im2col_forms(rng, 1),
         lambda rng: levers.im2col_forms(rng, 32),
         lambda rng: levers.small_forms(rng)[1],
