@@ -39,6 +39,7 @@ import numpy as np
 import funcnn
 from funcnn import layers as L
 from funcnn import linalg, nn, optim, tree
+from funcnn.optim.base import ema_into, ema_sq_into
 from funcnn.optim.transforms import adam_scalars
 
 
@@ -399,13 +400,8 @@ def adam_forms(rng: np.random.Generator) -> Forms:
     def block(flat: list, new: list, lo: int, hi: int) -> None:
         gb, mub, nub = (a[lo:hi] for a in flat)
         ub, mb, vb = (a[lo:hi] for a in new)
-        np.subtract(gb, mub, out=mb)  # ema, as optim.base.ema
-        mb *= 1 - b1
-        mb += mub
-        np.multiply(gb, gb, out=vb)  # ema_sq
-        vb -= nub
-        vb *= 1 - b2
-        vb += nub
+        ema_into(mb, mub, gb, b1)
+        ema_sq_into(vb, nub, gb, b2)
         np.sqrt(vb, out=ub)
         ub += eps_add
         np.divide(mb, ub, out=ub)

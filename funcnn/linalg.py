@@ -179,16 +179,16 @@ idle MLP training step's products ran alone; with 0.1 s after three in a row, 2-
 (and under load the CNN step was no slower)."""
 
 
+ELEMENTWISE_MIN = 2**17
+"""Elementwise work on fewer elements than this stays on the calling thread."""
+
+
 def run_elementwise(tasks: Sequence[Callable[[], None]], elements: int) -> None:
     """Run independent tasks, each writing its own slice of fresh arrays (an optimizer's
     update cut into spans), on funcnn's threads when they cover at least
     :data:`ELEMENTWISE_MIN` elements, else on the calling thread. Which thread runs a
     task never changes a result."""
     _run(list(tasks), elements >= ELEMENTWISE_MIN)
-
-
-ELEMENTWISE_MIN = 2**17
-"""Elementwise work on fewer elements than this stays on the calling thread."""
 
 
 def _run(tasks: list[Callable[[], None]], worth_threads: bool) -> None:

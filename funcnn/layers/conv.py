@@ -3,7 +3,8 @@
 
 Forward is one matrix product per call: the input windows are gathered once into an
 im2col matrix ``cols`` of shape ``(batch * out_h * out_w, kh * kw * in_channels)``
-(through ``sliding_window_view``, one copy), then ``cols @ kernel``. The same ``cols``
+(through ``sliding_window_view``, one copy; for one input channel, a copy per kernel
+offset, which is 3x faster there), then ``cols @ kernel``. The same ``cols``
 gives ``dw = cols.T @ dy``; ``dx`` gathers, for each kernel offset, ``dy @ kernel[a, b].T``
 and adds it into the strided input positions that offset read (kh * kw products and
 slice additions, never a loop over samples, pixels or channels).
