@@ -4,11 +4,15 @@
 derivatives of ``sum(forward(params, x) * dy)`` for a random cotangent ``dy``,
 for every entry of ``params`` and ``x``; ``check_loss_grads`` does the same for a
 loss; ``check_layer`` runs the whole layer protocol (shapes, purity, grads).
-Use them in your own tests when you write a layer.
+``poisoned_empty`` fills the memory a layer takes from ``np.empty`` with NaN, so a
+backward pass that reads what it never wrote fails every time. Use them in your own
+tests when you write a layer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -233,3 +237,57 @@ def check_layer(
                     raise AssertionError(f"{layer!r} modified its {what}")
         reports.append(report)
     return reports
+
+
+_ALLOCATORS: dict[str, Callable[..., np.ndarray]] = {
+    "empty": np.empty,
+    "empty_like": np.empty_like,
+}  # NumPy's own, whatever a block of poisoned_empty puts in their place
+_POISONED: list[tuple[str, ...]] = []  # the packages of each poisoned_empty block now open
+
+
+def _poison(dtype: np.dtype) -> Any:
+    """What unwritten memory of ``dtype`` holds under :func:`poisoned_empty`."""
+    if dtype.kind in "fc":
+        return np.nan
+    if dtype.kind in "iu":
+        return np.iinfo(dtype).max
+    return True if dtype.kind == "b" else None
+
+
+def _poisoned(name: str) -> Callable[..., np.ndarray]:
+    allocate = _ALLOCATORS[name]
+
+    def allocate_poisoned(*args: Any, **kwargs: Any) -> np.ndarray:
+        out = allocate(*args, **kwargs)
+        package = sys._getframe(1).f_globals.get("__name__", "").split(".")[0]
+        value = _poison(out.dtype)
+        if value is not None and out.size and any(package in m for m in _POISONED):
+            out.fill(value)
+        return out
+
+    return allocate_poisoned
+
+
+@contextlib.contextmanager
+def poisoned_empty(modules: tuple[str, ...] = ("funcnn",)) -> Iterator[None]:
+    """Within the block, ``np.empty`` and ``np.empty_like`` called from code in ``modules``
+    (top-level package names, e.g. ``("funcnn", "mylayers")``) return arrays filled with
+    NaN (ints: their largest value; bools: True) instead of whatever the allocator left.
+
+    Run a gradient check inside it: a path that reads an entry it never wrote then gives
+    NaN (or nonsense) every time, not only when the allocator hands out garbage. Blocks
+    nest (the packages of every open block are poisoned). Test-only: it replaces NumPy's
+    module attributes, for every thread, until the last block ends.
+    """
+    if not _POISONED:
+        for name in _ALLOCATORS:
+            setattr(np, name, _poisoned(name))
+    _POISONED.append(tuple(modules))
+    try:
+        yield
+    finally:
+        _POISONED.pop()
+        if not _POISONED:
+            for name, allocate in _ALLOCATORS.items():
+                setattr(np, name, allocate)

@@ -9,6 +9,10 @@ from funcnn import fit, losses, optim, tree
 from funcnn import layers as L
 from funcnn.testing import check_layer
 
+# Every test runs twice: as it is, and with the memory funcnn takes from np.empty filled
+# with NaN first (tests/conftest.py), so a path that reads what it never wrote fails.
+pytestmark = pytest.mark.usefixtures("empty_memory")
+
 # (kernel, strides, padding, dilation, image (H, W, C))
 CONV_GRID = [
     ((3, 3), 1, "valid", 1, (6, 6, 1)),

@@ -7,6 +7,10 @@ from funcnn import grad, losses, tree, value_and_grad
 from funcnn import layers as L
 from funcnn.testing import check_grads
 
+# Every test runs twice: as it is, and with the memory funcnn takes from np.empty filled
+# with NaN first (tests/conftest.py), so a path that reads what it never wrote fails.
+pytestmark = pytest.mark.usefixtures("empty_memory")
+
 
 def test_value_and_grad_usage_shape():
     rng = np.random.default_rng(0)

@@ -8,7 +8,11 @@ from hypothesis import strategies as st
 from funcnn import initializers, tree
 from funcnn import layers as L
 from funcnn.random import Key
-from funcnn.testing import check_grads, check_layer
+from funcnn.testing import check_grads, check_layer, poisoned_empty
+
+# Every test runs twice: as it is, and with the memory funcnn takes from np.empty filled
+# with NaN first (tests/conftest.py), so a path that reads what it never wrote fails.
+pytestmark = pytest.mark.usefixtures("empty_memory")
 
 ACTIVATIONS = [
     L.Relu,
@@ -293,3 +297,31 @@ def test_need_dx_false_skips_input_gradient(rng):
     assert dx is None
     for a, b in zip(tree.leaves(grads_a), tree.leaves(grads_b)):
         assert np.array_equal(a, b)
+
+
+def _half_written(x, y, dy):
+    """A backward that writes only the first half of its gradient (the bug
+    funcnn.testing.poisoned_empty exists to catch)."""
+    dx = np.empty_like(dy)
+    dx[:, : dx.shape[1] // 2] = dy[:, : dx.shape[1] // 2]
+    return dx
+
+
+def test_poisoned_empty_makes_a_read_of_unwritten_memory_fail():
+    wrong = L.elementwise("HalfWritten", lambda x: x, _half_written)
+    x = np.random.default_rng(0).standard_normal((3, 6))
+    before, before_like = np.empty, np.empty_like
+    with poisoned_empty(modules=(__name__,)):  # this module's np.empty calls are poisoned
+        report = check_grads(wrong, (), x, raise_on_failure=False)
+    assert not report.ok and report.where.startswith("x")
+    ints = np.zeros(2, np.int8)
+    with poisoned_empty():  # funcnn's callers only
+        assert np.isnan(_allocate_in("funcnn.fake", "np.empty((2, 3))")).all()
+        assert _allocate_in("funcnn.fake", "np.empty(4, bool)").all()
+        assert (_allocate_in("funcnn.fake", "np.empty_like(ints)", ints=ints) == 127).all()
+    assert np.empty is before and np.empty_like is before_like  # put back after the block
+
+
+def _allocate_in(module: str, expression: str, **names):
+    """Evaluate ``expression`` as code of ``module`` would (np.empty sees that caller)."""
+    return eval(expression, {"__name__": module, "np": np, **names})

@@ -14,6 +14,10 @@ from funcnn import io, tree
 from funcnn import layers as L
 from funcnn.testing import check_layer
 
+# Every test runs twice: as it is, and with the memory funcnn takes from np.empty filled
+# with NaN first (tests/conftest.py), so a path that reads what it never wrote fails.
+pytestmark = pytest.mark.usefixtures("empty_memory")
+
 EXAMPLES = {
     "Activation": (L.elementwise("Square", np.square, lambda x, y, dy: 2 * x * dy), (4,)),
     "AvgPool1D": (L.AvgPool1D(2), (6, 2)),
@@ -57,6 +61,7 @@ EXAMPLES = {
     "LogSoftmax": (L.LogSoftmax, (4,)),
     "MaxPool1D": (L.MaxPool1D(2, strides=1), (5, 2)),
     "MaxPool2D": (L.MaxPool2D(2), (4, 4, 1)),
+    "MaxPool2D gaps": (L.MaxPool2D((1, 2), strides=(2, 3)), (4, 6, 2)),  # unread positions
     "Parallel": (L.parallel(L.Dense(2), L.serial(L.BatchNorm(), L.Dropout(0.5))), ((3,), (2,))),
     "Relu": (L.Relu, (4,)),
     "Reshape": (L.Reshape((2, -1)), (6,)),

@@ -116,9 +116,11 @@ class MaxPool2D(_Pool2D):
             hits = self._hits(xp, y)
         slices = self._slices(y.shape[1:3])
         overlapping = any(s < p for s, p in zip(self._steps, self.pool_size))
-        tiled = not overlapping and shape[1:3] == tuple(
-            o * s for o, s in zip(y.shape[1:3], self._steps)
-        )  # the windows cover every input once: each position is written below
+        # The windows tile the padded input (stride = pool size, no position left after the
+        # last window) only where every position is written below: then no zero fill.
+        tiled = self._steps == self.pool_size and shape[1:3] == tuple(
+            o * p for o, p in zip(y.shape[1:3], self.pool_size)
+        )
         dxp = (np.empty if tiled else np.zeros)(shape, dtype=dy.dtype)
         for hit, s in zip(hits, slices):
             if overlapping:
