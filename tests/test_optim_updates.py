@@ -10,6 +10,10 @@ import pytest
 
 from funcnn import optim, schedules, tree
 
+# Every test runs twice: as it is, and with the memory funcnn takes from np.empty filled
+# with NaN first (tests/conftest.py), so an update that reads what it never wrote fails.
+pytestmark = pytest.mark.usefixtures("empty_memory")
+
 P0 = (np.array([0.5, -1.5, 2.0]), np.array([[0.3, -0.7]]))
 GRADS = [
     (np.array([0.2, -0.4, 1.0]), np.array([[0.05, -0.3]])),
