@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from funcnn import io, optim
+from funcnn import io, optim, tree
 from funcnn import validate as check
 from funcnn.train import Callback, TrainingContext
 
@@ -337,19 +337,42 @@ class ReduceLROnPlateau(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop at the first non-finite batch loss and return the params from before that step."""
+    """Stop at the first non-finite batch loss and return the params, state and optimizer
+    state that gave the last finite one.
+
+    A batch's loss is computed with the params from before its step, so the params that
+    gave a non-finite loss are already spoiled, and so may be the step's before them (an
+    update that overflowed shows only in the next batch's loss). What is returned is
+    the params the last finite loss was computed with; their leaves are checked finite.
+    """
+
+    def on_train_begin(self, ctx: TrainingContext) -> None:
+        self.last_finite: tuple[Any, Any, Any, str] | None = None
+        self.before: tuple[Any, Any, Any] = (ctx.params, ctx.state, ctx.opt_state)
 
     def on_batch_begin(self, batch: int, ctx: TrainingContext) -> None:
         self.before = (ctx.params, ctx.state, ctx.opt_state)  # references: nothing is copied
 
     def on_batch_end(self, batch: int, loss: float, ctx: TrainingContext) -> None:
+        where = f"batch {batch + 1} of epoch {ctx.epoch + 1}"
         if np.isfinite(loss):
+            self.last_finite = (*self.before, where)
             return
-        ctx.params, ctx.state, ctx.opt_state = self.before
         ctx.stop_training = True
+        if self.last_finite is None:  # the first batch: nothing finite to go back to
+            ctx.params, ctx.state, ctx.opt_state = self.before
+            ctx.stop_reason = (
+                f"TerminateOnNaN: {where} gave loss {loss}, the first batch of this fit; "
+                "training stopped and the params it started from were returned"
+            )
+            return
+        *values, good = self.last_finite
+        ctx.params, ctx.state, ctx.opt_state = values
+        finite = all(np.isfinite(leaf).all() for leaf in tree.leaves((ctx.params, ctx.state)))
         ctx.stop_reason = (
-            f"TerminateOnNaN: batch {batch + 1} of epoch {ctx.epoch + 1} gave loss {loss}; "
-            "training stopped and the last finite params were returned"
+            f"TerminateOnNaN: {where} gave loss {loss}; training stopped and the params "
+            f"that gave the last finite loss ({good}) were returned"
+            + ("" if finite else ", though some of their entries are not finite")
         )
 
 

@@ -1,5 +1,7 @@
 """Each callback's behaviour."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -147,6 +149,43 @@ def test_terminate_on_nan_returns_last_finite_params(capsys):
     assert all(np.all(np.isfinite(leaf)) for leaf in tree.leaves(new))
     assert not np.isfinite(history["loss"][-1])
     assert "TerminateOnNaN" in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_terminate_on_nan_returns_the_params_of_the_last_finite_loss():
+    """Adam on inputs of scale 1e15: a step that overflows shows only in the next batch's
+    loss, so the params from before that batch are spoiled already; those of the last
+    finite loss come back, with their optimizer state."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3)).astype(np.float32) * 1e15
+    y = rng.standard_normal((64, 1)).astype(np.float32)
+    model = L.serial(L.Dense(4), L.Relu, L.Dense(1))
+    params = model.init(0, (3,))
+    run = functools.partial(
+        fit, model, params, losses.mean_squared_error, optim.adam(0.1), x, y,
+        batch_size=8, shuffle=False, verbose=0,
+    )  # fmt: skip
+    new, history = run(epochs=5, callbacks=[C.TerminateOnNaN()])
+    assert "(batch 2 of epoch 1)" in history.stopped_reason
+    assert all(np.isfinite(leaf).all() for leaf in tree.leaves(new))
+    one_batch, _ = fit(  # the params the second batch's loss was computed with
+        model, params, losses.mean_squared_error, optim.adam(0.1), x[:8], y[:8],
+        batch_size=8, shuffle=False, verbose=0, epochs=1,
+    )  # fmt: skip
+    assert all(np.array_equal(a, b) for a, b in zip(tree.leaves(new), tree.leaves(one_batch)))
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_terminate_on_nan_at_the_first_batch_returns_the_starting_params():
+    x = np.full((16, 3), 3e38, np.float32)  # the first loss overflows already
+    model = L.serial(L.Dense(2))
+    params = model.init(0, (3,))
+    new, history = fit(
+        model, params, losses.mean_squared_error, optim.sgd(0.1), x, np.zeros((16, 2)),
+        epochs=2, batch_size=8, callbacks=[C.TerminateOnNaN()], verbose=0,
+    )  # fmt: skip
+    assert "the first batch of this fit" in history.stopped_reason
+    assert all(np.array_equal(a, b) for a, b in zip(tree.leaves(new), tree.leaves(params)))
 
 
 def test_csv_logger(tmp_path):
