@@ -400,8 +400,8 @@ def adam_forms(rng: np.random.Generator) -> Forms:
     def block(flat: list, new: list, lo: int, hi: int) -> None:
         gb, mub, nub = (a[lo:hi] for a in flat)
         ub, mb, vb = (a[lo:hi] for a in new)
-        ema_into(mb, mub, gb, b1)
-        ema_sq_into(vb, nub, gb, b2)
+        ema_into(mb, mub, gb, b1, scratch=ub)
+        ema_sq_into(vb, nub, gb, b2, scratch=ub)
         np.sqrt(vb, out=ub)
         ub += eps_add
         np.divide(mb, ub, out=ub)

@@ -42,9 +42,17 @@ def _float(dtype: DTypeLike) -> np.dtype:
 
 
 def _check_shape(shape: Shape) -> Shape:
+    """``shape`` as ints; a ValueError for negative sizes, and for a weight whose draw
+    would not fit in the memory left (a typo such as ``Dense(10**9)``), before anything
+    is allocated."""
     shape = tuple(int(s) for s in shape)
     if any(s < 0 for s in shape):
         raise ValueError(f"shape must have non-negative sizes, got {shape}")
+    check.fits_in_memory(
+        f"a weight of shape {shape}",
+        math.prod(shape) * 12,  # drawn in float64, then cast
+        ": is a layer's size (units, filters, kernel) what you meant?",
+    )
     return shape
 
 

@@ -18,6 +18,7 @@ training loop reports.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -77,16 +78,16 @@ def _rows_mean(terms: np.ndarray) -> np.ndarray:
     return terms.reshape(len(terms), -1).mean(axis=1)
 
 
-def _check_probabilities(p: np.ndarray, name: str, hint: str, *, nan: bool = False) -> None:
+def _check_probabilities(p: np.ndarray, name: str, hint: str, *, nan: bool = False) -> bool:
     """Values in [0, 1]; a NaN passes (a diverged model's output) unless ``nan``, where it
-    is an error (targets)."""
+    is an error (targets). Whether ``p`` holds a NaN."""
     lo, hi = p.min(), p.max()  # both NaN when p holds one
     if lo >= 0 and hi <= 1:
-        return
+        return False
     if lo != lo:
         if nan:
             raise ValueError(f"{name} contain NaN")
-        return
+        return True
     raise ValueError(f"{name} expects probabilities in [0, 1], got values in [{lo}, {hi}]; {hint}")
 
 
@@ -266,7 +267,7 @@ class CategoricalCrossEntropy(Loss):
     def value_and_grad(self, pred: Any, target: Any) -> tuple[float, np.ndarray]:
         name = "categorical_cross_entropy"
         p = _pred(pred, name)
-        _check_probabilities(p, name, "for logits use softmax_cross_entropy")
+        has_nan = _check_probabilities(p, name, "for logits use softmax_cross_entropy")
         if p.ndim >= 2 and np.shape(target) == p.shape[:-1]:
             labels, _ = _class_labels(p, target, name)
             p2 = p.reshape(-1, p.shape[-1])
@@ -275,6 +276,9 @@ class CategoricalCrossEntropy(Loss):
             pc = np.maximum(picked, PROB_EPS)
             grad = np.zeros_like(p2)
             grad[rows, flat] = (picked > PROB_EPS) / (-pc * len(p2))
+            if has_nan:  # a NaN in any column is a diverged model: NaN, as one-hot rows give
+                grad[np.isnan(p2).any(axis=1)] = np.nan
+                return math.nan, grad.reshape(p.shape)
             return -_mean(np.log(pc)), grad.reshape(p.shape)
         t = _target(target, p, name)
         n = p.size // p.shape[-1]
@@ -289,7 +293,9 @@ class CategoricalCrossEntropy(Loss):
         if p.ndim >= 2 and np.shape(target) == p.shape[:-1]:
             labels, _ = _class_labels(p, target, name)
             picked = np.take_along_axis(p, labels[..., None].astype(np.intp), axis=-1)[..., 0]
-            return _rows_mean(-np.log(np.maximum(picked, PROB_EPS)))
+            each = -np.log(np.maximum(picked, PROB_EPS))
+            each[np.isnan(p).any(axis=-1)] = np.nan  # as the one-hot form gives
+            return _rows_mean(each)
         t = _target(target, p, name)
         return _rows_mean(-np.sum(t * np.log(np.maximum(p, PROB_EPS)), axis=-1))
 

@@ -21,9 +21,11 @@ Needs scikit-learn (``pip install 'funcnn[sklearn]'``).
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Sequence
+from types import FunctionType
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,27 @@ from funcnn.random import as_generator
 ACTIVATIONS = {"relu": L.Relu, "tanh": L.Tanh, "logistic": L.Sigmoid, "identity": L.Identity}
 
 __all__ = ["NeuralNetClassifier", "NeuralNetRegressor"]
+
+
+_OPTIMIZERS = sorted(
+    name
+    for name, f in vars(optim.aliases).items()
+    if isinstance(f, FunctionType) and f.__module__ == optim.aliases.__name__
+)  # what ``optimizer`` may name: funcnn.optim's optimizers, each with a learning rate
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _as_float32(a: np.ndarray, name: str) -> np.ndarray:
+    """``a`` in the network's float32; a ValueError for values float32 cannot hold (they
+    would become inf and every prediction NaN)."""
+    big = float(np.abs(a).max()) if a.size else 0.0
+    if big > _FLOAT32_MAX:
+        raise ValueError(
+            f"{name} holds values up to {big:.3g}, beyond float32's range (about 3.4e38) in "
+            "which the network computes; scale it first (e.g. sklearn's StandardScaler)"
+        )
+    return a.astype(np.float32, copy=False)
 
 
 def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
@@ -137,15 +160,18 @@ class _NeuralNet(BaseEstimator):
 
     # -- building
 
+    def _sizes(self) -> tuple[int, ...]:
+        given: Any = self.hidden_layer_sizes
+        if isinstance(given, (int, np.integer)):
+            given = (given,)
+        return tuple(check.positive_int("hidden_layer_sizes[i]", n) for n in given)
+
     def _hidden(self) -> Layer:
         if self.model is not None:
             if not isinstance(self.model, Layer):
                 raise TypeError(f"model must be a funcnn Layer, got {type(self.model).__name__}")
             return self.model
-        given: Any = self.hidden_layer_sizes
-        if isinstance(given, (int, np.integer)):
-            given = (given,)
-        sizes = tuple(check.positive_int("hidden_layer_sizes[i]", n) for n in given)
+        sizes = self._sizes()
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, "
@@ -162,13 +188,20 @@ class _NeuralNet(BaseEstimator):
                 "optimizer must be a name in funcnn.optim such as 'adam' or a "
                 f"GradientTransformation, got {self.optimizer!r}"
             )
-        make = getattr(optim, self.optimizer, None)
-        if make is None or not callable(make):
-            raise ValueError(f"optimizer {self.optimizer!r} is not in funcnn.optim")
-        opt = make(check.positive("learning_rate", self.learning_rate))
-        if not isinstance(opt, optim.GradientTransformation):
-            raise ValueError(f"funcnn.optim.{self.optimizer} is not an optimizer")
-        return opt
+        make = getattr(optim.aliases, self.optimizer, None)
+        if not isinstance(make, FunctionType) or make.__module__ != optim.aliases.__name__:
+            # building blocks (scale_by_adam, trace, clip_by_global_norm...) have no
+            # learning rate and no descent sign: given one, training would climb
+            what = (
+                "a building block without a learning rate, not an optimizer"
+                if callable(getattr(optim, self.optimizer, None))
+                else "not in funcnn.optim"
+            )
+            raise ValueError(
+                f"optimizer {self.optimizer!r} is {what}; use one of {', '.join(_OPTIMIZERS)} "
+                "or pass a GradientTransformation"
+            )
+        return make(check.positive("learning_rate", self.learning_rate))
 
     def _check_settings(self) -> None:
         check.positive_int("epochs", self.epochs)
@@ -198,13 +231,20 @@ class _NeuralNet(BaseEstimator):
         X, y = validate_data(
             self, X, y, reset=reset, dtype=(np.float32, np.float64), multi_output=self._multi
         )
-        X = X.astype(np.float32, copy=False)
-        return X, y, _sample_weights(sample_weight, len(X))
+        return _as_float32(X, "X"), y, _sample_weights(sample_weight, len(X))
 
     _multi = False
 
     def _start(self, X: np.ndarray, y: np.ndarray, seed: int) -> None:
         """A fresh network, params and optimizer state for this data."""
+        if self.model is None:  # the size of what fit will hold, before any of it exists
+            widths = [X.shape[1], *self._sizes(), self._outputs(y)]
+            count = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+            check.fits_in_memory(  # params, gradients, two moments, updates, new params
+                f"training a network of {count:,} params (layer widths {widths})",
+                6 * 4 * count + 3 * 4 * self.batch_size * sum(widths),
+                ": are hidden_layer_sizes what you meant?",
+            )
         self.network_ = L.serial(self._hidden(), L.Dense(self._outputs(y)))
         self.params_ = self.network_.init(as_generator(seed), (X.shape[1],))
         self.state_ = self.network_.init_state((X.shape[1],))
@@ -305,9 +345,7 @@ class _NeuralNet(BaseEstimator):
     def _outputs_of(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=(np.float32, np.float64))
-        return train.predict(
-            self.network_, self.params_, X.astype(np.float32, copy=False), state=self.state_
-        )
+        return train.predict(self.network_, self.params_, _as_float32(X, "X"), state=self.state_)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -474,7 +512,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNet):
         return losses.mean_squared_error
 
     def _encode(self, y: np.ndarray) -> np.ndarray:
-        return y.reshape(len(y), -1).astype(np.float32)
+        return _as_float32(y.reshape(len(y), -1), "y")
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

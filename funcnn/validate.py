@@ -9,6 +9,7 @@ was given.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -135,3 +136,31 @@ def field(check: Any) -> Any:
         check(f"{type(instance).__name__} {attribute.name}", value)
 
     return validator
+
+
+def available_memory() -> int | None:
+    """Bytes this machine can still give (Linux's MemAvailable; elsewhere the physical
+    memory), None where the OS does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def fits_in_memory(what: str, nbytes: int, hint: str = "") -> None:
+    """A ValueError, before anything is allocated, when ``what`` needs more than the memory
+    this machine can still give (MemoryError after trying, or the OS killing the process,
+    would come later and say less)."""
+    memory = available_memory()
+    if memory is not None and nbytes > memory:
+        raise ValueError(
+            f"{what} needs {nbytes / 2**30:,.1f} GiB, more than the {memory / 2**30:,.1f} GiB "
+            f"of memory this machine has free{hint}"
+        )

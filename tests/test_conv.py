@@ -283,3 +283,21 @@ def test_one_channel_im2col_equals_the_window_view_copy(conv, dtype):
     views = views[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw, :, ::dh, ::dw]
     expected = views.transpose(0, 1, 2, 4, 5, 3).reshape(-1, kh * kw)
     assert np.array_equal(conv._cols(x)[0], expected)
+
+
+def test_float16_sums_do_not_overflow_where_their_results_fit():
+    """Sums of float16 run in float32: an average of 6e4 and a variance of 100 over 1,024
+    samples fit float16, though their sums (12e4 and 1e5) do not."""
+    x = np.full((1, 2, 2, 1), 6e4, np.float16)
+    y = L.AvgPool2D(2).apply((), x)
+    assert y.dtype == np.float16 and y[0, 0, 0, 0] == np.float16(6e4)
+    bn = L.BatchNorm(momentum=0.0)
+    data = (np.random.default_rng(0).standard_normal((1024, 3)) * 10).astype(np.float16)
+    params, state = bn.init(0, (3,), dtype=np.float16), bn.init_state((3,), dtype=np.float16)
+    y, new_state, cache = bn.forward_with_state(params, state, data, train=True)
+    assert y.dtype == np.float16 and np.isfinite(y).all()
+    assert new_state.var.dtype == np.float16
+    np.testing.assert_allclose(new_state.var, data.astype(np.float64).var(0, ddof=1), rtol=1e-2)
+    grads, dx = bn.backward(params, cache, np.ones_like(y))
+    assert dx.dtype == np.float16 and grads.gamma.dtype == np.float16
+    assert np.isfinite(dx).all() and all(np.isfinite(g).all() for g in grads)

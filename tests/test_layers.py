@@ -325,3 +325,29 @@ def test_poisoned_empty_makes_a_read_of_unwritten_memory_fail():
 def _allocate_in(module: str, expression: str, **names):
     """Evaluate ``expression`` as code of ``module`` would (np.empty sees that caller)."""
     return eval(expression, {"__name__": module, "np": np, **names})
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [
+        (L.Dense(3), (4,)),
+        (L.Conv2D(2, 3), (5, 5, 1)),
+        (L.Conv1D(2, 3), (6, 2)),
+        (L.LayerNorm(), (4,)),
+        (L.BatchNorm(), (4,)),
+    ],
+)
+@pytest.mark.parametrize("params", [None, (), {"w": 1}, (np.zeros(3),)])
+def test_params_of_the_wrong_kind_are_a_type_error_that_shows_the_call(layer, shape, params):
+    x = np.zeros((2, *shape), np.float32)
+    with pytest.raises(TypeError, match=r"expects its params as the \w+Params that layer.init"):
+        layer.apply_with_state(params, layer.init_state(shape), x)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: L.Dense(10**9).init(0, (784,)), lambda: L.Conv2D(10**6, 99).init(0, (128, 128, 3))],
+)
+def test_a_layer_too_large_for_memory_is_refused_before_allocating(make):
+    with pytest.raises(ValueError, match=r"a weight of shape .* GiB, more than the .* free"):
+        make()

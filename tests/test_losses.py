@@ -183,6 +183,20 @@ def test_nan_targets_raise_and_nan_predictions_propagate():
     assert np.isnan(losses.mean_squared_error(np.array([np.nan]), np.array([0.0])))
 
 
+@pytest.mark.parametrize("name, loss, pred, target", GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
+def test_a_nan_anywhere_in_the_predictions_gives_a_nan_loss(name, loss, pred, target):
+    """Whatever column a NaN is in, whatever form the targets take (labels pick one
+    column; a NaN in another must not vanish)."""
+    first = pred[0] if isinstance(pred, tuple) else pred
+    for index in np.ndindex(first.shape):
+        spoiled = first.copy()
+        spoiled[index] = np.nan
+        bad = (spoiled, *pred[1:]) if isinstance(pred, tuple) else spoiled
+        with np.errstate(invalid="ignore"):
+            assert np.isnan(loss(bad, target)), index
+            assert np.isnan(loss.per_example(bad, target)[index[0]]), index
+
+
 def test_penalties_values_gradients_and_mask():
     params = ((np.array([[1.0, -2.0]]), np.array([3.0])), ())
     l2 = losses.l2_penalty(0.1, mask=tree.kernel_mask)

@@ -299,3 +299,35 @@ def test_bad_schedule_arguments():
         schedules.join_schedules([0.1, 0.2], [3])
     with pytest.raises(TypeError, match="warmup_steps must be an int"):
         schedules.warmup_cosine_decay(0.0, 1.0, None, 10)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        schedules.exponential_decay(0.1, 1, 2.0, end_value=1.0),
+        schedules.exponential_decay(0.1, 1, 2.0, staircase=True, end_value=1.0),
+    ],
+)
+def test_a_growing_schedule_is_capped_where_its_power_overflows(schedule):
+    assert schedule(2000) == 1.0 and schedule(10**9) == 1.0
+
+
+def test_an_overflowing_schedule_without_a_cap_is_refused_by_the_optimizer():
+    assert schedules.exponential_decay(0.1, 1, 2.0)(2000) == math.inf
+    assert schedules.step_decay(0.1, 2.0, 1)(5000) == math.inf
+    assert schedules.exponential_decay(0.0, 1, 2.0)(2000) == 0.0  # 0 stays 0
+    assert schedules.exponential_decay(0.1, 1, 0.5)(10**6) == 0.0  # underflow is fine
+    opt = optim.scale_by_learning_rate(schedules.exponential_decay(0.1, 1, 2.0))
+    state = opt.init((np.ones(2),))
+    state = state._replace(step=2000)
+    with pytest.raises(ValueError, match="learning rate at step 2000"):
+        opt.update((np.ones(2),), state)
+
+
+@pytest.mark.parametrize("wrapper", [optim.multi_steps, optim.apply_if_finite])
+@pytest.mark.parametrize("given", ["sgd", optim.sgd, None])
+def test_wrappers_refuse_what_is_not_a_transformation(wrapper, given):
+    with pytest.raises(TypeError, match="must be a GradientTransformation such as"):
+        wrapper(given, 2)
+    with pytest.raises(TypeError, match="must be a GradientTransformation such as"):
+        optim.masked(given, (True,))

@@ -369,3 +369,42 @@ def test_adam_in_spans_on_threads_has_whole_leaf_bits(monkeypatch, kwargs):
         linalg.set_workers(None)
     assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(whole, cut))
     assert np.shape(cut[-1]) == () and not cut[-1].flags.writeable  # 0-d leaves stay 0-d
+
+
+def compiled_adam(learning_rate):
+    from funcnn.optim import compiled
+
+    return optim.chain(compiled.scale_by_adam(), optim.scale_by_learning_rate(learning_rate))
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+@pytest.mark.parametrize("make", [optim.adam, optim.nadam, compiled_adam])
+def test_adam_stays_finite_on_gradients_whose_square_overflows(make):
+    """Gradients of 1e30 in float32: g^2 is inf, so nu is inf and the update 0 (optax's
+    numbers); the moments never compute inf - inf."""
+    opt = make(0.1)
+    params = (np.ones(4, np.float32),)
+    state = opt.init(params)
+    for _ in range(5):
+        g = (np.array([1e30, -1e30, 1.0, 0.0], np.float32),)
+        updates, state = opt.update(g, state, params)
+        params = optim.apply_updates(params, updates)
+        assert all(np.isfinite(u).all() for u in tree.leaves(updates))
+    assert params[0][0] == params[0][1] == 1.0  # nu = inf: those entries stay where they are
+    assert params[0][2] < 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_moments_have_optax_bits(dtype):
+    """mu = (1 - b1) g + b1 mu and nu = (1 - b2) g^2 + b2 nu, in optax's order of operations."""
+    rng = np.random.default_rng(0)
+    opt = optim.scale_by_adam(0.9, 0.999)
+    params = (rng.standard_normal(1000).astype(dtype),)
+    state = opt.init(params)
+    mu = nu = np.zeros(1000, dtype)
+    for _ in range(3):
+        g = rng.standard_normal(1000).astype(dtype)
+        _, state = opt.update((g,), state, params)
+        mu = dtype(1 - 0.9) * g + dtype(0.9) * mu
+        nu = dtype(1 - 0.999) * (g**2) + dtype(0.999) * nu
+        assert np.array_equal(state.mu[0], mu) and np.array_equal(state.nu[0], nu)

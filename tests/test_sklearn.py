@@ -211,3 +211,33 @@ def test_grid_search_on_a_dask_cluster_has_the_same_bits():
     assert np.array_equal(
         on_dask.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"]
     )
+
+
+@pytest.mark.parametrize("name", ["scale_by_adam", "trace", "clip_by_global_norm", "tree"])
+def test_an_optimizer_name_must_name_an_optimizer_with_a_learning_rate(name):
+    """A building block has no learning rate and no descent sign: it would climb."""
+    X, y = np.zeros((8, 2)), np.arange(8) % 2
+    with pytest.raises(ValueError, match=f"optimizer '{name}' is .*use one of adadelta"):
+        NeuralNetClassifier(optimizer=name, epochs=1).fit(X, y)
+
+
+@pytest.mark.parametrize("estimator", [NeuralNetClassifier, NeuralNetRegressor])
+def test_data_beyond_float32_is_refused_not_turned_into_inf(estimator):
+    X, y = np.ones((8, 2)), np.arange(8) % 2
+    big = X.copy()
+    big[3, 1] = -1e39
+    with pytest.raises(ValueError, match=r"X holds values up to 1e\+39, beyond float32"):
+        estimator(epochs=1).fit(big, y)
+    fitted = estimator(epochs=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="beyond float32"):
+        fitted.predict(big)
+    if estimator is NeuralNetRegressor:
+        with pytest.raises(ValueError, match=r"y holds values up to 1e\+39"):
+            estimator(epochs=1).fit(X, y * 1e39)
+
+
+def test_absurd_hidden_layer_sizes_are_refused_before_allocating():
+    X, y = np.ones((8, 2)), np.arange(8) % 2
+    for sizes in [(10**9,), (10**5, 10**5)]:
+        with pytest.raises(ValueError, match=r"training a network of [\d,]+ params .* GiB"):
+            NeuralNetClassifier(hidden_layer_sizes=sizes, epochs=1).fit(X, y)

@@ -217,6 +217,19 @@ def as_input(x: Any, layer: object, *, min_ndim: int = 1) -> np.ndarray:
     return a
 
 
+P = TypeVar("P")
+
+
+def as_params(params: Any, layer: object, cls: type[P]) -> P:
+    """``params`` if it is the ``cls`` record ``layer.init`` returns; a TypeError otherwise."""
+    if not isinstance(params, cls):
+        raise TypeError(
+            f"{layer!r} expects its params as the {cls.__name__} that "
+            f"layer.init(rng, input_shape) returns, got {type(params).__name__}"
+        )
+    return params
+
+
 IMAGES = "(batch, height, width, channels)"
 SEQUENCES = "(batch, length, channels)"
 

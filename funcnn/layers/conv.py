@@ -28,6 +28,7 @@ from funcnn.layers.base import (
     Layer,
     RngArg,
     as_batch_of,
+    as_params,
     as_shape,
     example_shape,
 )
@@ -178,6 +179,7 @@ class Conv2D(Layer):
         return freeze(ConvParams(w, b))
 
     def _check(self, params: ConvParams, x: Any) -> np.ndarray:
+        params = as_params(params, self, ConvParams)
         x = as_batch_of(x, self, IMAGES)
         if x.shape[3] != params.w.shape[2]:
             raise ValueError(
@@ -300,6 +302,7 @@ class Conv1D(Layer):
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
     ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_batch_of(x, self, SEQUENCES)
+        params = as_params(params, self, ConvParams)
         p2 = ConvParams(params.w[None], params.b)
         y, cache = self._conv2d.forward(p2, _to_2d(x), train=train)
         return y[:, 0], state, cache

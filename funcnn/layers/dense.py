@@ -10,7 +10,7 @@ from numpy.typing import DTypeLike
 
 from funcnn import initializers, linalg
 from funcnn import validate as check
-from funcnn.layers.base import Layer, RngArg, as_input, as_shape
+from funcnn.layers.base import Layer, RngArg, as_input, as_params, as_shape
 from funcnn.random import RngLike, split
 from funcnn.tree import freeze
 from funcnn.types import Cache, LayerState, Params, Shape
@@ -57,6 +57,7 @@ class Dense(Layer):
         return freeze(DenseParams(w, b))
 
     def _check(self, params: DenseParams, x: Any) -> np.ndarray:
+        params = as_params(params, self, DenseParams)
         x = as_input(x, self, min_ndim=2)
         if x.shape[-1] != params.w.shape[0]:
             raise ValueError(

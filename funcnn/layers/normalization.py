@@ -11,7 +11,7 @@ from numpy.typing import DTypeLike
 
 from funcnn import linalg
 from funcnn import validate as check
-from funcnn.layers.base import Layer, RngArg, as_input, as_shape
+from funcnn.layers.base import Layer, RngArg, as_input, as_params, as_shape
 from funcnn.random import RngLike
 from funcnn.tree import freeze
 from funcnn.types import Cache, LayerState, Params, Shape
@@ -42,6 +42,17 @@ def _affine(params: NormParams, xhat: np.ndarray, shape: tuple[int, ...]) -> np.
     if params.beta is not None:
         y += params.beta.reshape(shape)
     return y
+
+
+def _wide(a: np.ndarray) -> np.ndarray:
+    """``a`` in float32 at least: float16's sums of squares overflow at 65,504 long before
+    the variance they give does (float32 and float64 pass through, no copy)."""
+    return a.astype(np.promote_types(a.dtype, np.float32), copy=False)
+
+
+def _as_dtype_of(grad: np.ndarray | None, param: np.ndarray | None) -> np.ndarray | None:
+    """A gradient in its param's dtype (statistics of float16 data run in float32)."""
+    return None if grad is None or param is None else grad.astype(param.dtype, copy=False)
 
 
 def _batch_sum(a: np.ndarray, axis: int) -> np.ndarray:
@@ -153,7 +164,9 @@ class BatchNorm(_Normalization):
                 f"{self!r} needs its BatchNormState from init_state(input_shape), got "
                 f"{type(state).__name__}"
             )
+        params = as_params(params, self, NormParams)
         x = as_input(x, self, min_ndim=2)
+        dtype, x = x.dtype, _wide(x)  # statistics in float32 at least
         axis = _axis(x.ndim, self.axis, self)
         if x.shape[axis] != state.mean.shape[0]:
             raise ValueError(
@@ -189,23 +202,24 @@ class BatchNorm(_Normalization):
             new_state = state
             inv_std = 1 / np.sqrt(state.var + self.eps)
         xhat = centered * inv_std.reshape(shape)
-        y = _affine(params, xhat, tuple(shape))
+        y = _affine(params, xhat, tuple(shape)).astype(dtype, copy=False)
         return y, new_state, (xhat, inv_std, train, axis, shape)
 
     def backward(
         self, params: NormParams, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
     ) -> tuple[NormParams, np.ndarray | None]:
         xhat, inv_std, train, axis, shape = cache
-        grads, dxhat = _affine_grads(params, xhat, dy, axis, shape)
+        grads, dxhat = _affine_grads(params, xhat, _wide(dy), axis, shape)
+        grads = NormParams(*map(_as_dtype_of, grads, params))
         if not need_dx:
             return grads, None
         if not train:  # running statistics are constants
-            return grads, dxhat * inv_std.reshape(shape)
+            return grads, (dxhat * inv_std.reshape(shape)).astype(dy.dtype, copy=False)
         count = linalg.batch_samples(xhat.shape[0]) * (math.prod(xhat.shape[1:]) // inv_std.size)
         mean_dxhat = (_batch_sum(dxhat, axis) / count).reshape(shape)
         mean_dxhat_xhat = (_batch_sum(dxhat * xhat, axis) / count).reshape(shape)
         dx = (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv_std.reshape(shape)
-        return grads, dx
+        return grads, dx.astype(dy.dtype, copy=False)
 
 
 @attrs.frozen(repr=False)
@@ -220,6 +234,7 @@ class LayerNorm(_Normalization):
     def forward_with_state(
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
     ) -> tuple[np.ndarray, LayerState, Cache]:
+        params = as_params(params, self, NormParams)
         x = as_input(x, self, min_ndim=2)
         axis = _axis(x.ndim, self.axis, self)
         features = params.gamma if params.gamma is not None else params.beta

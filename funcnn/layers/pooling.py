@@ -147,11 +147,12 @@ class AvgPool2D(_Pool2D):
         pads, out, counts = self._counts(x.shape[1], x.shape[2], x.dtype)
         xp = pad_spatial(x, pads)
         slices = self._slices(out)
-        y = xp[slices[0]].copy()
+        # float16 windows are summed in float32: a sum overflows at 65,504 before its mean
+        y = xp[slices[0]].astype(np.promote_types(x.dtype, np.float32))
         for s in slices[1:]:
             y += xp[s]
         y /= counts
-        return y, state, (x.shape, pads, counts)
+        return y.astype(x.dtype, copy=False), state, (x.shape, pads, counts)
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True

@@ -38,6 +38,16 @@ class ChainState(NamedTuple):
     inner: tuple[Any, ...]
 
 
+def expect_transformation(value: Any, what: str) -> GradientTransformation:
+    """``value`` if it is a GradientTransformation; otherwise a TypeError naming ``what``."""
+    if not isinstance(value, GradientTransformation):
+        raise TypeError(
+            f"{what} must be a GradientTransformation such as optim.sgd(0.1), got "
+            f"{type(value).__name__} {value!r:.60}"
+        )
+    return value
+
+
 def expect_state(state: Any, cls: type[S], name: str) -> S:
     """``state`` if it is a ``cls``; otherwise a TypeError explaining how to make one."""
     if not isinstance(state, cls):
@@ -81,10 +91,7 @@ def identity() -> GradientTransformation:
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Apply ``transforms`` in order, each to the previous one's updates."""
     for i, t in enumerate(transforms):
-        if not isinstance(t, GradientTransformation):
-            raise TypeError(
-                f"chain argument {i} must be a GradientTransformation, got {type(t).__name__}"
-            )
+        expect_transformation(t, f"chain argument {i}")
 
     def init(params: Params) -> ChainState:
         return ChainState(tuple(t.init(params) for t in transforms))
@@ -137,12 +144,30 @@ def zeros(params: Params, fill: float = 0.0) -> Any:
     return tree.unflatten(treedef, [frozen(np.full_like(p, fill)) for p in leaves])
 
 
-def ema_into(out: np.ndarray, old: np.ndarray, x: np.ndarray, decay: float) -> np.ndarray:
-    """decay * old + (1 - decay) * x, written as old + (1 - decay) * (x - old), into
-    ``out`` (of ``x - old``'s dtype): one pass over memory per operation."""
-    np.subtract(x, old, out=out)
-    out *= 1 - decay
-    out += old
+def _scaled(old: np.ndarray, decay: float, scratch: np.ndarray | None) -> np.ndarray:
+    """decay * old, in ``scratch`` when it has the product's dtype (else a new array)."""
+    if scratch is not None and scratch.dtype == np.result_type(old, decay):
+        return np.multiply(old, decay, out=scratch)
+    return np.multiply(old, decay)
+
+
+def ema_into(
+    out: np.ndarray,
+    old: np.ndarray,
+    x: np.ndarray,
+    decay: float,
+    scratch: np.ndarray | None = None,
+) -> np.ndarray:
+    """(1 - decay) * x + decay * old (optax's order) into ``out`` (of ``x - old``'s dtype).
+
+    A weighted mean of finite values never overflows, and an inf never meets an inf of
+    the other sign (so 1e30 gradients keep Adam finite, as in optax). ``scratch``, an
+    array of ``out``'s shape, holds decay * old; without it a temporary does. Each
+    operation is one pass over memory.
+    """
+    scaled = _scaled(old, decay, scratch)
+    np.multiply(x, 1 - decay, out=out)
+    out += scaled
     return out
 
 
@@ -151,12 +176,19 @@ def ema(old: np.ndarray, x: np.ndarray, decay: float) -> np.ndarray:
     return frozen(ema_into(np.empty(np.shape(old), np.result_type(x, old)), old, x, decay))
 
 
-def ema_sq_into(out: np.ndarray, old: np.ndarray, g: np.ndarray, decay: float) -> np.ndarray:
-    """decay * old + (1 - decay) * g^2, into ``out`` (of ``g``'s dtype)."""
+def ema_sq_into(
+    out: np.ndarray,
+    old: np.ndarray,
+    g: np.ndarray,
+    decay: float,
+    scratch: np.ndarray | None = None,
+) -> np.ndarray:
+    """(1 - decay) * g^2 + decay * old (optax's order) into ``out`` (of ``g``'s dtype);
+    ``scratch`` as in :func:`ema_into`. A g^2 that overflows makes inf, never NaN."""
+    scaled = _scaled(old, decay, scratch)
     np.multiply(g, g, out=out)
-    out -= old
     out *= 1 - decay
-    out += old
+    out += scaled
     return out
 
 

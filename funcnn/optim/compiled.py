@@ -40,6 +40,8 @@ def adam_loop(
     u: np.ndarray,
     new_mu: np.ndarray,
     new_nu: np.ndarray,
+    b1: Any,
+    b2: Any,
     a1: Any,
     a2: Any,
     c2: Any,
@@ -56,8 +58,8 @@ def adam_loop(
     :func:`funcnn.optim.transforms.adam_scalars` gives them.
     """
     for i in range(g.size):
-        m = (g[i] - mu[i]) * a1 + mu[i]  # EMA(mu, g, b1), as optim.base.ema computes it
-        v = (g[i] * g[i] - nu[i]) * a2 + nu[i]  # EMA(nu, g^2, b2), as ema_sq
+        m = g[i] * a1 + mu[i] * b1  # EMA(mu, g, b1), as optim.base.ema computes it
+        v = g[i] * g[i] * a2 + nu[i] * b2  # EMA(nu, g^2, b2), as ema_sq
         new_mu[i] = m
         new_nu[i] = v
         d = np.sqrt(v / c2 + eps_root) + eps_add if eps_root else np.sqrt(v) + eps_add
@@ -102,7 +104,7 @@ def scale_by_adam(*args: Any, **kwargs: Any) -> GradientTransformation:
         ):  # mixed dtypes: NumPy's type promotion decides, as in the NumPy path
             return numpy_path.update(updates, state, params)
         t = dtype.type
-        scalars = [t(c) for c in (1 - b1, 1 - b2, c2, eps_root, eps_add)]
+        scalars = [t(c) for c in (b1, b2, 1 - b1, 1 - b2, c2, eps_root, eps_add)]
         tail = (nesterov, t(k1), t(k2), t(out_scale))
 
         def fill(*arrays: np.ndarray) -> None:  # g, mu, nu, u, new_mu, new_nu: flat spans

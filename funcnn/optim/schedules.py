@@ -21,6 +21,19 @@ def constant(value: float) -> Schedule:
     return lambda step: value
 
 
+def _power(base: float, exponent: float) -> float:
+    """``base ** exponent``, inf where it overflows (Python raises OverflowError there)."""
+    try:
+        return base**exponent
+    except OverflowError:
+        return math.inf
+
+
+def _times(value: float, factor: float) -> float:
+    """``value * factor`` where ``factor`` may be inf: 0 stays 0."""
+    return value * factor if value else 0.0
+
+
 def exponential_decay(
     init_value: float,
     transition_steps: int,
@@ -40,8 +53,8 @@ def exponential_decay(
 
     def schedule(step: int) -> float:
         p = step / transition_steps
-        value = init_value * decay_rate ** (math.floor(p) if staircase else p)
-        if end is not None:
+        value = _times(init_value, _power(decay_rate, math.floor(p) if staircase else p))
+        if end is not None:  # a growing value that overflowed is capped too
             value = max(value, end) if decay_rate < 1 else min(value, end)
         return value
 
@@ -98,7 +111,7 @@ def step_decay(init_value: float, drop_rate: float, steps_per_drop: int) -> Sche
     init_value = check.number("init_value", init_value)
     drop_rate = check.non_negative("drop_rate", drop_rate)
     steps_per_drop = check.positive_int("steps_per_drop", steps_per_drop)
-    return lambda step: init_value * drop_rate ** (step // steps_per_drop)
+    return lambda step: _times(init_value, _power(drop_rate, step // steps_per_drop))
 
 
 def polynomial_decay(

@@ -261,9 +261,10 @@ def scale_by_adam(
 
         def fill(g: np.ndarray, mu: np.ndarray, nu: np.ndarray, u: np.ndarray,
                  new_mu: np.ndarray, new_nu: np.ndarray) -> None:  # fmt: skip
-            # Few passes, no temporaries: each operation is one pass over the span.
-            ema_into(new_mu, mu, g, b1)
-            ema_sq_into(new_nu, nu, g, b2)
+            # Few passes, no temporaries: each operation is one pass over the span, and
+            # u (written last) holds b1 * mu, then b2 * nu, on the way.
+            ema_into(new_mu, mu, g, b1, scratch=u)
+            ema_sq_into(new_nu, nu, g, b2, scratch=u)
             if eps_root:
                 np.divide(new_nu, c2, out=u)
                 u += eps_root

@@ -12,7 +12,14 @@ import numpy as np
 
 from funcnn import tree
 from funcnn import validate as check
-from funcnn.optim.base import GradientTransformation, expect_state, frozen, leafwise, zeros
+from funcnn.optim.base import (
+    GradientTransformation,
+    expect_state,
+    expect_transformation,
+    frozen,
+    leafwise,
+    zeros,
+)
 from funcnn.types import OptState, Params, UpdateResult, Updates
 
 
@@ -30,6 +37,7 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
     ``mask``: a tree of bools like the params, or a callable on the params/updates
     tree returning one (e.g. :func:`funcnn.tree.kernel_mask`).
     """
+    inner = expect_transformation(inner, "masked's inner")
 
     def init(params: Params) -> MaskedState:
         return MaskedState(inner.init(_hide(params, tree.resolve_mask(mask, params))))
@@ -62,6 +70,7 @@ def apply_if_finite(
     in a row; once it exceeds ``max_consecutive_errors`` they go through to ``inner``
     (so a run cannot stall silently forever) until a finite one resets it to 0.
     """
+    inner = expect_transformation(inner, "apply_if_finite's inner")
     max_consecutive_errors = check.non_negative_int(
         "max_consecutive_errors", max_consecutive_errors
     )
@@ -95,6 +104,7 @@ def multi_steps(opt: GradientTransformation, every_k: int) -> GradientTransforma
 
     The k - 1 calls in between return zero updates.
     """
+    opt = expect_transformation(opt, "multi_steps' opt")
     every_k = check.positive_int("every_k", every_k)
 
     def init(params: Params) -> MultiStepsState:
