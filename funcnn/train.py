@@ -500,54 +500,56 @@ def fit(
     of it at once, each on its share of every batch, with the bits of one process
     (:mod:`funcnn.distributed`); every process gets the same ``(params, history)``.
     """
-    x, y = _as_batch(x, "x"), _as_batch(y, "y")
-    _same_count(x, y)
-    epochs = check.positive_int("epochs", epochs)
-    batch_size = check.positive_int("batch_size", batch_size)
-    initial_epoch = check.non_negative_int("initial_epoch", initial_epoch)
-    verbose = check.choice("verbose", verbose, (0, 1, 2))
-    shuffle = check.boolean("shuffle", shuffle)
-    metrics = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics)
-    callbacks = _callback_list(callbacks)
-    step = train_step_with_state(model, loss, optimizer, penalty=penalty)  # checks all four
-    x, y, validation = _split(x, y, validation_split, validation_data)
-    input_shape = (
-        tuple(tuple(a.shape[1:]) for a in x) if isinstance(x, tuple) else tuple(x.shape[1:])
-    )
-    metric_list = [metrics_lib.get(m, logits=loss.takes_logits) for m in metrics]
-    seed = int(as_generator(rng).integers(2**63))
-    ctx = TrainingContext(
-        model=model,
-        params=params,
-        state=model.init_state(input_shape) if state is None else state,
-        opt_state=optimizer.init(params) if opt_state is None else opt_state,
-        history=History(),
-        input_shape=input_shape,
-    )
-    rank, size = 0, 1
-    if comm is not None:  # every process computes its share of each batch (funcnn.distributed)
-        comm = distributed.check_comm(comm)
-        if isinstance(x, tuple) or isinstance(y, tuple):
-            raise ValueError("fit(comm=...) takes one array x and one array y, not tuples")
-        rank, size = comm.Get_rank(), comm.Get_size()
-        step = train_step_with_state(
-            distributed.DataParallel(model, comm), loss, optimizer, penalty=penalty
+    # A process that raises, in a check too, ends every process of comm: none waits on it
+    with distributed.abort_on_error(comm):
+        x, y = _as_batch(x, "x"), _as_batch(y, "y")
+        _same_count(x, y)
+        epochs = check.positive_int("epochs", epochs)
+        batch_size = check.positive_int("batch_size", batch_size)
+        initial_epoch = check.non_negative_int("initial_epoch", initial_epoch)
+        verbose = check.choice("verbose", verbose, (0, 1, 2))
+        shuffle = check.boolean("shuffle", shuffle)
+        metrics = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics)
+        callbacks = _callback_list(callbacks)
+        step = train_step_with_state(model, loss, optimizer, penalty=penalty)  # checks all four
+        x, y, validation = _split(x, y, validation_split, validation_data)
+        input_shape = (
+            tuple(tuple(a.shape[1:]) for a in x) if isinstance(x, tuple) else tuple(x.shape[1:])
         )
-        verbose = verbose if rank == 0 else 0
-        callbacks = [c for c in callbacks if rank == 0 or not getattr(c, "writes_files", False)]
-    progress = _Progress(verbose, epochs, math.ceil(_count(x) / batch_size))
-    share = functools.partial(distributed.share, rank=rank, size=size)
-    one_epoch = _Epoch(step, loss, x, y, batch_size, metric_list, callbacks, progress, share)
-    try:
+        metric_list = [metrics_lib.get(m, logits=loss.takes_logits) for m in metrics]
+        seed = int(as_generator(rng).integers(2**63))
+        ctx = TrainingContext(
+            model=model,
+            params=params,
+            state=model.init_state(input_shape) if state is None else state,
+            opt_state=optimizer.init(params) if opt_state is None else opt_state,
+            history=History(),
+            input_shape=input_shape,
+        )
+        rank, size = 0, 1
+        if comm is not None:  # every process computes its share of each batch (funcnn.distributed)
+            comm = distributed.check_comm(comm)
+            if isinstance(x, tuple) or isinstance(y, tuple):
+                raise ValueError("fit(comm=...) takes one array x and one array y, not tuples")
+            rank, size = comm.Get_rank(), comm.Get_size()
+            distributed.agree(
+                comm, x, y, validation, validation_split=validation_split, model=model, loss=loss,
+                penalty=penalty, batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
+                shuffle=shuffle,
+            )  # fmt: skip
+            step = train_step_with_state(
+                distributed.DataParallel(model, comm), loss, optimizer, penalty=penalty
+            )
+            verbose = verbose if rank == 0 else 0
+            callbacks = [c for c in callbacks if rank == 0 or not getattr(c, "writes_files", False)]
+        progress = _Progress(verbose, epochs, math.ceil(_count(x) / batch_size))
+        share = functools.partial(distributed.share, rank=rank, size=size)
+        one_epoch = _Epoch(step, loss, x, y, batch_size, metric_list, callbacks, progress, share)
         if comm is not None:  # every process starts from rank 0's values
             values, seed = comm.bcast(((ctx.params, ctx.state, ctx.opt_state), seed), root=0)
             ctx.params, ctx.state, ctx.opt_state = (tree.freeze(v) for v in values)
             one_epoch.gather = functools.partial(distributed.gather_rows, comm)
         _loop(ctx, one_epoch, range(initial_epoch, epochs), seed, shuffle, validation)
-    except BaseException as error:
-        if size == 1:  # one process: nobody waits on it, so the error goes up as it is
-            raise
-        distributed.abort(comm, error)
     history = ctx.history
     history.params, history.state, history.opt_state = ctx.params, ctx.state, ctx.opt_state
     history.stopped_reason = ctx.stop_reason

@@ -1,7 +1,7 @@
 """Run by tests/test_reproducibility.py in fresh interpreters: a seeded fit, then digests.
 
 python tests/fit_digest.py mlp|cnn [--epochs N] [--batch B] [--samples N] [--save PATH]
-    [--resume PATH] [--mpi] [--fail-on-rank R]
+    [--resume PATH] [--mpi] [--fail-on-rank R (that rank raises after its second batch)]
 Prints one JSON line: SHA-256 of the final params and state, of predict's output and
 of evaluate's scores. The environment (OPENBLAS_NUM_THREADS, FUNCNN_WORKERS...) is
 what the test varies; with ``--mpi`` (under mpirun) every rank trains its share with
@@ -44,6 +44,17 @@ def setup(kind, samples):
     return model, x, y
 
 
+class FailInBatch(callbacks.Callback):
+    """Raises in the middle of training, as a rank whose own computation fails."""
+
+    def __init__(self, batch):
+        self.batch = batch
+
+    def on_batch_end(self, batch, loss, ctx):
+        if batch == self.batch:
+            raise TypeError(f"this rank fails on purpose after batch {batch}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("kind", choices=["mlp", "cnn"])
@@ -58,14 +69,14 @@ def main():
     model, x, y = setup(args.kind, args.samples)
     loss, opt = losses.softmax_cross_entropy, optim.adam(1e-3)
     kwargs = dict(epochs=args.epochs, batch_size=args.batch, rng=7, verbose=0, validation_split=0.2)
-    prefix = ""
+    prefix, failing = "", []
     if args.mpi:
         from mpi4py import MPI
 
         kwargs["comm"] = MPI.COMM_WORLD
         prefix = f"{MPI.COMM_WORLD.Get_rank()} "
         if args.fail_on_rank == MPI.COMM_WORLD.Get_rank():
-            y = y.astype(np.float64) + 0.5  # fractional labels: this rank's loss raises
+            failing = [FailInBatch(1)]  # the other ranks go on to the next batch
     if args.resume:
         c = funcnn.load(args.resume)
         params, history = fit(
@@ -75,7 +86,7 @@ def main():
     else:
         cbs = [callbacks.ModelCheckpoint(args.save)] if args.save else []
         params, history = fit(
-            model, model.init(0, x.shape[1:]), loss, opt, x, y, callbacks=cbs, **kwargs
+            model, model.init(0, x.shape[1:]), loss, opt, x, y, callbacks=cbs + failing, **kwargs
         )
     pred = funcnn.predict(model, params, x, state=history.state)
     scores = funcnn.evaluate(model, params, loss, x, y, metrics=["accuracy"], state=history.state)

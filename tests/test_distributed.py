@@ -2,12 +2,16 @@
 
 Each check runs ``tests/fit_digest.py`` under ``mpirun -n N --oversubscribe`` (the
 ``distributed`` extra brings mpi4py and Open MPI's wheel, with its ``mpirun``) and
-compares every rank's SHA-256 digests with a plain single-process run's.
+compares every rank's SHA-256 digests with a plain single-process run's. The checks
+of ranks that disagree run ``tests/mpi_mismatch.py``: the job must end, non-zero, with
+a message that names the ranks and what differs, never hang nor finish.
 """
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,13 +38,26 @@ def mpirun() -> str:
     return str(found) if found.exists() else (shutil.which("mpirun") or "mpirun")
 
 
-def run(*args: str, ranks: int | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(SCRIPT), *args]
+def run(
+    *args: str, ranks: int | None = None, timeout: float = 240, script: Path = SCRIPT
+) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(script), *args]
     if ranks is not None:
-        command = [mpirun(), "-n", str(ranks), "--oversubscribe", *command, "--mpi"]
-    return subprocess.run(
-        command, env={**os.environ, **ENV}, capture_output=True, text=True, timeout=timeout
-    )
+        command = [mpirun(), "-n", str(ranks), "--oversubscribe", *command]
+        command += ["--mpi"] if script == SCRIPT else []
+    # A session of its own, so that a job that hangs is ended whole (its ranks spin in
+    # their collectives, taking the cores of whoever runs tests next).
+    with subprocess.Popen(
+        command, env={**os.environ, **ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    ) as process:  # fmt: skip
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            pytest.fail(f"{' '.join(command)} still ran after {timeout} s: it hangs")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def digests(*args: str, ranks: int | None = None) -> list[dict]:
@@ -80,7 +97,8 @@ def test_a_rank_that_raises_ends_the_job_with_its_error():
     done = run("mlp", *DATA, "--fail-on-rank", "1", ranks=3, timeout=120)
     assert done.returncode != 0
     assert "funcnn.distributed: rank 1 of 3 raised TypeError" in done.stderr
-    assert "class labels must" in done.stderr  # the error itself, with its traceback
+    assert "fails on purpose after batch 1" in done.stderr  # the error, with its traceback
+    assert "in on_batch_end" in done.stderr
 
 
 def test_each_process_gets_whole_chunks_in_rank_order():
@@ -122,3 +140,141 @@ def test_the_example_prints_one_digest_for_any_number_of_processes():
         assert done.returncode == 0, done.stderr[-3000:]
         lines.append([line for line in done.stdout.splitlines() if "digest" in line])
     assert len(lines[0]) == len(lines[1]) == 1 and lines[0] == lines[1]
+
+
+MISMATCH = Path(__file__).with_name("mpi_mismatch.py")
+
+
+def mismatch(case: str, ranks: int) -> str:
+    """The stderr of ``mpi_mismatch.py case`` on ``ranks`` processes, which must fail."""
+    done = run(case, ranks=ranks, timeout=60, script=MISMATCH)
+    assert done.returncode != 0, f"the job finished:\n{done.stdout}{done.stderr[-3000:]}"
+    assert "funcnn.distributed: aborting every process of the job" in done.stderr
+    return done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_that_agree_finish_with_the_same_params(ranks):
+    done = run("same", ranks=ranks, timeout=60, script=MISMATCH)
+    assert done.returncode == 0, done.stderr[-3000:]
+    by_rank = dict(line.split() for line in done.stdout.splitlines())
+    assert sorted(by_rank) == [str(r) for r in range(ranks)], done.stdout
+    assert len(set(by_rank.values())) == 1, done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_rank_that_fails_the_argument_checks_ends_the_job(ranks):
+    stderr = mismatch("check", ranks)
+    assert f"rank {ranks - 1} of {ranks} raised ValueError: batch_size must be" in stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_with_different_sample_counts_end_the_job(ranks):
+    stderr = mismatch("samples", ranks)
+    others = "rank 0 has" if ranks == 2 else "ranks 0 and 1 have"
+    assert f"samples: {others} 12, rank {ranks - 1} has 8" in stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_with_different_data_of_the_same_shape_end_the_job(ranks):
+    stderr = mismatch("data", ranks)
+    others = "rank 0 has" if ranks == 2 else "ranks 0 and 1 have"
+    assert re.search(f"x's SHA-256: {others} [0-9a-f]{{16}}, rank {ranks - 1} has", stderr)
+    assert "y's SHA-256" not in stderr and "samples:" not in stderr  # only what differs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_with_different_settings_end_the_job(ranks):
+    stderr = mismatch("settings", ranks)
+    others = "rank 0 has" if ranks == 2 else "ranks 0 and 1 have"
+    last = f"rank {ranks - 1} has"
+    for difference in [
+        f"x's dtype: {others} float32, {last} float64",
+        f"batch_size: {others} 4, {last} 6",
+        f"epochs: {others} 1, {last} 2",
+        f"validation: {others} none, {last} validation_split=0.25",
+        f"model: {others} serial(Dense(4), Relu, Dense(2)), "
+        f"{last} serial(Dense(4), Tanh, Dense(2))",
+    ]:
+        assert difference in stderr
+
+
+class FakeComm:
+    """Rank 0 of a job whose other ranks' summaries (or errors) are given."""
+
+    def __init__(self, *others: dict[str, str]) -> None:
+        self.others, self.aborted = others, None
+
+    def Get_rank(self) -> int:
+        return 0
+
+    def Get_size(self) -> int:
+        return 1 + len(self.others)
+
+    def allgather(self, mine):
+        return [mine, *self.others]
+
+    def bcast(self, value, root=0):
+        return value
+
+    def Abort(self, code):
+        self.aborted = code
+
+
+def test_agree_names_each_difference_with_the_ranks_that_have_it():
+    model = L.serial(L.Dense(4), L.Relu, L.Dense(2))
+    x, y = np.arange(36, dtype=np.float32).reshape(12, 3), np.arange(12) % 2
+    settings = dict(model=model, batch_size=4)
+
+    def summary(x, y, validation=None, split=0.0, **changed):
+        return distributed.summary(x, y, validation, split, {**settings, **changed})
+
+    same = summary(x, y)
+    distributed.agree(FakeComm(same, same), x, y, None, validation_split=0.0, **settings)
+    other = summary(x[:8], y[:8], batch_size=5)
+    with pytest.raises(ValueError) as raised:
+        distributed.agree(
+            FakeComm(same, other, same, other), x, y, None, validation_split=0.0, **settings
+        )
+    message = str(raised.value)
+    assert "samples: ranks 0, 1 and 3 have 12, ranks 2 and 4 have 8\n" in message
+    assert "batch_size: ranks 0, 1 and 3 have 4, ranks 2 and 4 have 5\n" in message
+    assert "y's SHA-256: " in message and "model" not in message
+    assert message.endswith("and the same arguments")
+    # a split describes the data as given: the same as the whole data, unsplit
+    split = summary(x[:9], y[:9], (x[9:], y[9:]), 0.25)
+    assert split["samples"] == "12" and split["x's SHA-256"] == same["x's SHA-256"]
+    assert split["validation"] == "validation_split=0.25"
+    given = summary(x, y, (x[:3], y[:3]))
+    assert given["validation"] == "validation_data: x_val (3, 3) float32, y_val (3,) int64"
+    assert "validation_data's SHA-256" in given
+    assert distributed._ranks([0, 1, 2, 3, 5, 7, 8]) == "0-3, 5, 7 and 8"
+
+
+def test_the_fingerprint_reads_every_byte_in_blocks():
+    a = np.random.default_rng(0).standard_normal((50, 6))
+    whole = distributed.sha256(a)
+    assert distributed.sha256(a, block=100) == whole  # 2 rows a block
+    assert distributed.sha256(a[:20], a[20:], block=1) == whole
+    assert distributed.sha256(np.asfortranarray(a), block=100) == whole  # C order
+    b = a.copy()
+    b[49, 5] = np.nextafter(b[49, 5], 1)
+    assert distributed.sha256(b) != whole
+
+
+def test_an_error_aborts_the_job_only_where_others_wait():
+    with pytest.raises(KeyError) as raised, distributed.abort_on_error(None):
+        raise KeyError("alone")
+    assert raised.traceback[-1].name.startswith("test_")  # its traceback as it was
+    for lone in (FakeComm(), "not a communicator"):
+        with pytest.raises(KeyError), distributed.abort_on_error(lone):
+            raise KeyError("alone")
+    comm = FakeComm({})
+    with pytest.raises(KeyError), distributed.abort_on_error(comm):  # (a real Abort ends it)
+        raise KeyError("one of two")
+    assert comm.aborted == 1
