@@ -39,7 +39,7 @@ import numpy as np
 import funcnn
 from funcnn import layers as L
 from funcnn import linalg, nn, optim, tree
-from funcnn.optim.base import ema_into, ema_sq_into
+from funcnn.optim.leaves import ema_into, ema_sq_into
 from funcnn.optim.transforms import adam_scalars
 
 
@@ -296,7 +296,8 @@ def mlp_params() -> tuple:
 def adam_whole_leaf() -> optim.GradientTransformation:
     """Adam as funcnn computed it before its spans: each leaf's passes whole, one leaf after
     another on the calling thread (the same operations, so the same bits)."""
-    from funcnn.optim.base import ema, ema_sq, expect_state, leafwise
+    from funcnn.optim.base import expect_state
+    from funcnn.optim.leaves import ema, ema_sq, leafwise
     from funcnn.optim.transforms import ScaleByAdamState, adam_init
 
     def update(updates, state, params=None):  # type: ignore[no-untyped-def]
@@ -346,13 +347,13 @@ def apply_updates_in_spans(params: object, updates: object) -> object:
     for p, u in zip(p_leaves, u_leaves):
         out = np.empty(p.shape, p.dtype)
         flat = [np.asarray(a).reshape(-1) for a in (p, u, out)]
-        for lo in range(0, p.size, optim.base.SPAN):
-            part = [a[lo : lo + optim.base.SPAN] for a in flat]
+        for lo in range(0, p.size, optim.leaves.SPAN):
+            part = [a[lo : lo + optim.leaves.SPAN] for a in flat]
             tasks.append(functools.partial(np.add, part[0], part[1], out=part[2],
                                            dtype=p.dtype, casting="same_kind"))  # fmt: skip
         outs.append(out)
     linalg.run_elementwise(tasks, sum(p.size for p in p_leaves))
-    return tree.unflatten(treedef, [optim.base.frozen(out) for out in outs])
+    return tree.unflatten(treedef, [optim.leaves.frozen(out) for out in outs])
 
 
 def step_apply_forms(rng: np.random.Generator, workload: str) -> Forms:
@@ -433,7 +434,7 @@ def adam_forms(rng: np.random.Generator) -> Forms:
         return [list(t) for t in zip(tree.leaves(u), tree.leaves(s.mu), tree.leaves(s.nu))]
 
     forms: Forms = {
-        f"spans of {optim.base.SPAN:,} on funcnn's threads (funcnn)": funcnn_adam,
+        f"spans of {optim.leaves.SPAN:,} on funcnn's threads (funcnn)": funcnn_adam,
         "whole-leaf passes on the calling thread": whole_leaf,
     }
     for size in (8192, 32768, 65536, 131072, 262144):

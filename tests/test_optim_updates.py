@@ -342,7 +342,7 @@ def test_adam_rejects_a_state_from_another_optimizer():
 def test_adam_in_spans_on_threads_has_whole_leaf_bits(monkeypatch, kwargs):
     # Adam cuts each leaf into spans run on funcnn's threads: no cut may change a bit
     from funcnn import linalg
-    from funcnn.optim import base
+    from funcnn.optim import leaves
 
     rng = np.random.default_rng(0)
     params = {"w": rng.standard_normal((40, 30)), "b": rng.standard_normal(7), "s": np.array(0.5)}
@@ -357,9 +357,9 @@ def test_adam_in_spans_on_threads_has_whole_leaf_bits(monkeypatch, kwargs):
             out += tree.leaves(updates) + tree.leaves(state.mu) + tree.leaves(state.nu)
         return out
 
-    monkeypatch.setattr(base, "SPAN", 2**30)
+    monkeypatch.setattr(leaves, "SPAN", 2**30)
     whole = three_steps()
-    monkeypatch.setattr(base, "SPAN", 64)  # 19 spans for w, on two threads
+    monkeypatch.setattr(leaves, "SPAN", 64)  # 19 spans for w, on two threads
     monkeypatch.setattr(linalg, "ELEMENTWISE_MIN", 1)
     monkeypatch.setattr(linalg, "_alone_until", 0.0)
     linalg.set_workers(2)

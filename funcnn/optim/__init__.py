@@ -1,7 +1,8 @@
 """Optimizers as composable ``(init, update)`` transforms, in the optax style.
 
 One concept per module: :mod:`~funcnn.optim.base` (the protocol, ``chain``,
-``apply_updates``), :mod:`~funcnn.optim.transforms` (scalings, the learning rate,
+``apply_updates``), :mod:`~funcnn.optim.leaves` (the leaf machinery every transform
+uses), :mod:`~funcnn.optim.transforms` (scalings, the learning rate,
 momentum, adaptive methods, weight decay), :mod:`~funcnn.optim.clipping`,
 :mod:`~funcnn.optim.wrappers` (masked, apply_if_finite, multi_steps),
 :mod:`~funcnn.optim.schedules`, :mod:`~funcnn.optim.aliases` (adam, sgd...), and

@@ -9,20 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from funcnn.optim import transforms
 from funcnn.optim.base import GradientTransformation, chain, identity
-from funcnn.optim.transforms import (
-    ScalarOrSchedule,
-    add_decayed_weights,
-    scale_by_adadelta,
-    scale_by_adam,
-    scale_by_adamax,
-    scale_by_learning_rate,
-    scale_by_lion,
-    scale_by_rms,
-    scale_by_rss,
-    scale_by_stddev,
-    trace,
-)
+from funcnn.optim.transforms import ScalarOrSchedule
 
 
 def sgd(
@@ -33,8 +22,8 @@ def sgd(
     With ``momentum`` b: m = g + b m, w <- w - lr * m (Nesterov: w <- w - lr (g + b m)).
     """
     return chain(
-        trace(momentum, nesterov) if momentum is not None else identity(),
-        scale_by_learning_rate(learning_rate),
+        transforms.trace(momentum, nesterov) if momentum is not None else identity(),
+        transforms.scale_by_learning_rate(learning_rate),
     )
 
 
@@ -63,9 +52,9 @@ def rmsprop(
     w <- w - m (the trace follows the learning-rate scaling, as optax).
     """
     return chain(
-        scale_by_stddev(decay, eps) if centered else scale_by_rms(decay, eps),
-        scale_by_learning_rate(learning_rate),
-        trace(momentum, nesterov) if momentum is not None else identity(),
+        transforms.scale_by_stddev(decay, eps) if centered else transforms.scale_by_rms(decay, eps),
+        transforms.scale_by_learning_rate(learning_rate),
+        transforms.trace(momentum, nesterov) if momentum is not None else identity(),
     )
 
 
@@ -74,7 +63,8 @@ def adagrad(
 ) -> GradientTransformation:
     """Adagrad (Duchi et al. 2011): s = s + g^2 (s_0 = 0.1), w <- w - lr g / sqrt(s + eps)."""
     return chain(
-        scale_by_rss(initial_accumulator_value, eps), scale_by_learning_rate(learning_rate)
+        transforms.scale_by_rss(initial_accumulator_value, eps),
+        transforms.scale_by_learning_rate(learning_rate),
     )
 
 
@@ -86,8 +76,8 @@ def adadelta(
     w <- w - lr dx. ``learning_rate=None`` means 1 (the paper has none).
     """
     return chain(
-        scale_by_adadelta(rho, eps),
-        scale_by_learning_rate(1.0 if learning_rate is None else learning_rate),
+        transforms.scale_by_adadelta(rho, eps),
+        transforms.scale_by_learning_rate(1.0 if learning_rate is None else learning_rate),
     )
 
 
@@ -107,8 +97,8 @@ def adam(
     gives NAdam (:func:`nadam`).
     """
     return chain(
-        scale_by_adam(b1, b2, eps, eps_root, nesterov=nesterov),
-        scale_by_learning_rate(learning_rate),
+        transforms.scale_by_adam(b1, b2, eps, eps_root, nesterov=nesterov),
+        transforms.scale_by_learning_rate(learning_rate),
     )
 
 
@@ -127,9 +117,9 @@ def adamw(
     (a tree of bools or a callable such as ``funcnn.tree.kernel_mask``) limits decay.
     """
     return chain(
-        scale_by_adam(b1, b2, eps, eps_root),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_learning_rate(learning_rate),
+        transforms.scale_by_adam(b1, b2, eps, eps_root),
+        transforms.add_decayed_weights(weight_decay, mask),
+        transforms.scale_by_learning_rate(learning_rate),
     )
 
 
@@ -139,7 +129,9 @@ def adamax(
     """Adamax (Kingma & Ba 2015): mu = EMA(g, b1), nu = max(b2 nu, |g| + eps),
     w <- w - lr mu / (1 - b1^t) / nu.
     """
-    return chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
+    return chain(
+        transforms.scale_by_adamax(b1, b2, eps), transforms.scale_by_learning_rate(learning_rate)
+    )
 
 
 def nadam(
@@ -167,7 +159,7 @@ def lion(
     weight decay is optax's (1e-3).
     """
     return chain(
-        scale_by_lion(b1, b2),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_learning_rate(learning_rate),
+        transforms.scale_by_lion(b1, b2),
+        transforms.add_decayed_weights(weight_decay, mask),
+        transforms.scale_by_learning_rate(learning_rate),
     )

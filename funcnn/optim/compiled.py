@@ -6,7 +6,7 @@ operations in the same order and dtype, one element at a time, compiled by numba
 with IEEE semantics (no fast-math, no fused multiply-add), so its updates and
 states are bit for bit those of :func:`funcnn.optim.scale_by_adam` (the tests
 compare them). Only the passes over memory go. Both cut each leaf into the same spans
-and run them on funcnn's threads (:func:`funcnn.optim.base.leafwise_into`; the loop
+and run them on funcnn's threads (:func:`funcnn.optim.leaves.leafwise_into`; the loop
 releases the GIL). It keeps the same state, so the two can be swapped mid-run::
 
     from funcnn.optim import compiled
@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from funcnn import tree
-from funcnn.optim.base import GradientTransformation, expect_state, leafwise_into
+from funcnn.optim.base import GradientTransformation, expect_state
+from funcnn.optim.leaves import leafwise_into
 from funcnn.optim.transforms import ScaleByAdamState, adam_init, adam_scalars
 from funcnn.optim.transforms import scale_by_adam as numpy_scale_by_adam
 from funcnn.types import OptState, Params, UpdateResult, Updates
@@ -58,7 +59,7 @@ def adam_loop(
     :func:`funcnn.optim.transforms.adam_scalars` gives them.
     """
     for i in range(g.size):
-        m = g[i] * a1 + mu[i] * b1  # EMA(mu, g, b1), as optim.base.ema computes it
+        m = g[i] * a1 + mu[i] * b1  # EMA(mu, g, b1), as optim.leaves.ema computes it
         v = g[i] * g[i] * a2 + nu[i] * b2  # EMA(nu, g^2, b2), as ema_sq
         new_mu[i] = m
         new_nu[i] = v
@@ -81,7 +82,7 @@ def compiled_adam_loop() -> Callable[..., None]:
             ) from e
         # error_model="numpy": division follows IEEE (no Python ZeroDivisionError
         # checks), which also lets the loop vectorize.
-        # nogil: spans of a leaf run at once on funcnn's threads (optim.base.leafwise_into).
+        # nogil: spans of a leaf run at once on funcnn's threads (optim.leaves.leafwise_into).
         _compiled = numba.njit(error_model="numpy", nogil=True)(adam_loop)
     return _compiled
 

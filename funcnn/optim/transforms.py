@@ -19,17 +19,19 @@ from funcnn import validate as check
 from funcnn.optim.base import (
     EmptyState,
     GradientTransformation,
+    expect_state,
+    no_state,
+    require_params,
+)
+from funcnn.optim.leaves import (
     ema,
     ema_into,
     ema_sq,
     ema_sq_into,
-    expect_state,
     frozen,
     leafwise,
     leafwise_into,
     leafwise_transform,
-    no_state,
-    require_params,
     zeros,
 )
 from funcnn.optim.schedules import Schedule
@@ -243,7 +245,7 @@ def scale_by_adam(
     With ``nesterov`` (NAdam, Dozat 2016):
     mu_hat = b1 mu / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t).
 
-    Each leaf is cut into spans of :data:`funcnn.optim.base.SPAN` elements that run on
+    Each leaf is cut into spans of :data:`funcnn.optim.leaves.SPAN` elements that run on
     funcnn's threads, every operation one pass over a span, written into the new
     arrays (the bits of whole-leaf passes). :func:`funcnn.optim.compiled.scale_by_adam`
     computes the same numbers in one compiled loop per span (the ``numba`` extra).

@@ -12,14 +12,8 @@ import numpy as np
 
 from funcnn import tree
 from funcnn import validate as check
-from funcnn.optim.base import (
-    GradientTransformation,
-    expect_state,
-    expect_transformation,
-    frozen,
-    leafwise,
-    zeros,
-)
+from funcnn.optim.base import GradientTransformation, expect_state, expect_transformation
+from funcnn.optim.leaves import frozen, leafwise, zeros
 from funcnn.types import OptState, Params, UpdateResult, Updates
 
 
