@@ -408,3 +408,57 @@ def test_adam_moments_have_optax_bits(dtype):
         mu = dtype(1 - 0.9) * g + dtype(0.9) * mu
         nu = dtype(1 - 0.999) * (g**2) + dtype(0.999) * nu
         assert np.array_equal(state.mu[0], mu) and np.array_equal(state.nu[0], nu)
+
+
+def adam_by_definition(grads, b1, b2, eps, eps_root=0.0, nesterov=False):
+    """Adam's updates (optax's definitions, before any folding), step after step, in float64."""
+    mu = nu = np.zeros(np.shape(grads[0]))
+    out = []
+    for t, g in enumerate(np.asarray(grads, np.float64), start=1):
+        mu, nu = (1 - b1) * g + b1 * mu, (1 - b2) * g**2 + b2 * nu
+        if nesterov:
+            mu_hat = b1 * mu / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
+        else:
+            mu_hat = mu / (1 - b1**t)
+        nu_hat = nu / (1 - b2**t)
+        out.append(mu_hat / (np.sqrt(nu_hat + eps_root) + eps))
+    return out
+
+
+def numpy_adam(**kwargs):
+    return optim.scale_by_adam(**kwargs)
+
+
+def numba_adam(**kwargs):
+    pytest.importorskip("numba")
+    from funcnn.optim import compiled
+
+    return compiled.scale_by_adam(**kwargs)
+
+
+@pytest.mark.parametrize("make", [numpy_adam, numba_adam])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"nesterov": True}, {"eps_root": 1e-4}, {"eps_root": 1e-4, "nesterov": True}],
+    ids=["plain", "nesterov", "eps_root", "nesterov-eps_root"],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_folded_constants_give_the_update_of_the_definition(make, kwargs, dtype):
+    """scale_by_adam folds the bias corrections into scalars (adam_scalars); its updates are
+    those of mu_hat / (sqrt(nu_hat + eps_root) + eps) to a few ulps in float64."""
+    rng = np.random.default_rng(3)
+    hyper = {"b1": 0.8, "b2": 0.95, "eps": 1e-3, **kwargs}  # eps that matters for small g
+    # Each element keeps its sign over the steps, so mu_hat's two nesterov terms never cancel
+    # (cancellation would magnify the one-ulp differences of any two orders of operations).
+    sign = rng.choice([-1.0, 1.0], 500)
+    grads = [(sign * 10.0 ** rng.uniform(-5, 1, 500)).astype(dtype) for _ in range(6)]
+    opt = make(**hyper)
+    state = opt.init((grads[0],))
+    for g, expected in zip(grads, adam_by_definition(grads, **hyper)):
+        (u,), state = opt.update((g,), state)
+        assert u.dtype == dtype
+        if dtype == np.float64:
+            ulps = np.abs(u - expected) / np.spacing(np.abs(expected))
+            assert ulps.max() <= 8, ulps.max()
+        else:
+            np.testing.assert_allclose(u, expected, rtol=4e-6)

@@ -304,7 +304,8 @@ def adam_scalars(
     """``(c2, eps_add, k1, k2, out_scale)`` of Adam's step ``t``, the bias corrections folded
     into scalars: with eps_root = 0, mu_hat / (sqrt(nu_hat) + eps) is
     (mu / c1) sqrt(c2) / (sqrt(nu) + eps sqrt(c2)), c1 = 1 - b1^t, c2 = 1 - b2^t.
-    With nesterov, mu_hat = k1 mu + k2 g."""
+    With nesterov, mu_hat = k1 mu + k2 g. tests/test_optim_updates.py
+    (``adam_by_definition``) checks the folded update against the unfolded formula."""
     c1, c2 = 1 - b1**t, 1 - b2**t
     eps_add, scale = (eps, 1.0) if eps_root else (eps * math.sqrt(c2), math.sqrt(c2))
     if nesterov:
