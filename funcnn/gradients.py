@@ -38,14 +38,12 @@ def value_and_grad(
     is added to the loss and its gradient to ``grads``. Stateful models use
     :func:`value_and_grad_with_state`.
     """
-    check_model_and_loss(model, loss, penalty)
+    f = value_and_grad_with_state(model, loss, penalty=penalty)
 
     def fn(
         params: Params, x: Any, y: Any, *, rng: RngArg = None, train: bool = True
     ) -> tuple[float, Params]:
-        value, grads, _, _ = forward_backward(
-            model, loss, params, None, x, y, rng=rng, train=train, penalty=penalty
-        )
+        (value, _), grads = f(params, None, x, y, rng=rng, train=train)
         return value, grads
 
     return fn
@@ -89,13 +87,7 @@ def value_and_grad_with_state(
     check_model_and_loss(model, loss, penalty)
 
     def fn(
-        params: Params,
-        state: LayerState,
-        x: Any,
-        y: Any,
-        *,
-        rng: RngArg = None,
-        train: bool = True,
+        params: Params, state: LayerState, x: Any, y: Any, *, rng: RngArg = None, train: bool = True
     ) -> tuple[tuple[float, Any], Params]:
         value, grads, new_state, _ = forward_backward(
             model, loss, params, state, x, y, rng=rng, train=train, penalty=penalty

@@ -56,20 +56,30 @@ def decay(name: str, value: Any) -> float:
 
 def positive_int(name: str, value: Any) -> int:
     """An int >= 1: TypeError for anything not an int (a float 2.0 included), ValueError below 1."""
-    if not is_int(value):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+    return _int_from(name, value, 1, "a positive int")
 
 
 def non_negative_int(name: str, value: Any) -> int:
     """An int >= 0: TypeError for anything not an int, ValueError below 0."""
+    return _int_from(name, value, 0, "an int >= 0")
+
+
+def _int_from(name: str, value: Any, low: int, expected: str) -> int:
     if not is_int(value):
-        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
     return int(value)
+
+
+def int_pair(name: str, value: Any, *, minimum: int = 1) -> tuple[int, int]:
+    """An int >= ``minimum`` used for both axes, or a pair (tuple or list) of them."""
+    items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
+    if len(items) != 2 or not all(is_int(v) for v in items):
+        raise TypeError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    if not all(v >= minimum for v in items):
+        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(items[0]), int(items[1])
 
 
 def is_int(value: Any) -> bool:

@@ -278,6 +278,18 @@ def test_bad_constructor_arguments():
         L.Dense(2).init(0, "abc")
 
 
+def test_graph_outputs_default_to_the_last_layer_and_counts_are_checked():
+    assert L.Graph((L.Dense(3), L.Relu), ((0,), (1,))).outputs == (2,)
+    two = L.Graph((L.FanInSum,), ((0, 1),), inputs=2)
+    assert two.outputs == (2,) and "outputs=(2,)" in repr(two)
+    with pytest.raises(ValueError, match="Graph inputs must be a positive int, got 0"):
+        L.Graph((L.Relu,), ((0,),), inputs=0)
+    with pytest.raises(TypeError, match=r"Graph inputs must be a positive int, got float 1\.5"):
+        L.Graph((L.Relu,), ((0,),), inputs=1.5)
+    with pytest.raises(TypeError, match="FanOut n must be a positive int, got bool True"):
+        L.FanOut(True)
+
+
 def test_float64_throughout():
     model = L.serial(L.Dense(4), L.Softplus, L.Dense(2), L.LogSoftmax)
     params = model.init(0, (3,), dtype=np.float64)

@@ -82,42 +82,42 @@ def _check(layer, x, ref_y, dy, ref_dx):
         np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
 
 
+POOLS = {
+    (2, "max"): L.MaxPool2D,
+    (2, "avg"): L.AvgPool2D,
+    (1, "max"): L.MaxPool1D,
+    (1, "avg"): L.AvgPool1D,
+}
+GRID = [
+    *((2, pool, strides) for pool in POOLS_2D for strides in STRIDES_2D),
+    *((1, pool, strides) for pool in POOLS_1D for strides in STRIDES_1D),
+]
+
+
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("padding", ["valid", "same"])
-@pytest.mark.parametrize("pool", POOLS_2D)
-@pytest.mark.parametrize("strides", STRIDES_2D)
-def test_2d_pools_equal_a_naive_loop(kind, padding, pool, strides):
-    cls = L.MaxPool2D if kind == "max" else L.AvgPool2D
-    layer = cls(pool, strides=strides, padding=padding)
-    steps = pool if strides is None else (strides, strides) if isinstance(strides, int) else strides
+@pytest.mark.parametrize(("rank", "pool", "strides"), GRID)
+def test_pools_equal_a_naive_loop(kind, padding, rank, pool, strides):
+    """On every size of the grid the pool fits (at least one). A 1-D pool is checked as
+    the 2-D pool of height 1 it runs as."""
+    layer = POOLS[rank, kind](pool, strides=strides, padding=padding)
+    steps = pool if strides is None else strides
+    if rank == 1:
+        sizes, pool, steps = [(1, n) for n in LENGTHS_1D], (1, pool), (1, steps)
+    else:
+        sizes, steps = SIZES_2D, (steps, steps) if isinstance(steps, int) else steps
     checked = 0
-    for size in SIZES_2D:
-        if not _fits(layer, (*size, 2)):
-            continue
+    for size in sizes:
         x = np.random.default_rng(sum(size)).standard_normal((2, *size, 2))
+        example = x.shape[1:] if rank == 2 else x.shape[2:]
+        if not _fits(layer, example):
+            continue
         ref_y, dy, ref_dx = reference(kind, x, 7, pool, steps, padding)
+        if rank == 1:
+            x, ref_y, dy, ref_dx = (a[:, 0] for a in (x, ref_y, dy, ref_dx))
         _check(layer, x, ref_y, dy, ref_dx)
         checked += 1
     assert checked  # every configuration fits at least one of the sizes
-
-
-@pytest.mark.parametrize("kind", ["max", "avg"])
-@pytest.mark.parametrize("padding", ["valid", "same"])
-@pytest.mark.parametrize("pool", POOLS_1D)
-@pytest.mark.parametrize("strides", STRIDES_1D)
-def test_1d_pools_equal_a_naive_loop(kind, padding, pool, strides):
-    cls = L.MaxPool1D if kind == "max" else L.AvgPool1D
-    layer = cls(pool, strides=strides, padding=padding)
-    step = pool if strides is None else strides
-    checked = 0
-    for length in LENGTHS_1D:
-        if not _fits(layer, (length, 3)):
-            continue
-        x = np.random.default_rng(length).standard_normal((2, length, 3))
-        ref_y, dy, ref_dx = reference(kind, x[:, None], 3, (1, pool), (1, step), padding)
-        _check(layer, x, ref_y[:, 0], dy[:, 0], ref_dx[:, 0])
-        checked += 1
-    assert checked
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from funcnn import tree
+from funcnn import validate as check
 from funcnn.layers.base import (
     Layer,
     RngArg,
@@ -37,6 +38,14 @@ def _check_layers(layers: Any) -> tuple[Layer, ...]:
         if not isinstance(layer, Layer):
             raise TypeError(f"layer {i} must be a funcnn Layer, got {type(layer).__name__}")
     return layers
+
+
+def _output_shape_of(i: int, layer: Layer, input_shape: Any) -> Shape:
+    """``layer.output_shape(input_shape)``; its ValueError or TypeError names layer ``i``."""
+    try:
+        return layer.output_shape(input_shape)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"layer {i} ({layer!r}) cannot take input of shape {input_shape}: {e}") from e
 
 
 @attrs.frozen(repr=False)
@@ -95,12 +104,7 @@ class Serial(_Combinator):
         """The input shape of each layer, checking each step; ValueError names the layer."""
         shapes = [input_shape]
         for i, layer in enumerate(self.layers):
-            try:
-                shapes.append(layer.output_shape(shapes[-1]))
-            except (ValueError, TypeError) as e:
-                raise type(e)(
-                    f"layer {i} ({layer!r}) cannot take input of shape {shapes[-1]}: {e}"
-                ) from e
+            shapes.append(_output_shape_of(i, layer, shapes[-1]))
         return shapes
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -201,16 +205,11 @@ Identity = layer_value(_Identity())
 """Pass the input through unchanged (a skip connection's other branch)."""
 
 
-def _fan_count(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"FanOut needs a positive int number of copies, got {value!r}")
-
-
 @attrs.frozen(repr=False)
 class FanOut(Layer):
     """One input to a tuple of ``n`` references to it; the backward sums the ``n`` gradients."""
 
-    n: int = attrs.field(validator=_fan_count)
+    n: int = attrs.field(validator=check.field(check.positive_int))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return (input_shape,) * self.n
@@ -334,7 +333,8 @@ class Graph(_Combinator):
     the output of ``layers[i]``. ``parents[i]`` lists the values ``layers[i]`` takes
     (one id: that value; several: a tuple of them, for FanInConcat, FanInSum, parallel),
     all of them earlier values. ``outputs`` lists the values the graph returns (one
-    id: that value; several: a tuple). A value used twice gets the sum of both
+    id: that value; several: a tuple; by default the last layer's output). A value
+    used twice gets the sum of both
     gradients; a layer that no output depends on gets zero gradients.
 
     ``Graph((Dense(8), Relu, Dense(8), FanInSum), ((0,), (1,), (2,), (1, 3)), outputs=(4,))``
@@ -344,13 +344,17 @@ class Graph(_Combinator):
     parents: tuple[tuple[int, ...], ...] = attrs.field(
         converter=lambda v: tuple(_ids(p) for p in v)
     )
-    inputs: int = attrs.field(default=1, kw_only=True)
-    outputs: tuple[int, ...] = attrs.field(default=(-1,), kw_only=True, converter=_ids)
+    inputs: int = attrs.field(
+        default=1, kw_only=True, converter=lambda v: check.positive_int("Graph inputs", v)
+    )
+    outputs: tuple[int, ...] = attrs.field(
+        default=attrs.Factory(lambda g: (g.inputs + len(g.layers) - 1,), takes_self=True),
+        kw_only=True,
+        converter=_ids,
+    )
 
     def __attrs_post_init__(self) -> None:
         n, k = len(self.layers), self.inputs
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"Graph inputs must be an int >= 1, got {k!r}")
         if len(self.parents) != n:
             raise ValueError(f"Graph has {n} layers but {len(self.parents)} parent lists")
         for i, ids in enumerate(self.parents):
@@ -359,8 +363,6 @@ class Graph(_Combinator):
                     f"Graph layer {i} takes values {ids}, but only values 0 .. {k + i - 1} "
                     "(the inputs and earlier layers) exist before it"
                 )
-        if self.outputs == (-1,):  # the default: the last layer's output
-            object.__setattr__(self, "outputs", (k + n - 1,))
         if any(not 0 <= v < k + n for v in self.outputs):
             raise ValueError(f"Graph outputs {self.outputs} name values that do not exist")
 
@@ -381,13 +383,7 @@ class Graph(_Combinator):
         else:
             shapes = list(input_shape)
         for i, (layer, ids) in enumerate(zip(self.layers, self.parents)):
-            given = self._value(shapes, ids)
-            try:
-                shapes.append(layer.output_shape(given))
-            except (ValueError, TypeError) as e:
-                raise type(e)(
-                    f"layer {i} ({layer!r}) cannot take input of shape {given}: {e}"
-                ) from e
+            shapes.append(_output_shape_of(i, layer, self._value(shapes, ids)))
         return shapes
 
     def output_shape(self, input_shape: Shape) -> Shape:

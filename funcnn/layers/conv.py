@@ -40,15 +40,6 @@ Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]
 
 
-def _pair(value: Any, name: str, *, minimum: int = 1) -> Pair:
-    items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
-    if len(items) != 2 or not all(check.is_int(v) for v in items):
-        raise TypeError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    if not all(v >= minimum for v in items):
-        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return int(items[0]), int(items[1])
-
-
 def _padding(value: Any) -> str | Pads:
     """ "valid", "same", an int, (ph, pw) or ((top, bottom), (left, right))."""
     if isinstance(value, str):
@@ -56,14 +47,17 @@ def _padding(value: Any) -> str | Pads:
             raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {value!r}")
         return value
     if isinstance(value, (int, np.integer)):
-        p = _pair(value, "padding", minimum=0)
+        p = check.int_pair("padding", value, minimum=0)
         return ((p[0], p[0]), (p[1], p[1]))
     items = tuple(value)
     if len(items) == 2 and all(isinstance(v, (int, np.integer)) for v in items):
-        ph, pw = _pair(items, "padding", minimum=0)
+        ph, pw = check.int_pair("padding", items, minimum=0)
         return ((ph, ph), (pw, pw))
     if len(items) == 2:
-        return (_pair(items[0], "padding", minimum=0), _pair(items[1], "padding", minimum=0))
+        return (
+            check.int_pair("padding", items[0], minimum=0),
+            check.int_pair("padding", items[1], minimum=0),
+        )
     raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {value!r}")
 
 
@@ -131,13 +125,13 @@ class Conv2D(Layer):
     """
 
     filters: int = attrs.field(validator=check.field(check.positive_int))
-    kernel_size: Pair = attrs.field(converter=lambda v: _pair(v, "kernel_size"))
+    kernel_size: Pair = attrs.field(converter=lambda v: check.int_pair("kernel_size", v))
     strides: Pair = attrs.field(
-        default=(1, 1), kw_only=True, converter=lambda v: _pair(v, "strides")
+        default=(1, 1), kw_only=True, converter=lambda v: check.int_pair("strides", v)
     )
     padding: Any = attrs.field(default="valid", kw_only=True, converter=_padding)
     dilation: Pair = attrs.field(
-        default=(1, 1), kw_only=True, converter=lambda v: _pair(v, "dilation")
+        default=(1, 1), kw_only=True, converter=lambda v: check.int_pair("dilation", v)
     )
     use_bias: bool = attrs.field(default=True, kw_only=True, validator=check.field(check.boolean))
     w_init: initializers.Initializer = attrs.field(
@@ -171,12 +165,7 @@ class Conv2D(Layer):
     def init(
         self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
     ) -> ConvParams:
-        shape = as_shape(input_shape)
-        self.output_shape(shape)
-        w_rng, b_rng = split(rng, 2)
-        w = self.w_init(w_rng, (*self.kernel_size, shape[2], self.filters), dtype)
-        b = self.b_init(b_rng, (self.filters,), dtype) if self.use_bias else None
-        return freeze(ConvParams(w, b))
+        return _init_conv(self, rng, input_shape, self.kernel_size, dtype)
 
     def _check(self, params: ConvParams, x: Any) -> np.ndarray:
         params = as_params(params, self, ConvParams)
@@ -291,12 +280,7 @@ class Conv1D(Layer):
     def init(
         self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
     ) -> ConvParams:
-        shape = as_shape(input_shape)
-        self.output_shape(shape)
-        w_rng, b_rng = split(rng, 2)
-        w = self.w_init(w_rng, (self.kernel_size, shape[1], self.filters), dtype)
-        b = self.b_init(b_rng, (self.filters,), dtype) if self.use_bias else None
-        return freeze(ConvParams(w, b))
+        return _init_conv(self, rng, input_shape, (self.kernel_size,), dtype)
 
     def forward_with_state(
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
@@ -313,6 +297,23 @@ class Conv1D(Layer):
         p2 = ConvParams(params.w[None], params.b)
         grads, dx = self._conv2d.backward(p2, cache, _to_2d(dy), need_dx=need_dx)
         return ConvParams(grads.w[0], grads.b), (None if dx is None else dx[:, 0])
+
+
+def _init_conv(
+    layer: Conv2D | Conv1D,
+    rng: RngLike,
+    input_shape: Shape,
+    window: tuple[int, ...],
+    dtype: DTypeLike,
+) -> ConvParams:
+    """Params for an input of ``input_shape`` (checked first): the kernel, of shape
+    ``(*window, in_channels, filters)``, from ``w_init`` and the bias from ``b_init``,
+    each from its own generator."""
+    layer.output_shape(input_shape)
+    w_rng, b_rng = split(rng, 2)
+    w = layer.w_init(w_rng, (*window, as_shape(input_shape)[-1], layer.filters), dtype)
+    b = layer.b_init(b_rng, (layer.filters,), dtype) if layer.use_bias else None
+    return freeze(ConvParams(w, b))
 
 
 @attrs.frozen(repr=False)

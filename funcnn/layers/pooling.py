@@ -10,11 +10,12 @@ real (unpadded) inputs in each window, as TensorFlow does.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 
+from funcnn import validate as check
 from funcnn.layers.base import (
     IMAGES,
     SEQUENCES,
@@ -26,12 +27,12 @@ from funcnn.layers.base import (
     example_shape,
     layer_value,
 )
-from funcnn.layers.conv import Pair, _pair, offset_slices, output_size, pad_spatial, resolve_pads
+from funcnn.layers.conv import Pair, offset_slices, output_size, pad_spatial, resolve_pads
 from funcnn.types import Cache, LayerState, Params, Shape
 
 
 def _strides(value: Any) -> Pair | None:
-    return None if value is None else _pair(value, "strides")
+    return None if value is None else check.int_pair("strides", value)
 
 
 def _pool_padding(value: Any) -> str:
@@ -42,7 +43,9 @@ def _pool_padding(value: Any) -> str:
 
 @attrs.frozen(repr=False)
 class _Pool2D(Layer):
-    pool_size: Pair = attrs.field(default=(2, 2), converter=lambda v: _pair(v, "pool_size"))
+    pool_size: Pair = attrs.field(
+        default=(2, 2), converter=lambda v: check.int_pair("pool_size", v)
+    )
     strides: Pair | None = attrs.field(default=None, converter=_strides)
     padding: str = attrs.field(default="valid", converter=_pool_padding)
 
@@ -169,7 +172,13 @@ class AvgPool2D(_Pool2D):
 
 @attrs.frozen(repr=False)
 class _GlobalPool(Layer):
-    """Pool over every axis between batch and channels."""
+    """Pool over every axis between batch and channels: ``_pool`` reduces the input seen as
+    ``(batch, positions, channels)`` to ``(batch, channels)``, ``_unpool`` is its backward."""
+
+    _name: ClassVar[str]  # the layer value's name (its repr, what io saves)
+
+    def __repr__(self) -> str:
+        return self._name
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = as_shape(input_shape)
@@ -180,57 +189,56 @@ class _GlobalPool(Layer):
             )
         return (shape[-1],)
 
-    def _flat(self, x: np.ndarray) -> np.ndarray:
-        """(batch, positions, channels) of an input ``as_input`` gave; an empty batch is
-        fine, an empty image is not."""
-        self.output_shape(x.shape[1:])
-        return x.reshape(x.shape[0], math.prod(x.shape[1:-1]), x.shape[-1])
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
+        x = as_input(x, self, min_ndim=3)
+        self.output_shape(x.shape[1:])  # an empty batch is fine, an empty image is not
+        y, found = self._pool(x.reshape(_flat_shape(x.shape)))
+        return y, state, (x.shape, found)
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        if not need_dx:
+            return (), None
+        x_shape, found = cache
+        return (), self._unpool(dy, _flat_shape(x_shape), found).reshape(x_shape)
+
+    def _pool(self, flat: np.ndarray) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def _unpool(self, dy: np.ndarray, flat_shape: Shape, found: Any) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _flat_shape(shape: Shape) -> Shape:
+    """(batch, positions, channels) of a batch of ``shape``."""
+    return (shape[0], math.prod(shape[1:-1]), shape[-1])
 
 
 class _GlobalAvgPool(_GlobalPool):
-    def __repr__(self) -> str:
-        return "GlobalAvgPool2D"
+    _name = "GlobalAvgPool2D"
 
-    def forward_with_state(
-        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
-    ) -> tuple[np.ndarray, LayerState, Cache]:
-        x = as_input(x, self, min_ndim=3)
-        return self._flat(x).mean(axis=1), state, x.shape
+    def _pool(self, flat: np.ndarray) -> tuple[np.ndarray, None]:
+        return flat.mean(axis=1), None
 
-    def backward(
-        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
-    ) -> tuple[Any, np.ndarray | None]:
-        if not need_dx:
-            return (), None
-        spatial = int(np.prod(cache[1:-1]))
-        share = dy / spatial
-        return (), np.broadcast_to(
-            share.reshape(cache[0], *([1] * (len(cache) - 2)), cache[-1]), cache
-        ).copy()
+    def _unpool(self, dy: np.ndarray, flat_shape: Shape, found: None) -> np.ndarray:
+        share = dy / flat_shape[1]
+        return np.broadcast_to(share[:, None, :], flat_shape).copy()
 
 
 class _GlobalMaxPool(_GlobalPool):
-    def __repr__(self) -> str:
-        return "GlobalMaxPool2D"
+    _name = "GlobalMaxPool2D"
 
-    def forward_with_state(
-        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
-    ) -> tuple[np.ndarray, LayerState, Cache]:
-        x = as_input(x, self, min_ndim=3)
-        flat = self._flat(x)
+    def _pool(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         arg = flat.argmax(axis=1)  # first maximum
-        y = np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0]
-        return y, state, (arg, x.shape, flat.shape)
+        return np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0], arg
 
-    def backward(
-        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
-    ) -> tuple[Any, np.ndarray | None]:
-        if not need_dx:
-            return (), None
-        arg, x_shape, flat_shape = cache
-        dx = np.zeros(flat_shape, dtype=dy.dtype)
-        np.put_along_axis(dx, arg[:, None, :], dy[:, None, :], axis=1)
-        return (), dx.reshape(x_shape)
+    def _unpool(self, dy: np.ndarray, flat_shape: Shape, arg: np.ndarray) -> np.ndarray:
+        dflat = np.zeros(flat_shape, dtype=dy.dtype)
+        np.put_along_axis(dflat, arg[:, None, :], dy[:, None, :], axis=1)
+        return dflat
 
 
 GlobalAvgPool2D = layer_value(_GlobalAvgPool())
