@@ -42,12 +42,13 @@ def main(
     steps = epochs * -(-len(x_train) // 64)
     optimizer = optim.adam(schedules.cosine_decay(3e-3, steps))
     started = time.perf_counter()
-    params, history = fit(
+    result = fit(
         model, params, losses.softmax_cross_entropy, optimizer, x_train, y_train,
         epochs=epochs, batch_size=64, rng=0, metrics=["accuracy"], verbose=verbose,
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    logits = predict(model, params, x_test, state=history.state)
+    params = result.params
+    logits = predict(model, params, x_test, state=result.state)  # BatchNorm's statistics
     accuracy = metrics.accuracy(logits, y_test)
     kind = "with BatchNorm" if batchnorm else "plain"
     print(

@@ -28,6 +28,7 @@ from funcnn import (
 )
 from funcnn.gradients import grad, value_and_grad, value_and_grad_with_state
 from funcnn.train import (
+    FitResult,
     History,
     evaluate,
     fit,
@@ -66,6 +67,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "FitResult",
     "History",
     "allocator",
     "callbacks",

@@ -1,12 +1,13 @@
 """Data-parallel training over MPI processes, with the bits of one process.
 
-``fit(..., comm=MPI.COMM_WORLD)`` (see :func:`funcnn.fit`) trains on every process
-of ``comm`` at once. Every process holds the whole data set (a memory-mapped
-``.npy`` works: a process reads only its own samples) and follows the same
-shuffle from the same seed. Each mini-batch is cut into the chunks of
-:data:`funcnn.linalg.CHUNK` samples that one process would sum its gradients
-over; process ``r`` of ``R`` takes the ``r``-th contiguous share of those chunks.
-Then, in every step:
+``fit(..., comm=MPI.COMM_WORLD)`` (see :func:`funcnn.fit`), the same as
+``fit(..., plan=Plan(MPI.COMM_WORLD))``, trains on every process of ``comm`` at once:
+:class:`Plan` answers what ``fit`` asks of its processes (:class:`funcnn.plan.Plan`).
+Every process holds the whole data set (a memory-mapped ``.npy`` works: a process
+reads only its own samples) and follows the same shuffle from the same seed. Each
+mini-batch is cut into the chunks of :data:`funcnn.linalg.CHUNK` samples that one
+process would sum its gradients over; process ``r`` of ``R`` takes the ``r``-th
+contiguous share of those chunks. Then, in every step:
 
 1. each process computes the forward pass of its own samples (dropout masks
    come from the global row index, so they are the ones one process would draw);
@@ -15,7 +16,8 @@ Then, in every step:
 3. each process computes the backward pass of its own samples; every sum over the
    batch (weight and bias gradients, BatchNorm's statistics) gathers the chunks'
    results of all processes and adds them in the one-process tree
-   (:func:`funcnn.linalg.across_processes`), never with ``Allreduce(SUM)``, whose
+   (:func:`funcnn.linalg.across_processes`, which this module hands the
+   ``allgather``: linalg never calls MPI), never with ``Allreduce(SUM)``, whose
    order of summation belongs to the MPI library;
 4. every process applies the same update to the same params.
 
@@ -45,15 +47,17 @@ import re
 import sys
 import traceback
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import attrs
 import numpy as np
 
-from funcnn import linalg
+from funcnn import linalg, tree
 from funcnn.layers.base import Layer, RngArg
 from funcnn.random import as_key
 from funcnn.types import Cache, LayerState, Params, Shape
+
+T = TypeVar("T")
 
 
 def share(samples: int, rank: int, size: int) -> slice:
@@ -103,6 +107,11 @@ class DataParallel(Layer):
     def __repr__(self) -> str:
         return f"DataParallel({self.model!r})"
 
+    def all_parts(self, parts: list[Any]) -> list[Any]:
+        """Every process's chunk results of a batch sum, in chunk order, from this process's
+        (what :func:`funcnn.linalg.across_processes` hands the batch sums)."""
+        return [part for rank_parts in self.comm.allgather(parts) for part in rank_parts]
+
     def init(self, rng: Any, input_shape: Shape, *, dtype: Any = np.float32) -> Params:
         return self.model.init(rng, input_shape, dtype=dtype)
 
@@ -120,7 +129,7 @@ class DataParallel(Layer):
         counts = self.comm.allgather(len(x))
         start = sum(counts[: self.comm.Get_rank()])
         key = as_key(rng)  # this process's rows start at row `start` of the batch
-        with linalg.across_processes(self.comm, sum(counts)):
+        with linalg.across_processes(self.all_parts, sum(counts)):
             y, new_state, cache = self.model.forward_with_state(
                 params, state, x, train=True, rng=None if key is None else key.at_row(start)
             )
@@ -131,11 +140,51 @@ class DataParallel(Layer):
         self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
     ) -> tuple[Params, Any]:
         inner, start, count, total = cache
-        with linalg.across_processes(self.comm, total):
+        with linalg.across_processes(self.all_parts, total):
             grads, dx = self.model.backward(
                 params, inner, dy[start : start + count], need_dx=need_dx
             )
         return grads, dx
+
+
+@attrs.frozen
+class Plan:
+    """``fit``'s plan (:class:`funcnn.plan.Plan`) for every process of the mpi4py
+    communicator ``comm``: what ``fit(..., comm=comm)`` builds.
+
+    Each process computes its share of every batch (:func:`share`) through
+    :class:`DataParallel`; every process starts from rank 0's values; only rank 0 prints
+    and writes files; :func:`agree` checks the processes' data and settings before
+    training; an error on any process ends them all (:func:`abort_on_error`).
+    """
+
+    comm: Any = attrs.field(converter=check_comm)
+
+    @property
+    def is_main_process(self) -> bool:
+        return bool(self.comm.Get_rank() == 0)
+
+    def wrap(self, model: Layer) -> Layer:
+        return DataParallel(model, self.comm)
+
+    def share(self, samples: int) -> slice:
+        return share(samples, self.comm.Get_rank(), self.comm.Get_size())
+
+    def gather(self, part: Any) -> Any:
+        return gather_rows(self.comm, part)
+
+    def start(self, values: T) -> T:
+        return cast(T, tree.freeze(self.comm.bcast(values, root=0)))
+
+    def check(
+        self, x: Any, y: Any, validation: Any, *, validation_split: float, **settings: Any
+    ) -> None:
+        if isinstance(x, tuple) or isinstance(y, tuple):
+            raise ValueError("fit(comm=...) takes one array x and one array y, not tuples")
+        agree(self.comm, x, y, validation, validation_split=validation_split, **settings)
+
+    def on_failure(self) -> contextlib.AbstractContextManager[None]:
+        return abort_on_error(self.comm)
 
 
 def abort(comm: Any, error: BaseException) -> None:

@@ -28,7 +28,10 @@ What funcnn does instead, in every layer:
 
 Small products (under :data:`INLINE_FLOPS`) run in the calling thread: handing
 them to another thread costs more than they do. The products and sums are pure; the
-process-wide settings are the worker count and the BLAS held to one thread.
+process-wide settings are the worker count and the BLAS held to one thread, which
+``fit``, ``predict`` and ``evaluate`` give back when they end (:func:`blas_held`).
+Another module changes what this one does only through arguments and a context
+value (:func:`across_processes`), never by setting its globals.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -120,7 +124,10 @@ def _executor() -> ThreadPoolExecutor:
 # ---------------------------------------------------------------- the BLAS held to one thread
 
 _blas: list[Any] | None = None
-_blas_saved: list[tuple[Any, int]] = []
+_blas_saved: list[tuple[Any, int]] = []  # (library, its thread count) while funcnn holds it
+_blas_lock = threading.RLock()
+_blas_users = 0  # the calls inside blas_held() now, in every thread
+_release_at_exit = False  # whether the last of them gives the BLAS its threads back
 
 
 def _blas_libraries() -> list[Any]:
@@ -133,25 +140,56 @@ def _blas_libraries() -> list[Any]:
 
 
 def hold_blas_to_one_thread() -> None:
-    """Set every loaded BLAS to one thread, for the whole process, from now on.
+    """Set every loaded BLAS to one thread, for the whole process, until
+    :func:`release_blas` (or the end of the outermost :func:`blas_held` that found it free).
 
-    funcnn's products call this before their first BLAS call (changing the BLAS's
-    thread count back and forth around each product costs more than the product).
-    :func:`release_blas` gives back the thread counts found here.
+    funcnn's products call this before their BLAS calls (changing the BLAS's thread
+    count back and forth around each product costs more than the product), so a layer
+    called outside ``fit``, ``predict`` and ``evaluate`` holds it from then on.
     """
-    if _blas_saved:
+    if _blas_saved:  # held already: the products' path, with no lock
         return
-    for lib in _blas_libraries():
-        _blas_saved.append((lib, lib.get_num_threads()))
-        lib.set_num_threads(1)
+    with _blas_lock:
+        if _blas_saved:
+            return
+        for lib in _blas_libraries():
+            _blas_saved.append((lib, lib.get_num_threads()))
+            lib.set_num_threads(1)
 
 
 def release_blas() -> None:
     """Give every BLAS the thread count it had before funcnn held it to one (until funcnn's
     next product, which holds it again)."""
-    while _blas_saved:
-        lib, n = _blas_saved.pop()
-        lib.set_num_threads(n)
+    with _blas_lock:
+        while _blas_saved:
+            lib, n = _blas_saved.pop()
+            lib.set_num_threads(n)
+
+
+@contextmanager
+def blas_held() -> Iterator[None]:
+    """The BLAS held to one thread inside the block, and given back the thread counts it had
+    when the outermost such block began (in any thread) when that block ends.
+
+    ``fit``, ``predict`` and ``evaluate`` run in it, so that a user's own ``x @ w`` after
+    them runs on the BLAS's threads as before. Re-entrant: a ``predict`` inside ``fit``
+    changes nothing. The thread count is the process's (OpenBLAS's
+    ``openblas_set_num_threads_local`` changes other threads' count too in NumPy's
+    build), so while one thread is inside, every thread's BLAS calls run on one thread.
+    """
+    global _blas_users, _release_at_exit
+    with _blas_lock:
+        if _blas_users == 0:
+            _release_at_exit = not _blas_saved  # held by a product before: leave it held
+            hold_blas_to_one_thread()
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _release_at_exit:
+                release_blas()
 
 
 def blas_description() -> str:
@@ -235,35 +273,40 @@ def _run(tasks: list[Callable[[], None]], worth_threads: bool) -> None:
 
 # ---------------------------------------------------------------- sums across processes
 
-_across: Any = None  # (communicator, samples in the whole batch) while a process computes a part
+Gather = Callable[[list[Any]], list[Any]]
+"""Every process's chunk results of a batch sum, in chunk order, from this process's."""
+
+# (gather, samples in the whole batch) while this process computes a part of a batch. A
+# context variable: each thread (and each asyncio task) sees only what its own caller set.
+_across: ContextVar[tuple[Gather, int] | None] = ContextVar("funcnn_across", default=None)
 
 
 @contextmanager
-def across_processes(comm: Any, total_samples: int) -> Iterator[None]:
-    """Inside the block, this process holds only some chunks of a batch of
-    ``total_samples`` samples (whole chunks, in rank order): batch sums gather every
-    process's chunk results (``comm.allgather``) and add them in the one-process tree.
-    :mod:`funcnn.distributed` sets it around each step."""
-    global _across
-    saved, _across = _across, (comm, total_samples)
+def across_processes(gather: Gather, total_samples: int) -> Iterator[None]:
+    """Inside the block, this thread's products hold only some chunks of a batch of
+    ``total_samples`` samples (whole chunks, in rank order): batch sums hand this process's
+    chunk results to ``gather``, which returns every process's, and add those in the
+    one-process tree. :mod:`funcnn.distributed` sets it around each step, with a ``gather``
+    that calls MPI; this module never does."""
+    token = _across.set((gather, total_samples))
     try:
         yield
     finally:
-        _across = saved
+        _across.reset(token)
 
 
 def batch_samples(local: int) -> int:
     """The samples in the whole batch: ``local`` in one process, the total across processes
     inside :func:`across_processes`."""
-    return local if _across is None else _across[1]
+    across = _across.get()
+    return local if across is None else across[1]
 
 
 def _all_parts(parts: list[Any]) -> list[Any]:
     """Every process's chunk results in chunk order (this process's alone outside
     :func:`across_processes`)."""
-    if _across is None:
-        return parts
-    return [part for rank_parts in _across[0].allgather(parts) for part in rank_parts]
+    across = _across.get()
+    return parts if across is None else across[0](parts)
 
 
 # ---------------------------------------------------------------- products and sums
@@ -377,7 +420,7 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
     ``n`` alone."""
     rows, k = a.shape
     n = b.shape[1]
-    if _across is None and 0 < rows <= CHUNK * group and 2.0 * rows * k * n < INLINE_FLOPS:
+    if _across.get() is None and 0 < rows <= CHUNK * group and 2.0 * rows * k * n < INLINE_FLOPS:
         hold_blas_to_one_thread()  # one small chunk in one process: one BLAS call
         return a.T @ b
     chunks = _chunks(rows, group)
@@ -413,7 +456,7 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
 def sum_rows(a: np.ndarray, *, group: int = 1) -> np.ndarray:
     """``a.sum(axis=0)`` for ``a`` of shape ``(samples * group, ...)``, by chunks of
     :data:`CHUNK` samples added in the same fixed tree as :func:`matmul_tn`."""
-    if _across is None and 0 < a.shape[0] <= CHUNK * group:  # one chunk in one process
+    if _across.get() is None and 0 < a.shape[0] <= CHUNK * group:  # one chunk in one process
         return a.sum(axis=0)
     parts = _all_parts([a[chunk].sum(axis=0) for chunk in _chunks(a.shape[0], group)])
     return tree_sum(parts) if parts else a.sum(axis=0)

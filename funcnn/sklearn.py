@@ -270,13 +270,14 @@ class _NeuralNet(BaseEstimator):
                 )
             )  # fmt: skip
         penalty = losses.l2_penalty(self.alpha, tree.kernel_mask) if self.alpha else None
-        params, history = train.fit(
+        result = train.fit(
             self.network_, self.params_, loss, self._optimizer(), X, (target, weights),
             epochs=epochs, batch_size=min(self.batch_size, len(X)), rng=seed,
             validation_data=validation, callbacks=callbacks, verbose=min(self.verbose, 2),
             penalty=penalty, state=self.state_, opt_state=self.opt_state_,
         )  # fmt: skip
-        self.params_, self.state_, self.opt_state_ = params, history.state, history.opt_state
+        self.params_, self.state_, self.opt_state_ = result.params, result.state, result.opt_state
+        history = result.history
         for name, values in history.history.items():
             self.history_.setdefault(name, []).extend(values)
         ran = len(history.epochs)

@@ -9,27 +9,32 @@ Randomness: ``fit`` draws one base seed from ``rng``. Epoch ``e`` shuffles with
 ``default_rng([base, e])`` and its step ``s`` gets the key ``Key((base, e, s))``
 (dropout masks), so a run resumed at ``initial_epoch=e`` from a checkpoint
 continues bit for bit.
+
+Processes: ``fit`` is given a :class:`funcnn.plan.Plan` (one process by default) that
+says which rows of each batch this process computes and how the processes' rows come
+together; the loop is the same for one process or many. The batches' helpers live in
+:mod:`funcnn.batching`, the progress bar in :mod:`funcnn.progress`.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 
-from funcnn import distributed, optim, tree
+from funcnn import batching, linalg, optim
 from funcnn import metrics as metrics_lib
 from funcnn import validate as check
+from funcnn.batching import Data
 from funcnn.gradients import check_model_and_loss, forward_backward
 from funcnn.layers.base import Layer, RngArg
 from funcnn.losses import Loss, Penalty, Weighted
+from funcnn.plan import LOCAL, Plan
+from funcnn.progress import Progress
 from funcnn.random import Key, RngLike, as_generator
 from funcnn.types import LayerState, OptState, Params
 
@@ -97,10 +102,8 @@ class History:
 
     history: dict[str, list[float]] = attrs.field(factory=dict)
     epochs: list[int] = attrs.field(factory=list)
-    params: Any = None
-    state: Any = None
-    opt_state: Any = None
     stopped_reason: str | None = None
+    """Why training stopped before its last epoch (a callback's words), or None."""
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
         self.epochs.append(epoch)
@@ -134,6 +137,34 @@ class History:
         epochs = [int(e) for e in data.pop("epoch", range(len(next(iter(data.values()), []))))]
         return cls(history={k: [float(x) for x in v] for k, v in data.items()}, epochs=epochs)
 
+    def __getattr__(self, name: str) -> Any:
+        if name in ("params", "state", "opt_state"):  # where they were before FitResult
+            raise AttributeError(
+                f"History does not hold the final {name}: fit's result does. Instead of "
+                f"`params, history = fit(...)` then `history.{name}`, write `result = "
+                f"fit(...)` then `result.{name}`"
+            )
+        raise AttributeError(f"'History' object has no attribute {name!r}")
+
+
+@attrs.frozen(eq=False)
+class FitResult:
+    """What :func:`fit` returns: the final ``params``, ``state`` (BatchNorm's statistics) and
+    ``opt_state``, and the ``history``.
+
+    It unpacks as the pair ``params, history = fit(...)``; ``result.state`` and
+    ``result.opt_state`` hold the rest (``predict(..., state=result.state)``; resume with
+    ``fit(..., opt_state=result.opt_state)``).
+    """
+
+    params: Params
+    history: History
+    state: LayerState = None
+    opt_state: OptState = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.params, self.history))
+
 
 @attrs.define
 class TrainingContext:
@@ -155,8 +186,8 @@ class Callback:
 
     A callback keeps whatever it needs to remember on itself (set it up in
     ``on_train_begin``); the context holds only the training values. One that
-    writes files sets ``writes_files = True``: in a distributed ``fit`` only rank 0
-    runs it.
+    writes files sets ``writes_files = True``: in a distributed ``fit`` only the main
+    process (rank 0) runs it.
     """
 
     writes_files = False
@@ -183,72 +214,22 @@ class Callback:
 # ---------------------------------------------------------------- predict and evaluate
 
 
-Data = Any  # one array with a leading sample axis, or a tuple of them (several inputs/targets)
-
-
-def _as_batch(x: Any, name: str) -> Data:
-    """``x`` as an array (or, for several inputs or targets, a tuple of arrays) with a
-    leading sample axis; every array has the same number of samples."""
-    if isinstance(x, tuple) or (
-        isinstance(x, list) and x and all(isinstance(a, np.ndarray) for a in x)
-    ):  # (x1, x2) or Keras' [x1, x2]: several inputs
-        if not x:
-            raise ValueError(f"{name} is an empty tuple: give one array per input")
-        arrays = tuple(_as_batch(a, f"{name}[{i}]") for i, a in enumerate(x))
-        lengths = {len(a) for a in arrays}
-        if len(lengths) > 1:
-            sizes = ", ".join(str(len(a)) for a in arrays)
-            raise ValueError(f"the arrays of {name} differ in their numbers of samples: {sizes}")
-        return arrays
-    a = np.asarray(x)
-    if a.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be numeric, got dtype {a.dtype}")
-    if a.ndim < 1 or len(a) == 0:
-        raise ValueError(
-            f"{name} must be a non-empty batch with a leading sample axis, got {a.shape}"
-        )
-    return a
-
-
-def _count(data: Data) -> int:
-    """The number of samples."""
-    return len(data[0]) if isinstance(data, tuple) else len(data)
-
-
-def _rows(data: Data, index: Any) -> Data:
-    """The samples at ``index`` (a slice or an index array) of each array."""
-    return tuple(a[index] for a in data) if isinstance(data, tuple) else data[index]
-
-
-def _join(pieces: list[Data]) -> Data:
-    """Pieces of rows back together, in order."""
-    if len(pieces) == 1:
-        return pieces[0]
-    if isinstance(pieces[0], tuple):
-        return tuple(np.concatenate(column) for column in zip(*pieces))
-    return np.concatenate(pieces)
-
-
-def _same_count(x: Data, y: Data, names: tuple[str, str] = ("x", "y")) -> None:
-    if _count(x) != _count(y):
-        raise ValueError(f"{names[0]} has {_count(x)} samples but {names[1]} has {_count(y)}")
-
-
 def predict(
     model: Layer, params: Params, x: Any, *, batch_size: int = 256, state: LayerState = None
 ) -> np.ndarray:
     """Inference-mode outputs for ``x``, computed ``batch_size`` samples at a time.
 
     Memory beyond the output is bounded by one batch's activations. Models with
-    state (BatchNorm) need ``state`` (from ``fit``'s history.state or ``model.init_state``).
+    state (BatchNorm) need ``state`` (``fit(...).state``, or ``model.init_state``).
     """
-    x = _as_batch(x, "x")
+    x = batching.as_batch(x, "x")
     batch_size = check.positive_int("batch_size", batch_size)
-    pieces = [
-        model.apply_with_state(params, state, _rows(x, slice(i, i + batch_size)))[0]
-        for i in range(0, _count(x), batch_size)
-    ]
-    return _join(pieces)
+    with linalg.blas_held():
+        pieces = [
+            model.apply_with_state(params, state, batching.rows(x, slice(i, i + batch_size)))[0]
+            for i in range(0, batching.count(x), batch_size)
+        ]
+    return batching.join(pieces)
 
 
 def _score(
@@ -278,122 +259,15 @@ def evaluate(
     state: LayerState = None,
 ) -> dict[str, float]:
     """``{"loss": ..., metric names: ...}`` on ``(x, y)`` in inference mode (no penalty)."""
-    x, y = _as_batch(x, "x"), _as_batch(y, "y")
-    _same_count(x, y)
+    x, y = batching.as_batch(x, "x"), batching.as_batch(y, "y")
+    batching.same_count(x, y)
     metric_list = [metrics_lib.get(m, logits=loss.takes_logits) for m in metrics]
-    pred = predict(model, params, x, batch_size=batch_size, state=state)
-    return _score(loss, metric_list, pred, y)
-
-
-# ---------------------------------------------------------------- progress
-
-
-class _Progress:
-    """A one-line progress bar (steps, rate, running loss) and Keras-style epoch lines."""
-
-    def __init__(self, verbose: int, epochs: int, steps: int, stream: Any = None) -> None:
-        self.stream = stream or sys.stdout
-        if verbose == 1 and not getattr(self.stream, "isatty", lambda: False)():
-            verbose = 2  # a log file or CI: carriage returns would run together (as Keras)
-        self.verbose, self.epochs, self.steps = verbose, epochs, steps
-        self.last_draw = 0.0
-        self.drawn = 0
-
-    def epoch_begin(self, epoch: int) -> None:
-        if self.verbose:
-            self.stream.write(f"Epoch {epoch + 1}/{self.epochs}\n")
-        self.start = time.perf_counter()
-
-    def batch(self, step: int, running_loss: float) -> None:
-        if self.verbose != 1:
-            return
-        now = time.perf_counter()
-        if step < self.steps and now - self.last_draw < 0.1:
-            return
-        self.last_draw = now
-        width = 30
-        done = int(width * step / self.steps)
-        rate = step / max(now - self.start, 1e-9)
-        bar = "=" * max(done - 1, 0) + (">" if done < width else "=") + "." * (width - done)
-        line = f"{step}/{self.steps} [{bar}] {rate:.0f} steps/s - loss: {running_loss:.4f}"
-        self.stream.write("\r" + line)
-        self.stream.flush()
-        self.drawn = len(line)
-
-    def epoch_end(self, logs: dict[str, float]) -> None:
-        if not self.verbose:
-            return
-        parts = [f"{logs['time']:.2f}s"]
-        parts += [f"{k}: {v:.4g}" for k, v in logs.items() if k != "time"]
-        line = f"{self.steps}/{self.steps} - " + " - ".join(parts)
-        if self.verbose == 1:  # overwrite the bar, blanking what the line does not cover
-            line = "\r" + line.ljust(self.drawn)
-        self.stream.write(line + "\n")
-        self.stream.flush()
+    with linalg.blas_held():  # the loss and metrics too
+        pred = predict(model, params, x, batch_size=batch_size, state=state)
+        return _score(loss, metric_list, pred, y)
 
 
 # ---------------------------------------------------------------- fit, in named steps
-
-
-def _split(
-    x: Data, y: Data, validation_split: float, validation_data: Any
-) -> tuple[Data, Data, tuple[Data, Data] | None]:
-    """The training data and the validation pair (or None)."""
-    if validation_data is not None:
-        if validation_split:
-            raise ValueError("give validation_split or validation_data, not both")
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a pair (x_val, y_val)")
-        xv, yv = _as_batch(validation_data[0], "x_val"), _as_batch(validation_data[1], "y_val")
-        _same_count(xv, yv, ("x_val", "y_val"))
-        return x, y, (xv, yv)
-    if (
-        isinstance(validation_split, bool)
-        or not isinstance(validation_split, (int, float, np.floating))
-        or not 0 <= validation_split < 1
-    ):
-        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
-    if not validation_split:
-        return x, y, None
-    n = _count(x)
-    cut = int(n * (1 - validation_split))  # the LAST samples, before any shuffling (Keras)
-    if cut < 1 or cut >= n:
-        raise ValueError(
-            f"validation_split={validation_split} leaves {cut} training and {n - cut} "
-            f"validation samples out of {n}"
-        )
-    train_y, val_y = _rows(y, slice(None, cut)), _rows(y, slice(cut, None))
-    _warn_if_one_class(train_y, val_y, validation_split)
-    return _rows(x, slice(None, cut)), train_y, (_rows(x, slice(cut, None)), val_y)
-
-
-def _classes(y: Data) -> np.ndarray | None:
-    """The class of each sample, where ``y`` clearly holds classes (integer labels or
-    one-hot rows); None for anything else (regression targets, several targets)."""
-    if isinstance(y, tuple):
-        return None
-    if y.dtype.kind in "iub" and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
-        return y.reshape(-1)
-    if y.ndim == 2 and y.shape[1] > 1 and np.all((y == 0) | (y == 1)) and np.all(y.sum(1) == 1):
-        return y.argmax(axis=1)
-    return None
-
-
-def _warn_if_one_class(train_y: Data, val_y: Data, validation_split: float) -> None:
-    """Data sorted by class (the MNIST sample is) would validate on one class: say so."""
-    train, val = _classes(train_y), _classes(val_y)
-    if train is None or val is None:
-        return
-    held_out = np.unique(val)
-    if len(held_out) == 1 and len(np.unique(train)) > 1:
-        warnings.warn(
-            f"validation_split={validation_split} holds out the last {len(val)} samples, "
-            f"and every one of them is of class {held_out[0]}: the data look sorted by "
-            "class. Shuffle them first (e.g. funcnn.datasets.train_test_split, or "
-            "x[p], y[p] for a seeded permutation p), or pass validation_data",
-            UserWarning,
-            stacklevel=3,
-        )
 
 
 def _callback_list(callbacks: Any) -> list[Callback]:
@@ -410,14 +284,6 @@ def _callback_list(callbacks: Any) -> list[Callback]:
     return items
 
 
-def _batches(n: int, batch_size: int, order: np.ndarray | None) -> Iterator[Any]:
-    """The index (a slice, or a piece of the shuffled order) of each mini-batch."""
-    for start in range(0, n, batch_size):
-        yield (
-            slice(start, start + batch_size) if order is None else order[start : start + batch_size]
-        )
-
-
 @attrs.define
 class _Epoch:
     """One epoch's loop over mini-batches, and what it reports."""
@@ -429,20 +295,19 @@ class _Epoch:
     batch_size: int
     metric_list: list[metrics_lib.Metric]
     callbacks: Sequence[Callback]
-    progress: _Progress
-    share: Callable[[int], slice]  # the rows of a batch this process computes
-    gather: Callable[[Any], np.ndarray] = lambda part: part  # every process's rows, in order
+    progress: Progress
+    plan: Plan  # which rows of a batch this process computes, and how they come together
 
     def run(self, ctx: TrainingContext, order: np.ndarray | None, seed: int) -> dict[str, float]:
         total, seen, preds = 0.0, 0, []
-        for b, idx in enumerate(_batches(_count(self.x), self.batch_size, order)):
-            yb = _rows(self.y, idx)
-            n = _count(yb)
-            mine = self.share(n)
+        for b, idx in enumerate(batching.batches(batching.count(self.x), self.batch_size, order)):
+            yb = batching.rows(self.y, idx)
+            n = batching.count(yb)
+            mine = self.plan.share(n)
             if isinstance(idx, slice):
-                xb = _rows(self.x, slice(idx.start + mine.start, idx.start + mine.stop))
+                xb = batching.rows(self.x, slice(idx.start + mine.start, idx.start + mine.stop))
             else:
-                xb = _rows(self.x, idx[mine])  # a memory-mapped x is read only where needed
+                xb = batching.rows(self.x, idx[mine])  # a memory-mapped x is read only where needed
             for cb in self.callbacks:
                 cb.on_batch_begin(b, ctx)
             ctx.params, ctx.state, ctx.opt_state, value, pred = self.step(
@@ -458,7 +323,8 @@ class _Epoch:
                 return {"loss": total / seen}
         logs = {"loss": total / seen}
         if self.metric_list:  # on the epoch's training-mode outputs, as Keras reports them
-            pred, truth = _join(preds), self.y if order is None else _rows(self.y, order)
+            pred = batching.join(preds)
+            truth = self.y if order is None else batching.rows(self.y, order)
             truth = _metric_target(self.loss, truth)
             logs.update({m.name: m(pred, truth) for m in self.metric_list})
         return logs
@@ -485,25 +351,30 @@ def fit(
     state: LayerState = None,
     opt_state: OptState = None,
     initial_epoch: int = 0,
+    plan: Plan = LOCAL,
     comm: Any = None,
-) -> tuple[Params, History]:
-    """Train for ``epochs`` epochs of mini-batches; returns ``(params, history)``.
+) -> FitResult:
+    """Train for ``epochs`` epochs of mini-batches; returns a :class:`FitResult`, which
+    unpacks as ``params, history = fit(...)``.
 
     Every sample is used every epoch, the last partial batch included.
     ``validation_split`` holds out the LAST fraction of samples before shuffling
     (as Keras). ``rng`` (an int seed or Generator) drives the shuffles and dropout.
     ``state``/``opt_state`` default to fresh ones; pass those of a checkpoint with
-    ``initial_epoch`` to resume. ``history.params``/``.state``/``.opt_state`` hold the
-    final values. ``verbose``: 0 silent, 1 progress bar and epoch lines, 2 epoch lines.
+    ``initial_epoch`` to resume. The result's ``.state``/``.opt_state`` hold the final
+    values. ``verbose``: 0 silent, 1 progress bar and epoch lines, 2 epoch lines.
 
-    ``comm`` (an mpi4py communicator, e.g. ``MPI.COMM_WORLD``) trains on every process
-    of it at once, each on its share of every batch, with the bits of one process
-    (:mod:`funcnn.distributed`); every process gets the same ``(params, history)``.
+    ``plan`` (:class:`funcnn.plan.Plan`) says which processes train: :data:`LOCAL`, this
+    one alone. ``comm`` (an mpi4py communicator, e.g. ``MPI.COMM_WORLD``) is short for
+    ``plan=funcnn.distributed.Plan(comm)``: every process of it trains at once, each on
+    its share of every batch, with the bits of one process; every process gets the same
+    result.
     """
-    # A process that raises, in a check too, ends every process of comm: none waits on it
-    with distributed.abort_on_error(comm):
-        x, y = _as_batch(x, "x"), _as_batch(y, "y")
-        _same_count(x, y)
+    plan = _plan_of(plan, comm)
+    # A process that raises, in a check too, ends every process of the plan: none waits on it
+    with plan.on_failure(), linalg.blas_held():
+        x, y = batching.as_batch(x, "x"), batching.as_batch(y, "y")
+        batching.same_count(x, y)
         epochs = check.positive_int("epochs", epochs)
         batch_size = check.positive_int("batch_size", batch_size)
         initial_epoch = check.non_negative_int("initial_epoch", initial_epoch)
@@ -511,8 +382,8 @@ def fit(
         shuffle = check.boolean("shuffle", shuffle)
         metrics = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics)
         callbacks = _callback_list(callbacks)
-        step = train_step_with_state(model, loss, optimizer, penalty=penalty)  # checks all four
-        x, y, validation = _split(x, y, validation_split, validation_data)
+        train_step_with_state(model, loss, optimizer, penalty=penalty)  # checks all four
+        x, y, validation = batching.split_validation(x, y, validation_split, validation_data)
         input_shape = (
             tuple(tuple(a.shape[1:]) for a in x) if isinstance(x, tuple) else tuple(x.shape[1:])
         )
@@ -526,36 +397,39 @@ def fit(
             history=History(),
             input_shape=input_shape,
         )
-        rank, size = 0, 1
-        if comm is not None:  # every process computes its share of each batch (funcnn.distributed)
-            comm = distributed.check_comm(comm)
-            if isinstance(x, tuple) or isinstance(y, tuple):
-                raise ValueError("fit(comm=...) takes one array x and one array y, not tuples")
-            rank, size = comm.Get_rank(), comm.Get_size()
-            distributed.agree(
-                comm, x, y, validation, validation_split=validation_split, model=model, loss=loss,
-                penalty=penalty, batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
-                shuffle=shuffle,
-            )  # fmt: skip
-            step = train_step_with_state(
-                distributed.DataParallel(model, comm), loss, optimizer, penalty=penalty
-            )
-            verbose = verbose if rank == 0 else 0
-            callbacks = [c for c in callbacks if rank == 0 or not getattr(c, "writes_files", False)]
-        progress = _Progress(verbose, epochs, math.ceil(_count(x) / batch_size))
-        share = functools.partial(distributed.share, rank=rank, size=size)
-        one_epoch = _Epoch(step, loss, x, y, batch_size, metric_list, callbacks, progress, share)
-        if comm is not None:  # every process starts from rank 0's values
-            values, seed = comm.bcast(((ctx.params, ctx.state, ctx.opt_state), seed), root=0)
-            ctx.params, ctx.state, ctx.opt_state = (tree.freeze(v) for v in values)
-            one_epoch.gather = functools.partial(distributed.gather_rows, comm)
+        plan.check(
+            x, y, validation, validation_split=validation_split, model=model, loss=loss,
+            penalty=penalty, batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
+            shuffle=shuffle,
+        )  # fmt: skip
+        step = train_step_with_state(plan.wrap(model), loss, optimizer, penalty=penalty)
+        if not plan.is_main_process:  # only the main process prints and writes files
+            verbose = 0
+            callbacks = [c for c in callbacks if not getattr(c, "writes_files", False)]
+        progress = Progress(verbose, epochs, math.ceil(batching.count(x) / batch_size))
+        one_epoch = _Epoch(step, loss, x, y, batch_size, metric_list, callbacks, progress, plan)
+        values, seed = plan.start(((ctx.params, ctx.state, ctx.opt_state), seed))
+        ctx.params, ctx.state, ctx.opt_state = values
         _loop(ctx, one_epoch, range(initial_epoch, epochs), seed, shuffle, validation)
-    history = ctx.history
-    history.params, history.state, history.opt_state = ctx.params, ctx.state, ctx.opt_state
-    history.stopped_reason = ctx.stop_reason
+    ctx.history.stopped_reason = ctx.stop_reason
     if ctx.stop_reason and verbose:
         print(ctx.stop_reason)
-    return ctx.params, history
+    return FitResult(ctx.params, ctx.history, ctx.state, ctx.opt_state)
+
+
+def _plan_of(plan: Plan, comm: Any) -> Plan:
+    """``plan``, or the plan of the processes of ``comm`` where one is given."""
+    if not isinstance(plan, Plan):
+        raise TypeError(
+            f"plan must be a funcnn.plan.Plan such as funcnn.plan.LOCAL, got {type(plan).__name__}"
+        )
+    if comm is None:
+        return plan
+    if plan is not LOCAL:
+        raise ValueError("give plan or comm, not both (comm=c is plan=distributed.Plan(c))")
+    from funcnn import distributed  # here, not above: one process needs none of it
+
+    return distributed.Plan(comm)
 
 
 def _loop(
@@ -576,22 +450,26 @@ def _loop(
             cb.on_epoch_begin(epoch, ctx)
         progress.epoch_begin(epoch)
         started = time.perf_counter()
-        n = _count(one_epoch.x)
+        n = batching.count(one_epoch.x)
         order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else None
         logs = one_epoch.run(ctx, order, seed)
         if validation is not None and not ctx.stop_training:
             # each process predicts its share (a prediction does not depend on its batch)
             xv, size = validation[0], max(one_epoch.batch_size, 256)
-            mine = one_epoch.share(_count(xv))
+            mine = one_epoch.plan.share(batching.count(xv))
             part = None
             if mine.stop > mine.start:
                 try:
                     part = predict(
-                        ctx.model, ctx.params, _rows(xv, mine), batch_size=size, state=ctx.state
+                        ctx.model,
+                        ctx.params,
+                        batching.rows(xv, mine),
+                        batch_size=size,
+                        state=ctx.state,
                     )
                 except (TypeError, ValueError) as e:
                     raise type(e)(f"the validation data does not fit the model: {e}") from e
-            pred = one_epoch.gather(part)
+            pred = one_epoch.plan.gather(part)
             scores = _score(loss, one_epoch.metric_list, pred, validation[1])
             logs.update({f"val_{k}": v for k, v in scores.items()})
         logs.update(_learning_rate(ctx.opt_state), time=time.perf_counter() - started)

@@ -41,3 +41,22 @@ def empty_memory(request):
         return
     with poisoned_empty():
         yield request.param
+
+
+# -- one short fit, as the training tests call it -------------------------------------------
+
+
+@pytest.fixture
+def quick_fit():
+    """``quick_fit(model, x, y, epochs=1, **changes)``: ``funcnn.fit`` from ``model.init(0,
+    x's sample shape)`` with softmax cross-entropy, Adam at 0.01 and ``verbose=0``, any of
+    which ``changes`` may replace (``loss=``, ``optimizer=``, ``params=``, ``verbose=``)."""
+    from funcnn import fit, losses, optim
+
+    def run(model, x, y, *, epochs=1, loss=None, optimizer=None, params=None, **changes):
+        params = model.init(0, np.shape(x)[1:]) if params is None else params
+        loss = losses.softmax_cross_entropy if loss is None else loss
+        optimizer = optim.adam(0.01) if optimizer is None else optimizer
+        return fit(model, params, loss, optimizer, x, y, epochs=epochs, **{"verbose": 0, **changes})
+
+    return run

@@ -79,19 +79,20 @@ def main():
             failing = [FailInBatch(1)]  # the other ranks go on to the next batch
     if args.resume:
         c = funcnn.load(args.resume)
-        params, history = fit(
+        result = fit(
             model, c.params, loss, opt, x, y, state=c.state, opt_state=c.opt_state,
             initial_epoch=c.epoch, **kwargs,
         )  # fmt: skip
     else:
         cbs = [callbacks.ModelCheckpoint(args.save)] if args.save else []
-        params, history = fit(
+        result = fit(
             model, model.init(0, x.shape[1:]), loss, opt, x, y, callbacks=cbs + failing, **kwargs
         )
-    pred = funcnn.predict(model, params, x, state=history.state)
-    scores = funcnn.evaluate(model, params, loss, x, y, metrics=["accuracy"], state=history.state)
+    params, state = result.params, result.state
+    pred = funcnn.predict(model, params, x, state=state)
+    scores = funcnn.evaluate(model, params, loss, x, y, metrics=["accuracy"], state=state)
     print(prefix + json.dumps({
-        "params": digest((params, history.state, history.opt_state)),
+        "params": digest((params, state, result.opt_state)),
         "predict": digest(pred),
         "evaluate": repr(sorted(scores.items())),
     }))  # fmt: skip

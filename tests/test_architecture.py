@@ -7,12 +7,11 @@ import funcnn
 
 ROOT = Path(funcnn.__file__).parent
 LEVEL = {
-    **dict.fromkeys(
-        ["types", "validate", "random", "tree", "nn", "allocator", "linalg", "version"], 0
-    ),
+    **dict.fromkeys(["types", "validate", "random", "tree", "nn", "allocator", "linalg"], 0),
+    **dict.fromkeys(["version", "batching", "progress"], 0),
     **dict.fromkeys(["initializers", "losses", "metrics", "optim"], 1),
     "layers": 2,
-    **dict.fromkeys(["gradients", "testing", "distributed"], 3),
+    **dict.fromkeys(["gradients", "testing", "plan", "distributed"], 3),
     "train": 4,
     "io": 5,
     **dict.fromkeys(["callbacks", "datasets", "plot"], 6),
@@ -22,10 +21,13 @@ LEVEL = {
 }
 
 
-def funcnn_imports(path: Path) -> set[str]:
-    """The top-level funcnn modules a file imports (``funcnn.layers.base`` -> ``layers``)."""
+def funcnn_imports(path: Path, *, module_level: bool = False) -> set[str]:
+    """The top-level funcnn modules a file imports (``funcnn.layers.base`` -> ``layers``):
+    anywhere in it, or with ``module_level`` only those its module body runs on import."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    body = ast.parse(path.read_text())
+    nodes = ast.walk(body) if not module_level else _module_level(body.body)
+    for node in nodes:
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             parts = node.module.split(".")
             if parts[0] != "funcnn":
@@ -39,6 +41,19 @@ def funcnn_imports(path: Path) -> set[str]:
                 parts = alias.name.split(".")
                 if parts[0] == "funcnn" and len(parts) > 1:
                     found.add(parts[1])
+    return found
+
+
+def _module_level(statements: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements that run on import: the body's, and those inside its ifs and trys."""
+    found: list[ast.stmt] = []
+    for node in statements:
+        found.append(node)
+        if isinstance(node, (ast.If, ast.Try)):
+            for block in ("body", "orelse", "finalbody"):
+                found += _module_level(getattr(node, block, []))
+            for handler in getattr(node, "handlers", []):
+                found += _module_level(handler.body)
     return found
 
 
@@ -60,6 +75,65 @@ def test_modules_import_only_from_lower_levels():
             if other != me and LEVEL[other] >= LEVEL[me]:
                 breaches.append(f"{path.relative_to(ROOT)} (level {LEVEL[me]}) imports {other}")
     assert not breaches, "\n".join(breaches)
+
+
+# Modules that a module of a higher level must not import when it is imported: what it
+# needs of them only in one case, it imports in that case (``fit(comm=...)`` builds
+# ``distributed.Plan`` in the call, so one process never loads the MPI plan).
+NOT_ON_IMPORT = {"train": {"distributed"}}
+
+
+def test_modules_import_what_they_need_only_in_one_case_only_then():
+    breaches = []
+    for path in sorted(ROOT.rglob("*.py")):
+        banned = NOT_ON_IMPORT.get(owner(path), set())
+        for other in funcnn_imports(path, module_level=True) & banned:
+            breaches.append(f"{path.relative_to(ROOT)} imports {other} on import")
+    assert not breaches, "\n".join(breaches)
+
+
+def assigned_attributes(node: ast.AST) -> list[ast.Attribute]:
+    """The ``a.b`` that ``node`` assigns, deletes or passes to ``setattr``/``delattr``."""
+    targets: list[ast.expr] = []
+    if isinstance(node, (ast.Assign, ast.Delete)):
+        targets = node.targets
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        targets = [node.target]
+    elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("setattr", "delattr"):
+        targets = [ast.Attribute(value=node.args[0], attr="?")] if node.args else []
+    return [t for target in targets for t in ast.walk(target) if isinstance(t, ast.Attribute)]
+
+
+def test_no_module_sets_another_modules_globals():
+    """A module hands linalg (or any other) a function or a context value; it never assigns
+    ``linalg.<name>`` (or ``setattr(linalg, ...)``) to change what linalg does."""
+    breaches = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            for target in assigned_attributes(node):
+                module = getattr(target.value, "id", None)
+                if module in LEVEL and module != owner(path):
+                    breaches.append(f"{path.relative_to(ROOT)}:{target.lineno} sets {module}")
+    assert not breaches, "\n".join(breaches)
+
+
+def test_linalg_takes_the_cross_process_sums_from_a_context_value():
+    """The one value another module sets for linalg is a ContextVar (thread-safe), and
+    linalg calls no communicator itself."""
+    import contextvars
+
+    from funcnn import linalg
+
+    assert isinstance(linalg._across, contextvars.ContextVar)
+    code = ast.parse((ROOT / "linalg.py").read_text())
+    called = {
+        n.func.attr
+        for n in ast.walk(code)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+    }
+    assert not called & {"allgather", "Allreduce", "bcast", "Get_rank", "Get_size"}
+    declared = {n for node in ast.walk(code) if isinstance(node, ast.Global) for n in node.names}
+    assert "_across" not in declared
 
 
 def test_matplotlib_only_in_plot():

@@ -1,6 +1,5 @@
 """Each callback's behaviour."""
 
-
 import numpy as np
 import pytest
 
@@ -63,40 +62,19 @@ def test_early_stopping_missing_monitor_is_clear():
         feed(C.EarlyStopping(), [1.0], key="loss")
 
 
-def test_early_stopping_in_fit_restores_best_params():
+def test_early_stopping_in_fit_restores_best_params(quick_fit):
     x, y = data()
     es = C.EarlyStopping("loss", patience=0, restore_best=True)
     # lr so large that the loss goes up after the first epochs
-    _, history = fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        losses.softmax_cross_entropy,
-        optim.sgd(30.0),
-        x,
-        y,
-        epochs=20,
-        callbacks=[es],
-        verbose=0,
-    )
+    _, history = quick_fit(MODEL, x, y, optimizer=optim.sgd(30.0), epochs=20, callbacks=[es])
     assert len(history.epochs) < 20
     assert history.stopped_reason.startswith("EarlyStopping")
 
 
-def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
+def test_model_checkpoint_every_epoch_and_best_only(tmp_path, quick_fit):
     x, y = data()
     every = C.ModelCheckpoint(tmp_path / "e{epoch}.npz")
-    fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        losses.softmax_cross_entropy,
-        optim.adam(0.01),
-        x,
-        y,
-        epochs=3,
-        validation_split=0.25,
-        callbacks=[every],
-        verbose=0,
-    )
+    quick_fit(MODEL, x, y, epochs=3, validation_split=0.25, callbacks=[every])
     assert [p.name for p in every.saved] == ["e1.npz", "e2.npz", "e3.npz"]
     c = io.load(tmp_path / "e3.npz")
     assert c.epoch == 3 and len(c.history["loss"]) == 3 and c.input_shape == (3,)
@@ -105,20 +83,10 @@ def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
     assert len(best.saved) == 3
 
 
-def test_learning_rate_scheduler_sets_rate_per_epoch():
+def test_learning_rate_scheduler_sets_rate_per_epoch(quick_fit):
     x, y = data()
     sched = C.LearningRateScheduler(lambda epoch, lr: 0.1 * 0.5**epoch)
-    _, history = fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        losses.softmax_cross_entropy,
-        optim.sgd(1.0),
-        x,
-        y,
-        epochs=3,
-        callbacks=[sched],
-        verbose=0,
-    )
+    _, history = quick_fit(MODEL, x, y, optimizer=optim.sgd(1.0), epochs=3, callbacks=[sched])
     assert history["lr"] == pytest.approx([0.1, 0.05, 0.025])
 
 
@@ -182,40 +150,18 @@ def test_terminate_on_nan_at_the_first_batch_returns_the_starting_params():
     assert all(np.array_equal(a, b) for a, b in zip(tree.leaves(new), tree.leaves(params)))
 
 
-def test_csv_logger(tmp_path):
+def test_csv_logger(tmp_path, quick_fit):
     x, y = data()
     path = tmp_path / "log.csv"
-    fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        losses.softmax_cross_entropy,
-        optim.adam(0.01),
-        x,
-        y,
-        epochs=3,
-        metrics=["accuracy"],
-        callbacks=[C.CSVLogger(path)],
-        verbose=0,
-    )
+    quick_fit(MODEL, x, y, epochs=3, metrics=["accuracy"], callbacks=[C.CSVLogger(path)])
     lines = path.read_text().splitlines()
     assert lines[0] == "epoch,loss,accuracy,lr,time" and len(lines) == 4
     assert lines[3].startswith("3,")
-    fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        losses.softmax_cross_entropy,
-        optim.adam(0.01),
-        x,
-        y,
-        epochs=1,
-        metrics=["accuracy"],
-        callbacks=[C.CSVLogger(path, append=True)],
-        verbose=0,
-    )
+    quick_fit(MODEL, x, y, metrics=["accuracy"], callbacks=[C.CSVLogger(path, append=True)])
     assert len(path.read_text().splitlines()) == 5
 
 
-def test_lambda_callback_counts():
+def test_lambda_callback_counts(quick_fit):
     x, y = data(20)
     counts = {"batch": 0, "epoch": 0, "begin": 0, "end": 0}
     cb = C.LambdaCallback(
@@ -224,18 +170,7 @@ def test_lambda_callback_counts():
         on_epoch_end=lambda e, logs, ctx: counts.__setitem__("epoch", counts["epoch"] + 1),
         on_train_end=lambda ctx: counts.__setitem__("end", counts["end"] + 1),
     )
-    fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        losses.softmax_cross_entropy,
-        optim.adam(0.01),
-        x,
-        y,
-        epochs=2,
-        batch_size=8,
-        callbacks=[cb],
-        verbose=0,
-    )
+    quick_fit(MODEL, x, y, epochs=2, batch_size=8, callbacks=[cb])
     assert counts == {"batch": 6, "epoch": 2, "begin": 1, "end": 1}
 
 

@@ -14,13 +14,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from funcnn import distributed, linalg
+from funcnn import distributed, linalg, tree
 from funcnn import layers as L
+from funcnn.plan import LOCAL, Plan
 
 SCRIPT = Path(__file__).with_name("fit_digest.py")
 # Batches of 600 are three chunks of 256, 256 and 88 samples; the last batch of each
@@ -170,38 +172,32 @@ def test_a_rank_that_fails_the_argument_checks_ends_the_job(ranks):
     assert f"rank {ranks - 1} of {ranks} raised ValueError: batch_size must be" in stderr
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("ranks", [2, 3])
-def test_ranks_with_different_sample_counts_end_the_job(ranks):
-    stderr = mismatch("samples", ranks)
-    others = "rank 0 has" if ranks == 2 else "ranks 0 and 1 have"
-    assert f"samples: {others} 12, rank {ranks - 1} has 8" in stderr
+# What each case's job must say, with {others} the ranks that agree ("rank 0 has") and
+# {last} the last rank ("rank 2 has"); <sha> stands for a fingerprint.
+DIFFERENCES = {
+    "samples": ["samples: {others} 12, {last} 8"],
+    "data": ["x's SHA-256: {others} <sha>, {last} <sha>"],
+    "settings": [
+        "x's dtype: {others} float32, {last} float64",
+        "batch_size: {others} 4, {last} 6",
+        "epochs: {others} 1, {last} 2",
+        "validation: {others} none, {last} validation_split=0.25",
+        "model: {others} serial(Dense(4), Relu, Dense(2)), {last} serial(Dense(4), Tanh, Dense(2))",
+    ],
+}
+ONLY_WHAT_DIFFERS = {"data": ["y's SHA-256", "samples:"]}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ranks", [2, 3])
-def test_ranks_with_different_data_of_the_same_shape_end_the_job(ranks):
-    stderr = mismatch("data", ranks)
+@pytest.mark.parametrize("case", sorted(DIFFERENCES))
+def test_ranks_given_different_things_end_the_job_naming_them(case, ranks):
+    stderr = re.sub(r"\b[0-9a-f]{16}\b", "<sha>", mismatch(case, ranks))
     others = "rank 0 has" if ranks == 2 else "ranks 0 and 1 have"
-    assert re.search(f"x's SHA-256: {others} [0-9a-f]{{16}}, rank {ranks - 1} has", stderr)
-    assert "y's SHA-256" not in stderr and "samples:" not in stderr  # only what differs
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("ranks", [2, 3])
-def test_ranks_with_different_settings_end_the_job(ranks):
-    stderr = mismatch("settings", ranks)
-    others = "rank 0 has" if ranks == 2 else "ranks 0 and 1 have"
-    last = f"rank {ranks - 1} has"
-    for difference in [
-        f"x's dtype: {others} float32, {last} float64",
-        f"batch_size: {others} 4, {last} 6",
-        f"epochs: {others} 1, {last} 2",
-        f"validation: {others} none, {last} validation_split=0.25",
-        f"model: {others} serial(Dense(4), Relu, Dense(2)), "
-        f"{last} serial(Dense(4), Tanh, Dense(2))",
-    ]:
-        assert difference in stderr
+    for difference in DIFFERENCES[case]:
+        assert difference.format(others=others, last=f"rank {ranks - 1} has") in stderr
+    for absent in ONLY_WHAT_DIFFERS.get(case, []):
+        assert absent not in stderr
 
 
 class FakeComm:
@@ -278,3 +274,57 @@ def test_an_error_aborts_the_job_only_where_others_wait():
     with pytest.raises(KeyError), distributed.abort_on_error(comm):  # (a real Abort ends it)
         raise KeyError("one of two")
     assert comm.aborted == 1
+
+
+# ---------------------------------------------------------------- the plan fit is given
+
+
+def test_the_plan_of_processes_answers_what_fit_asks():
+    assert isinstance(LOCAL, Plan) and isinstance(distributed.Plan(FakeComm()), Plan)
+    with pytest.raises(TypeError, match="mpi4py communicator"):
+        distributed.Plan("COMM_WORLD")
+    two = distributed.Plan(FakeComm({}))  # rank 0 of 2
+    assert two.is_main_process and two.share(3 * linalg.CHUNK + 5) == slice(0, 2 * linalg.CHUNK)
+    assert isinstance(two.wrap(L.Dense(2)), distributed.DataParallel)
+    values = ((np.zeros(3),), 7)
+    (started,), seed = two.start(values)
+    assert seed == 7 and not started[0].flags.writeable  # rank 0's values, read-only
+    with pytest.raises(ValueError, match="one array x and one array y, not tuples"):
+        two.check((np.zeros((4, 1)),), np.zeros(4), None, validation_split=0.0)
+
+
+def test_one_process_of_a_communicator_has_the_bits_of_the_local_plan(quick_fit):
+    """One code path: a communicator of one process runs DataParallel, its batch sums
+    through linalg.across_processes, and ends with the local plan's bits."""
+    model = L.serial(L.Dense(16), L.BatchNorm(), L.Relu, L.Dropout(0.2), L.Dense(3))
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((600, 5)).astype(np.float32), rng.integers(0, 3, 600)
+    kwargs = dict(epochs=2, batch_size=300, validation_split=0.2, metrics=["accuracy"])
+    alone = quick_fit(model, x, y, **kwargs)
+    through = quick_fit(model, x, y, comm=FakeComm(), **kwargs)
+    final = [tree.leaves((r.params, r.state, r.opt_state)) for r in (alone, through)]
+    for a, b in zip(*final, strict=True):
+        assert np.array_equal(a, b)
+    assert alone.history.to_dict().keys() == through.history.to_dict().keys()
+    with pytest.raises(ValueError, match="give plan or comm, not both"):
+        quick_fit(model, x, y, plan=distributed.Plan(FakeComm()), comm=FakeComm())
+    with pytest.raises(TypeError, match=r"plan must be a funcnn\.plan\.Plan"):
+        quick_fit(model, x, y, plan="local")
+
+
+def test_each_thread_sees_only_the_cross_process_sums_its_caller_set():
+    gathered = []
+
+    def gather(parts):
+        gathered.append(len(parts))
+        return parts + parts  # as if a second process had the same chunks
+
+    seen = {}
+    a = np.ones((10, 2))
+    with linalg.across_processes(gather, 20):
+        other = threading.Thread(target=lambda: seen.update(other=linalg.sum_rows(a)))
+        other.start()
+        other.join()
+        assert linalg.batch_samples(10) == 20 and np.array_equal(linalg.sum_rows(a), [20, 20])
+    assert np.array_equal(seen["other"], [10, 10]) and gathered == [1]
+    assert linalg.batch_samples(10) == 10

@@ -1,6 +1,10 @@
 """fit / evaluate / predict / train_step: batches, validation, history, determinism, resuming."""
 
 import io as io_
+import json
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -9,7 +13,7 @@ import pytest
 from funcnn import callbacks, evaluate, fit, io, losses, optim, predict, train_step, tree
 from funcnn import layers as L
 from funcnn.losses import FunctionLoss
-from funcnn.train import _Progress
+from funcnn.progress import Progress
 
 
 def data(n=40, seed=0):
@@ -34,79 +38,39 @@ def recording_loss(seen):
     return FunctionLoss("recording", fn)
 
 
-def test_every_sample_every_epoch_including_the_last_partial_batch():
+def test_every_sample_every_epoch_including_the_last_partial_batch(quick_fit):
     x = np.zeros((10, 3), np.float32)
     y = np.arange(10)
     seen = []
-    fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        recording_loss(seen),
-        optim.sgd(0.1),
-        x,
-        y,
-        epochs=2,
-        batch_size=4,
-        verbose=0,
-    )
+    quick_fit(MODEL, x, y, loss=recording_loss(seen), optimizer=optim.sgd(0.1), epochs=2,
+              batch_size=4)  # fmt: skip
     assert [len(s) for s in seen] == [4, 4, 2, 4, 4, 2]
     for epoch in (seen[:3], seen[3:]):
         assert sorted(np.concatenate(epoch).tolist()) == list(range(10))
     assert not np.array_equal(np.concatenate(seen[:3]), np.arange(10))  # shuffled
 
 
-def test_shuffle_false_keeps_order():
+def test_shuffle_false_keeps_order(quick_fit):
     seen = []
     x, y = np.zeros((5, 3), np.float32), np.arange(5)
-    fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        recording_loss(seen),
-        optim.sgd(0.1),
-        x,
-        y,
-        epochs=1,
-        batch_size=2,
-        shuffle=False,
-        verbose=0,
-    )
+    quick_fit(MODEL, x, y, loss=recording_loss(seen), optimizer=optim.sgd(0.1), batch_size=2,
+              shuffle=False)  # fmt: skip
     assert np.array_equal(np.concatenate(seen), np.arange(5))
 
 
-def test_validation_split_holds_out_the_last_samples_before_shuffling():
+def test_validation_split_holds_out_the_last_samples_before_shuffling(quick_fit):
     x = np.random.default_rng(0).standard_normal((50, 3)).astype(np.float32)
     y = np.arange(50)
     seen = []
-    params = MODEL.init(0, (3,))
-    fit(
-        MODEL,
-        params,
-        recording_loss(seen),
-        optim.sgd(0.0),
-        x,
-        y,
-        epochs=1,
-        validation_split=0.2,
-        verbose=0,
-    )
+    quick_fit(MODEL, x, y, loss=recording_loss(seen), optimizer=optim.sgd(0.0),
+              validation_split=0.2)  # fmt: skip
     assert sorted(np.concatenate(seen[:-1]).tolist()) == list(range(40))
     assert np.array_equal(seen[-1], np.arange(40, 50))  # the validation pass
 
 
-def test_validation_scores_are_those_of_the_epochs_params():
+def test_validation_scores_are_those_of_the_epochs_params(quick_fit):
     x, y = data()
-    params, history = fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        losses.softmax_cross_entropy,
-        optim.adam(0.01),
-        x,
-        y,
-        epochs=1,
-        validation_split=0.25,
-        metrics=["accuracy"],
-        verbose=0,
-    )
+    params, history = quick_fit(MODEL, x, y, validation_split=0.25, metrics=["accuracy"])
     scores = evaluate(
         MODEL, params, losses.softmax_cross_entropy, x[30:], y[30:], metrics=["accuracy"]
     )
@@ -114,20 +78,12 @@ def test_validation_scores_are_those_of_the_epochs_params():
     assert history["val_accuracy"][0] == scores["accuracy"]
 
 
-def test_history_contents():
+def test_history_contents(quick_fit):
     x, y = data()
-    _, history = fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        losses.softmax_cross_entropy,
-        optim.adam(0.01),
-        x,
-        y,
-        epochs=3,
-        validation_data=(x[:8], y[:8]),
-        metrics=["accuracy", "f1"],
-        verbose=0,
+    result = quick_fit(
+        MODEL, x, y, epochs=3, validation_data=(x[:8], y[:8]), metrics=["accuracy", "f1"]
     )
+    history = result.history
     d = history.to_dict()
     assert list(d) == [
         "epoch",
@@ -143,27 +99,28 @@ def test_history_contents():
     assert d["epoch"] == [0, 1, 2] and all(len(v) == 3 for v in d.values())
     assert d["lr"] == [0.01] * 3 and all(t > 0 for t in d["time"])
     assert d["loss"][2] < d["loss"][0]
-    assert history.params is not None and history.opt_state is not None
+    assert history.stopped_reason is None
 
 
-def test_fit_is_deterministic_and_pure():
+def test_fit_returns_a_record_that_unpacks_as_params_and_history(quick_fit):
+    x, y = data()
+    model = L.serial(L.Dense(4), L.BatchNorm(), L.Relu, L.Dense(2))
+    result = quick_fit(model, x, y, epochs=2)
+    params, history = result  # the pair that fit returned before it returned a record
+    assert params is result.params and history is result.history
+    assert history.epochs == [0, 1] and result.opt_state is not None
+    assert result.state is not None
+    with pytest.raises(AttributeError, match=r"write `result = fit\(...\)` then `result.state`"):
+        history.state  # noqa: B018 (where it was before: the error says where it is now)
+    prediction = predict(model, params, x, state=result.state)  # BatchNorm's statistics
+    assert prediction.shape == (40, 2)
+
+
+def test_fit_is_deterministic_and_pure(quick_fit):
     x, y = data()
     params = MODEL.init(0, (3,))
     before = tree.map(np.copy, (params, x, y))
-    runs = [
-        fit(
-            MODEL,
-            params,
-            losses.softmax_cross_entropy,
-            optim.adam(0.01),
-            x,
-            y,
-            epochs=2,
-            rng=seed,
-            verbose=0,
-        )[0]
-        for seed in (5, 5, 6)
-    ]
+    runs = [quick_fit(MODEL, x, y, params=params, epochs=2, rng=seed).params for seed in (5, 5, 6)]
     for a, b in zip(tree.leaves(runs[0]), tree.leaves(runs[1])):
         assert np.array_equal(a, b)
     assert not np.array_equal(runs[0][0].w, runs[2][0].w)
@@ -181,19 +138,9 @@ def test_resuming_from_a_checkpoint_is_bit_identical(tmp_path):
     c = io.load(tmp_path / "ckpt-2.npz")
     assert c.epoch == 2
     resumed, history = fit(
-        MODEL,
-        c.params,
-        losses.softmax_cross_entropy,
-        optim.adam(0.01),
-        x,
-        y,
-        epochs=4,
-        batch_size=8,
-        rng=3,
-        verbose=0,
-        opt_state=c.opt_state,
-        initial_epoch=c.epoch,
-    )
+        *args[:1], c.params, *args[2:], epochs=4, batch_size=8, rng=3, verbose=0,
+        opt_state=c.opt_state, initial_epoch=c.epoch,
+    )  # fmt: skip
     assert history.epochs == [2, 3]
     for a, b in zip(tree.leaves(full), tree.leaves(resumed)):
         assert np.array_equal(a, b)
@@ -220,20 +167,9 @@ def test_predict_in_batches_equals_one_pass():
     assert np.array_equal(predict(MODEL, params, x, batch_size=10), MODEL.apply(params, x))
 
 
-def test_verbose_output(capsys):
+def test_verbose_output(capsys, quick_fit):
     x, y = data()
-    fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        losses.softmax_cross_entropy,
-        optim.adam(0.01),
-        x,
-        y,
-        epochs=2,
-        batch_size=8,
-        metrics=["accuracy"],
-        verbose=1,
-    )
+    quick_fit(MODEL, x, y, epochs=2, batch_size=8, metrics=["accuracy"], verbose=1)
     out = capsys.readouterr().out
     assert "Epoch 1/2" in out and "Epoch 2/2" in out
     assert "\r" not in out and "5/5 - " in out  # not a terminal: plain lines, as Keras
@@ -244,22 +180,13 @@ def test_verbose_output(capsys):
             return True
 
     screen = Terminal()
-    bar = _Progress(1, 2, 5, screen)
+    bar = Progress(1, 2, 5, screen)
     bar.epoch_begin(0)
     for step in range(1, 6):
         bar.batch(step, 0.5)
     bar.epoch_end({"loss": 0.5, "time": 0.1})
     assert "5/5 [" in screen.getvalue() and "steps/s" in screen.getvalue()  # the bar
-    fit(
-        MODEL,
-        MODEL.init(0, (3,)),
-        losses.softmax_cross_entropy,
-        optim.adam(0.01),
-        x,
-        y,
-        epochs=2,
-        verbose=0,
-    )
+    quick_fit(MODEL, x, y, epochs=2, verbose=0)
     assert capsys.readouterr().out == ""
 
 
@@ -398,3 +325,51 @@ def test_validation_split_of_sorted_classes_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit(*args, x, y, epochs=1, verbose=0, validation_split=0.2)  # mixed: no warning
+
+
+BLAS_THREADS = """
+import json
+import numpy as np
+from threadpoolctl import threadpool_info
+from funcnn import callbacks, evaluate, fit, linalg, losses, optim, predict
+from funcnn import layers as L
+
+def blas():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+seen, during = {"start": blas()}, []
+model = L.serial(L.Dense(64), L.Relu, L.Dense(2))
+x = np.random.default_rng(0).standard_normal((300, 100)).astype(np.float32)
+y = (x[:, 0] > 0).astype(np.int64)
+spy = callbacks.LambdaCallback(on_epoch_end=lambda e, logs, ctx: during.append(blas()))
+params, _ = fit(model, model.init(0, (100,)), losses.softmax_cross_entropy, optim.adam(0.01),
+                x, y, epochs=1, verbose=0, callbacks=[spy], validation_split=0.2)
+seen["fit"] = blas()
+predict(model, params, x)
+seen["predict"] = blas()
+evaluate(model, params, losses.softmax_cross_entropy, x, y)
+seen["evaluate"] = blas()
+model.apply(params, x)  # a layer called directly holds the BLAS, as before
+seen["apply"] = blas()
+linalg.release_blas()
+seen["released"] = blas()
+print(json.dumps({"seen": seen, "during": during}))
+"""
+
+
+def test_fit_predict_and_evaluate_give_the_blas_back_its_threads():
+    """In a fresh process: the BLAS runs on one thread inside fit, and on the thread count
+    the process started with after fit, predict and evaluate."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    done = subprocess.run(
+        [sys.executable, "-c", BLAS_THREADS], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    seen = report["seen"]
+    assert seen["start"] and set(seen["start"]) == {2}, seen
+    assert report["during"] == [[1] * len(seen["start"])]
+    for moment in ("fit", "predict", "evaluate", "released"):
+        assert seen[moment] == seen["start"], f"after {moment}: {seen}"
+    assert set(seen["apply"]) == {1}

@@ -465,7 +465,7 @@ class Model:
             else (self._fit_rng if self._fit_rng is not None else self.seed)
         )
         try:
-            params, history = train.fit(
+            result = train.fit(
                 train_model, self.params, train_loss, optimizer, x, y,
                 epochs=epochs, batch_size=32 if batch_size is None else batch_size,
                 shuffle=shuffle, rng=rng, validation_split=validation_split,
@@ -476,10 +476,10 @@ class Model:
         finally:
             for cb in checkpoints:
                 cb.model = cb.metadata = None
-        self.params, self.state = params, history.state
-        self.opt_state = history.opt_state
-        self.history = history
-        return history
+        self.params, self.state = result.params, result.state
+        self.opt_state = result.opt_state
+        self.history = result.history
+        return result.history
 
     def _validation(self, data: Any, weighted: bool) -> tuple[Any, Any]:
         """``(x_val, y_val)``, with the validation weights (ones by default) when the
