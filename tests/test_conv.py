@@ -171,21 +171,14 @@ def test_fit_trains_batchnorm_and_updates_its_state():
     model = L.serial(L.Dense(8), L.BatchNorm(momentum=0.8), L.Relu, L.Dense(2))
     params = model.init(0, (4,))
     state0 = model.init_state((4,))
-    _, history = fit(
-        model,
-        params,
-        losses.softmax_cross_entropy,
-        optim.adam(0.05),
-        x,
-        y,
-        epochs=10,
-        batch_size=16,
-        verbose=0,
-    )
-    assert history["loss"][-1] < history["loss"][0]
-    assert not np.array_equal(history.state[1].mean, state0[1].mean)
+    result = fit(
+        model, params, losses.softmax_cross_entropy, optim.adam(0.05), x, y,
+        epochs=10, batch_size=16, verbose=0,
+    )  # fmt: skip
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    assert not np.array_equal(result.state[1].mean, state0[1].mean)
     # the optimizer state mirrors params only: BatchNorm statistics are not trained
-    assert tree.structure_difference(history.opt_state.inner[0].mu, params) is None
+    assert tree.structure_difference(result.opt_state.inner[0].mu, params) is None
 
 
 def test_layernorm_gradients():
