@@ -5,7 +5,7 @@ Usage:  python benchmarks/levers.py [--quick] [--output benchmarks/LEVERS.md]
 A lever is another way to compute the same numbers: every form here is first
 checked to give funcnn's bits, then all forms of one lever are timed in one
 process, interleaved (A B C, then C B A, ...), and the table gives each one's
-median. The form funcnn ships is marked; the README and RESULTS.md say why each
+median. The form funcnn ships is marked; docs/performance.md and RESULTS.md say why each
 other form was left (it was slower, or no faster, here).
 
 Levers: the convolution's input gradient (9 narrow products, 3 wider ones, or one

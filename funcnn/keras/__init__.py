@@ -20,7 +20,7 @@ Underneath it is the core: ``model.model`` (the funcnn layer), ``model.params``,
 Softmax (Sigmoid) output trained with categorical (binary) cross-entropy is trained
 through the fused, stable loss on its logits; ``predict`` still returns probabilities.
 Strings name activations, losses, optimizers, initializers and metrics; an unknown name
-lists the valid ones. What differs from Keras is listed in the README.
+lists the valid ones. What differs from Keras is listed in docs/keras.md.
 """
 
 from funcnn.keras import (
