@@ -14,10 +14,29 @@ fit the architecture raise ValueError. Writes go to a temporary file in the same
 directory that is renamed over the target only when complete, so an interrupted
 save never destroys the previous file.
 
+Both formats are strict JSON: no ``NaN`` or ``Infinity`` tokens. History and metadata
+are JSON values that load gives back exactly as they were saved, non-finite floats
+included (a diverging run's losses): a non-finite float is written as the one-key
+object ``{"$float": "nan"}`` (``"inf"``, ``"-inf"``), and a dict of the user's whose only
+key is ``"$float"`` or ``"$dict"`` is written inside ``{"$dict": {...}}`` so that it is
+never read as a tag. Save refuses, before a byte is written, anything load would not
+give back as it was (tuples, sets, non-str keys, objects: a TypeError that names the
+key path); NumPy scalars are saved as the Python numbers they equal. Non-finite floats
+in layer fields are written ``{"float": "nan"}`` in the model spec.
+
 Architectures are rebuilt from layer specs: a class name looked up in a registry
 of known layers, initializers and state records, never code. Every Layer subclass
 and layer value registers itself when it is defined, and funcnn's own records and
 initializers are found in their modules; register other records with :func:`register`.
+
+Load is bounded by the file. It may allocate at most ``LOAD_FACTOR`` times the file's
+size plus ``LOAD_FLOOR`` bytes in all (:func:`load_budget`), counted before each step
+that allocates: the members of an .npz file as they would unpack, the JSON it parses
+(an upper bound on the objects it builds, from a count of its characters), its arrays,
+and the one-example check that the params fit the architecture (each layer's input,
+output and windows, from shape inference, before the layer runs). A file that would
+need more is refused with a :class:`LoadError`, and save refuses to write what load
+would refuse.
 """
 
 from __future__ import annotations
@@ -54,6 +73,15 @@ _META_KEY = "__funcnn__"
 _ARRAY_KINDS = "biuf"  # bool, signed and unsigned ints, floats: nothing else is saved or read
 MAX_META_BYTES = 64 * 2**20
 """The largest metadata document (JSON) load reads from an .npz file."""
+LOAD_FACTOR = 16
+"""Load may allocate this many times the file's size, plus :data:`LOAD_FLOOR`."""
+LOAD_FLOOR = 64 * 2**20
+"""What load may allocate for any file, however small (a small model on large images)."""
+MAX_DEPTH = 100
+"""The deepest nesting of lists and dicts save accepts in history and metadata."""
+
+_FLOAT_TAG, _DICT_TAG = "$float", "$dict"  # history and metadata: see the module docstring
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 _USER: dict[str, Any] = {}
 _FOUND: dict[str, Any] = {}
@@ -119,10 +147,12 @@ def _name_in_registry(obj: Any) -> str | None:
 
 def to_spec(obj: Any) -> Any:
     """A JSON-able description of a layer (or of any value found in a layer's fields)."""
+    if isinstance(obj, (np.bool_, np.integer, np.floating)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"float": repr(float(obj))}  # strict JSON has no NaN or Infinity
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    if isinstance(obj, (np.integer, np.floating)):
-        return obj.item()
     name = _name_in_registry(obj)
     if name is not None and not isinstance(obj, type):
         return {"value": name}
@@ -146,6 +176,8 @@ def from_spec(spec: Any) -> Any:
     if spec is None or isinstance(spec, (bool, int, float, str)):
         return spec
     if isinstance(spec, dict) and len(spec) <= 2:
+        if "float" in spec and len(spec) == 1:
+            return _non_finite(spec["float"], "a float in the model spec")
         if "value" in spec:
             return _lookup(_string(spec["value"], "value name"), "value")
         if "tuple" in spec or "list" in spec:
@@ -167,6 +199,12 @@ def from_spec(spec: Any) -> Any:
             except (TypeError, ValueError, OverflowError) as e:
                 raise ValueError(f"invalid fields for {name}: {e}") from e
     raise ValueError(f"malformed spec in the file: {spec!r:.200}")
+
+
+def _non_finite(name: Any, what: str) -> float:
+    if not isinstance(name, str) or name not in _NON_FINITE:
+        raise ValueError(f"{what} is {name!r:.40}, not one of 'nan', 'inf', '-inf'")
+    return _NON_FINITE[name]
 
 
 def _string(value: Any, what: str) -> str:
@@ -254,6 +292,66 @@ def _decode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
     raise ValueError(f"malformed tree in the file: {obj!r:.200}")
 
 
+# ---------------------------------------------------------------- history and metadata
+
+
+def _to_json(value: Any, where: str, depth: int = 0) -> Any:
+    """``value`` as the JSON that :func:`_from_json` reads back as exactly ``value``: a
+    non-finite float tagged, a dict whose only key is a tag escaped. A TypeError or
+    ValueError naming the key path (``metadata['runs'][2]``) for anything load would
+    not give back as it was; NumPy scalars become the Python numbers they equal."""
+    if value is None or isinstance(value, str):
+        return None if value is None else str(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if number != value and not math.isnan(number):
+            raise ValueError(
+                f"{where} is {value!r}, not exactly a float: load would give {number!r}"
+            )
+        return number if math.isfinite(number) else {_FLOAT_TAG: repr(number)}
+    if isinstance(value, (list, dict)) and depth >= MAX_DEPTH:
+        shown = where if len(where) <= 80 else f"{where[:80]}..."
+        raise ValueError(f"{shown} is nested deeper than {MAX_DEPTH} lists and dicts")
+    if isinstance(value, list):
+        return [_to_json(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{where} has the key {key!r:.40} ({type(key).__name__}): only str keys "
+                    "load back as they were"
+                )
+        out = {str(k): _to_json(v, f"{where}[{k!r}]", depth + 1) for k, v in value.items()}
+        return {_DICT_TAG: out} if len(out) == 1 and set(out) <= {_FLOAT_TAG, _DICT_TAG} else out
+    if isinstance(value, tuple):
+        raise TypeError(f"{where} is a tuple: load would give it back as a list; save a list")
+    raise TypeError(
+        f"{where} has type {type(value).__name__}, which is not a JSON value: history and "
+        "metadata hold None, bool, int, float, str, and lists and dicts (str keys) of them"
+    )
+
+
+def _from_json(value: Any) -> Any:
+    """What :func:`_to_json` encoded; ValueError for a malformed tag."""
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((key, inner),) = value.items()
+        if key == _FLOAT_TAG:
+            return _non_finite(inner, f"a {_FLOAT_TAG} in the file")
+        if key == _DICT_TAG:
+            if not isinstance(inner, dict):
+                raise ValueError(f"a {_DICT_TAG} in the file holds {type(inner).__name__}")
+            return {k: _from_json(v) for k, v in inner.items()}
+    return {k: _from_json(v) for k, v in value.items()}
+
+
 # ---------------------------------------------------------------- files
 
 
@@ -283,6 +381,53 @@ def _digest(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
 
 class LoadError(ValueError):
     """A file :func:`load` refuses (truncated, corrupted, foreign or hostile); names the file."""
+
+
+def load_budget(size: int) -> int:
+    """The bytes :func:`load` may allocate for a file of ``size`` bytes."""
+    return LOAD_FACTOR * size + LOAD_FLOOR
+
+
+class _Budget:
+    """What a load has allocated so far, against :func:`load_budget` of the file's size."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.limit, self.spent = size, load_budget(size), 0
+
+    def check(self, nbytes: int, what: str) -> None:
+        """Refuse a step that would take ``nbytes`` more than what is left."""
+        if self.spent + nbytes > self.limit:
+            raise ValueError(
+                f"{what} needs about {nbytes:,} bytes, more than load may allocate for a file "
+                f"of {self.size:,} bytes ({self.limit - self.spent:,} left of {self.limit:,}: "
+                f"{LOAD_FACTOR} x its size + {LOAD_FLOOR // 2**20} MiB)"
+            )
+
+    def spend(self, nbytes: int, what: str) -> None:
+        """Count ``nbytes`` that stay allocated, after :meth:`check`."""
+        self.check(nbytes, what)
+        self.spent += nbytes
+
+
+# Bytes json.loads allocates for each of these characters, at most (CPython 3.11, measured
+# with tracemalloc): a dict 72 bytes empty, 216 with one key; a list 64 empty, 96 with one
+# item; a float in a list 32; a string 59 and up; a key of a dict of many 144.
+_JSON_BYTES = (("{", 136), ("[", 88), (",", 32), (":", 80), ('"', 16))
+
+
+def _json_cost(text: str | bytes) -> int:
+    """An upper bound on what parsing ``text`` allocates, from a count of its characters
+    (those inside strings too: an overestimate there, never an underestimate)."""
+    width = 1 if text.isascii() else 4  # the parsed text's characters, and its strings
+    if isinstance(text, bytes):
+        return width * len(text) + sum(w * text.count(c.encode()) for c, w in _JSON_BYTES)
+    return width * len(text) + sum(w * text.count(c) for c, w in _JSON_BYTES)
+
+
+def parse_json(text: str | bytes, what: str = "the JSON") -> Any:
+    """``json.loads(text)`` within the budget :func:`load` gives a file of ``text``'s size,
+    refusing ``NaN``/``Infinity``; ValueError naming ``what`` for anything it refuses."""
+    return _json(text, what, _Budget(len(text)))
 
 
 _TMP_PREFIX = ".funcnn-"  # temporary files: .funcnn-<pid>-<random>.tmp beside the target
@@ -361,8 +506,12 @@ def save(
 ) -> Path:
     """Write a model and its trees to ``path`` atomically (``.json``: human-readable).
 
-    ``history`` may be a History or a dict of lists. ``input_shape`` (one
-    example's shape) lets :func:`load` check that the params fit the architecture.
+    ``history`` may be a History or a dict of lists; ``history`` and ``metadata`` hold
+    JSON values (non-finite floats included), which load gives back exactly. A model
+    that keeps state (BatchNorm) needs its ``state``. ``input_shape`` (one example's
+    shape) lets :func:`load` check that the params fit the architecture. Everything is
+    checked before a byte is written: what :func:`load` would refuse, or not give back
+    as it was, raises TypeError or ValueError and leaves the file as it was.
     """
     if not isinstance(model, Layer):
         raise TypeError(f"model must be a funcnn Layer, got {type(model).__name__}")
@@ -371,47 +520,106 @@ def save(
     history_dict = history.to_dict() if hasattr(history, "to_dict") else history
     if history_dict is not None and not (
         isinstance(history_dict, dict)
-        and all(
-            isinstance(k, str) and isinstance(v, (list, tuple)) for k, v in history_dict.items()
-        )
+        and all(isinstance(v, (list, tuple)) for v in history_dict.values())
     ):
         raise TypeError(f"history must be a History or a dict of lists, got {history!r:.80}")
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
     if epoch is not None:
         epoch = check.non_negative_int("epoch", epoch)
-    if input_shape is not None:  # what load will check, checked before a byte is written
-        size = sum(a.nbytes for a in tree.leaves(params) if isinstance(a, np.ndarray))
+    shape = None
+    if input_shape is not None:
         try:
-            _check_fit(model, params, state, _shape_tree(input_shape), size)
-        except (TypeError, ValueError, AttributeError) as e:
-            raise ValueError(f"cannot save to {path}: {e}") from e
+            shape = _shape_tree(input_shape)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"cannot save to {path}: input_shape must be one example's shape (a tuple of "
+                f"ints) or a tuple of them, got {input_shape!r:.80}"
+            ) from e
+    _check_state(model, state, shape)
     meta = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "model": to_spec(model),
-        "input_shape": None if input_shape is None else _encode(_shape_tree(input_shape), {}),
+        "input_shape": None if shape is None else _encode(shape, {}),
         "params": _encode(params, arrays),
         "state": _encode(state, arrays),
         "opt_state": _encode(opt_state, arrays),
-        "history": history_dict,
+        "history": None if history_dict is None else _to_json(history_dict, "history"),
         "epoch": epoch,
-        "metadata": metadata or {},
+        "metadata": _to_json(metadata or {}, "metadata"),
         "provenance": provenance(),
     }
     if path.suffix.lower() == ".json":
-        meta["arrays"] = {
-            k: {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tolist()}
-            for k, a in arrays.items()
-        }
+        meta["arrays"] = {k: _json_entry(a) for k, a in arrays.items()}
         meta["sha256"] = _digest({k: v for k, v in meta.items() if k != "arrays"}, arrays)
-        text = json.dumps(meta, indent=1).encode()
-        _atomic_write(path, lambda f: f.write(text))
+        text = json.dumps(meta, indent=1, allow_nan=False).encode()
+        budget = _Budget(len(text))  # what load will spend on this file, step by step
+        steps = [(len(text), "reading it"), (_json_cost(text), "parsing the file")]
+
+        def write(f: Any) -> None:
+            f.write(text)
+
     else:
         meta["sha256"] = _digest(meta, arrays)
-        payload = {_META_KEY: np.array(json.dumps(meta)), **arrays}
-        _atomic_write(path, lambda f: np.savez(f, **payload))  # type: ignore[arg-type]
+        document = json.dumps(meta, allow_nan=False)
+        if 4 * len(document) + 256 > MAX_META_BYTES:
+            raise ValueError(
+                f"cannot save to {path}: its metadata would take {4 * len(document):,} bytes, "
+                f"more than the {MAX_META_BYTES:,} load reads (a history or metadata too long)"
+            )
+        payload = {_META_KEY: np.array(document), **arrays}
+        budget = _Budget(sum(a.nbytes for a in payload.values()))  # the file holds more
+        steps = [(4 * len(document), "unpacking its metadata")] * 2  # and decoding it
+        steps.append((_json_cost(document), "parsing its metadata"))
+
+        def write(f: Any) -> None:
+            np.savez(f, **payload)  # type: ignore[arg-type]
+
+    steps += [(a.nbytes, f"array {k!r}") for k, a in arrays.items()]
+    try:
+        for nbytes, what in steps:
+            budget.spend(nbytes, what)
+        if shape is not None:  # what load will check, checked before a byte is written
+            _check_fit(model, params, state, shape, budget)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"cannot save to {path}: {e}") from e
+    _atomic_write(path, write)
     return path
+
+
+def _stateful_layers(layer: Layer) -> list[Layer]:
+    """The layers inside ``layer`` that define their own ``init_state``, found without an
+    input shape: a layer with layers in its fields (serial, parallel, Graph) keeps the
+    state of its children, any other keeps state if it defines ``init_state``."""
+    children = [
+        child
+        for field in (attrs.fields(type(layer)) if attrs.has(type(layer)) else ())
+        for value in [getattr(layer, field.name)]
+        for child in (value if isinstance(value, (tuple, list)) else (value,))
+        if isinstance(child, Layer)
+    ]
+    if children:
+        return [found for child in children for found in _stateful_layers(child)]
+    return [layer] if type(layer).init_state is not Layer.init_state else []
+
+
+def _check_state(model: Layer, state: Any, input_shape: Any) -> None:
+    """Refuse to save a model that keeps state without its state: that file could not predict."""
+    if tree.leaves(state):
+        return
+    keepers = _stateful_layers(model)
+    keeps = bool(keepers)
+    if input_shape is not None:  # the model itself says, for this shape
+        with contextlib.suppress(TypeError, ValueError):  # the fit check names a bad shape
+            keeps = bool(tree.leaves(model.init_state(input_shape)))
+    if keeps:
+        names = ", ".join(dict.fromkeys(repr(layer) for layer in keepers)) or repr(model)
+        raise ValueError(
+            f"this model keeps state ({names}): pass state=..., e.g. save(path, model, params, "
+            "state=state), with the state fit returned (history.state) or "
+            "model.init_state(input_shape); without it the file cannot predict"
+        )
 
 
 def provenance() -> dict[str, Any]:
@@ -435,8 +643,10 @@ def _shape_tree(shape: Any) -> Any:
     return tuple(int(s) for s in shape)
 
 
-def _json(text: bytes | str, what: str) -> Any:
-    """Parsed JSON, refusing non-finite constants; ValueError for anything unreadable."""
+def _json(text: bytes | str, what: str, budget: _Budget) -> Any:
+    """Parsed JSON, refusing non-finite constants; ValueError for anything unreadable, or
+    for a text whose objects would not fit in ``budget``."""
+    budget.spend(_json_cost(text), f"parsing {what}")
 
     def constant(name: str) -> Any:
         raise ValueError(f"{what} holds the non-number {name}")
@@ -449,8 +659,44 @@ def _json(text: bytes | str, what: str) -> Any:
         raise ValueError(f"{what} is not valid JSON (truncated?): {e}") from e
 
 
-def _json_array(key: str, entry: Any) -> np.ndarray:
-    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data"}:
+def _json_entry(a: np.ndarray) -> dict[str, Any]:
+    """An array in a .json file: its dtype, shape and data (nested lists). Strict JSON has no
+    NaN or Infinity: a float array's non-finite values are written as 0 in ``data`` and
+    listed under ``nonfinite``, by flat index and bits, so that they load bit for bit."""
+    if a.dtype.kind == "f" and a.dtype.itemsize not in (2, 4, 8):
+        raise ValueError(
+            f"cannot save a {a.dtype} array in a .json file: its values are not Python floats "
+            "(save float16, float32 or float64 arrays, or use an .npz file)"
+        )
+    entry: dict[str, Any] = {"dtype": a.dtype.str, "shape": list(a.shape)}
+    special = ~np.isfinite(a) if a.dtype.kind == "f" else None
+    if special is None or not special.any():
+        return {**entry, "data": a.tolist()}
+    index = np.flatnonzero(special)
+    bits = np.ascontiguousarray(a).reshape(-1).view(f"u{a.dtype.itemsize}")[index]
+    data = np.where(special, np.zeros((), a.dtype), a).tolist()
+    return {**entry, "data": data, "nonfinite": {"index": index.tolist(), "bits": bits.tolist()}}
+
+
+def _nonfinite(key: str, a: np.ndarray, listed: Any) -> np.ndarray:
+    """``a`` with the values a ``nonfinite`` entry lists (flat index and bits) set."""
+    if a.dtype.kind != "f" or not isinstance(listed, dict) or set(listed) != {"index", "bits"}:
+        raise ValueError(f"array {key!r} has a malformed nonfinite entry: {listed!r:.80}")
+    try:
+        index = np.array(listed["index"], dtype=np.int64)
+        bits = np.array(listed["bits"], dtype=f"u{a.dtype.itemsize}")
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"array {key!r} has a malformed nonfinite entry: {e}") from e
+    if index.shape != bits.shape or index.ndim != 1 or ((index < 0) | (index >= a.size)).any():
+        raise ValueError(f"array {key!r} lists nonfinite values outside its {a.size} values")
+    a = a if a.flags.c_contiguous else a.copy(order="C")  # np.array gave its own array
+    a.reshape(-1).view(bits.dtype)[index] = bits
+    return a
+
+
+def _json_array(key: str, entry: Any, budget: _Budget) -> np.ndarray:
+    keys = {"dtype", "shape", "data"}
+    if not isinstance(entry, dict) or not keys <= set(entry) <= {*keys, "nonfinite"}:
         raise ValueError(f"array {key!r} must hold dtype, shape and data, got {entry!r:.80}")
     dtype = _dtype(entry["dtype"], key)
     shape = entry["shape"]
@@ -458,15 +704,16 @@ def _json_array(key: str, entry: Any) -> np.ndarray:
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
     ):
         raise ValueError(f"array {key!r} has the shape {shape!r:.80}")
+    budget.spend(math.prod(shape) * dtype.itemsize, f"array {key!r} of shape {tuple(shape)}")
     try:
         a = np.array(entry["data"], dtype=dtype)
     except (TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"array {key!r} holds data that is not {dtype}: {e}") from e
     if a.shape != tuple(shape):
-        if a.size == 0 == math.prod(shape):  # nested lists cannot say the shape of nothing
-            return a.reshape(shape)
-        raise ValueError(f"array {key!r} declares shape {tuple(shape)}, its data has {a.shape}")
-    return a
+        if a.size != 0 or math.prod(shape) != 0:  # nested lists cannot say the shape of nothing
+            raise ValueError(f"array {key!r} declares shape {tuple(shape)}, its data has {a.shape}")
+        a = a.reshape(shape)
+    return _nonfinite(key, a, entry["nonfinite"]) if "nonfinite" in entry else a
 
 
 def _dtype(value: Any, key: str) -> np.dtype:
@@ -479,16 +726,15 @@ def _dtype(value: Any, key: str) -> np.dtype:
     return dtype
 
 
-def _npz_arrays(path: Path, size: int) -> dict[str, np.ndarray]:
-    """The arrays of an .npz file, each checked against its member's size before reading."""
+def _npz_arrays(path: Path, budget: _Budget) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file, each member's unpacked size counted before it is read."""
     arrays: dict[str, np.ndarray] = {}
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             key = info.filename.removesuffix(".npy")
             if key == info.filename or key in arrays:
                 raise ValueError(f"unexpected member {info.filename!r:.80} in the archive")
-            if info.file_size > 64 * size + 2**20:  # np.savez stores, it does not compress
-                raise ValueError(f"member {key!r} unpacks to {info.file_size} bytes")
+            budget.spend(info.file_size, f"unpacking member {key!r}")
             with archive.open(info) as f:
                 version = np.lib.format.read_magic(f)
                 reader = (
@@ -509,38 +755,59 @@ def _npz_arrays(path: Path, size: int) -> dict[str, np.ndarray]:
                         f"array {key!r} declares {shape} {dtype} ({nbytes} bytes), "
                         f"its member holds {info.file_size - f.tell()}"
                     )
-                data = f.read(nbytes)
-            a = np.frombuffer(data, dtype=dtype, count=count)
-            arrays[key] = a.reshape(shape, order="F" if fortran else "C").copy()
+                a = np.empty(count, dtype=dtype)
+                _read_into(f, a.view(np.uint8), key)
+            a = a.reshape(shape, order="F" if fortran else "C")
+            arrays[key] = np.ascontiguousarray(a) if fortran else a
     return arrays
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(metadata, arrays) of a file; ValueError for anything that is not a funcnn file."""
+def _read_into(f: Any, out: np.ndarray, key: str) -> None:
+    """Fill the bytes ``out`` from ``f``, a MiB at a time (never a second copy of the member)."""
+    done = 0
+    while done < out.size:
+        chunk = f.read(min(2**20, out.size - done))
+        if not chunk:
+            raise ValueError(f"member {key!r} ends early: truncated")
+        out[done : done + len(chunk)] = np.frombuffer(chunk, np.uint8)
+        done += len(chunk)
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], _Budget]:
+    """(metadata, arrays, what is left to spend) of a file; ValueError for anything that is
+    not a funcnn file or that would take more than the file's budget."""
     info = os.stat(path)  # FileNotFoundError, PermissionError: the OS's own errors
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
     if not stat.S_ISREG(info.st_mode):
         raise ValueError("it is not a regular file (a device, pipe or socket never ends)")
+    budget = _Budget(info.st_size)
     if path.suffix.lower() == ".json":
+        budget.spend(info.st_size, "reading it")
         with path.open("rb") as f:
-            meta = _json(f.read(info.st_size + 1), "the file")
+            meta = _json(f.read(info.st_size + 1), "the file", budget)
         if not isinstance(meta, dict):
             raise ValueError(f"it holds {type(meta).__name__}, not a JSON object")
         arrays = meta.pop("arrays", {})
         if not isinstance(arrays, dict):
             raise ValueError(f"its arrays must be a JSON object, got {type(arrays).__name__}")
-        return meta, {_string(k, "array name"): _json_array(k, v) for k, v in arrays.items()}
+        return (
+            meta,
+            {_string(k, "array name"): _json_array(k, v, budget) for k, v in arrays.items()},
+            budget,
+        )
     try:
-        arrays = _npz_arrays(path, info.st_size)
+        arrays = _npz_arrays(path, budget)
     except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as e:
         raise ValueError(f"it is not a readable .npz archive (truncated or corrupted): {e}") from e
     if _META_KEY not in arrays:
         raise ValueError(f"it is not a funcnn file (no {_META_KEY} entry)")
-    meta = _json(str(arrays.pop(_META_KEY)), "its metadata")
+    document = arrays.pop(_META_KEY)
+    budget.spend(document.nbytes, "decoding its metadata")  # UCS-4 to a str: at most as large
+    meta = _json(document.item(), "its metadata", budget)
     if not isinstance(meta, dict):
         raise ValueError(f"its metadata holds {type(meta).__name__}, not a JSON object")
-    return meta, arrays
+    return meta, arrays, budget
 
 
 _KEYS = (
@@ -553,7 +820,8 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
     """Read what :func:`save` wrote. Safe on any file: anything truncated, tampered, foreign
     or hostile raises :class:`LoadError` (a ValueError) naming the file; the only other
     errors are the OS's (FileNotFoundError, PermissionError, IsADirectoryError). Time and
-    memory are bounded by the file's size; no code in the file is ever run."""
+    memory are bounded by the file's size: it allocates at most :func:`load_budget` of it,
+    counted before each step (see the module docstring); no code in the file is ever run."""
     path = Path(path)
     try:
         return _load(path)
@@ -567,7 +835,7 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
 
 
 def _load(path: Path) -> Checkpoint:
-    meta, arrays = _read(path)
+    meta, arrays, budget = _read(path)
     if meta.get("format") != FORMAT:
         raise ValueError("it is not a funcnn file")
     if meta.get("version") != FORMAT_VERSION:
@@ -586,7 +854,9 @@ def _load(path: Path) -> Checkpoint:
         raise ValueError("the model spec does not describe a layer")
     params = tree.freeze(_decode(meta["params"], arrays))
     state = tree.freeze(_decode(meta["state"], arrays))
-    epoch, history, metadata = meta["epoch"], meta["history"], meta["metadata"]
+    epoch = meta["epoch"]
+    history = None if meta["history"] is None else _from_json(meta["history"])
+    metadata = _from_json(meta["metadata"])
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
         raise ValueError(f"its epoch is {epoch!r:.40}, not an int >= 0")
     if history is not None and not (
@@ -597,7 +867,7 @@ def _load(path: Path) -> Checkpoint:
         raise ValueError("its metadata is not a JSON object")
     input_shape = None if meta["input_shape"] is None else _decode(meta["input_shape"], {})
     if input_shape is not None:
-        _check_fit(model, params, state, input_shape, path.stat().st_size)
+        _check_fit(model, params, state, input_shape, budget)
     return Checkpoint(
         model=model,
         params=params,
@@ -611,33 +881,134 @@ def _load(path: Path) -> Checkpoint:
     )
 
 
-def _check_fit(model: Layer, params: Any, state: Any, input_shape: Any, size: int) -> None:
-    """The params fit the architecture: shape inference first, then one zero example
-    through the model with the file's params, then the structure of a fresh init (whose
-    size the first two bound by the file's)."""
+# ---------------------------------------------------------------- the one-example check
+
+_OFFSET_BYTES = 256
+"""What a window offset costs, in bytes: pools and one-channel convolutions loop over them."""
+
+
+@attrs.frozen
+class _Part:
+    """One layer of a model (combinators opened), with its params, state and shapes."""
+
+    where: str
+    layer: Layer
+    params: Any
+    state: Any
+    input_shape: Any
+    output_shape: Any
+
+
+def _parts(layer: Layer, params: Any, state: Any, input_shape: Any, where: str) -> list[_Part]:
+    """The layers of ``layer``, serial, parallel and Graph opened, each with its params, state
+    and shapes (shape inference only: nothing is allocated)."""
+    if not isinstance(layer, (L.Serial, L.Parallel, L.Graph)):
+        return [_Part(where, layer, params, state, input_shape, layer.output_shape(input_shape))]
+    n = len(layer.layers)
+    shapes = layer._child_shapes(input_shape)
+    states = (None,) * n if state is None else state
+    for what, value in (("params", params), ("state", states)):
+        if not isinstance(value, tuple) or len(value) != n:
+            got = f"{len(value)} entries" if isinstance(value, (tuple, list)) else "a "
+            got += "" if isinstance(value, (tuple, list)) else type(value).__name__
+            raise ValueError(
+                f"the params do not fit the architecture: {where} has {n} layers, its {what} {got}"
+            )
+    return [
+        part
+        for i, (child, p, s, shape) in enumerate(zip(layer.layers, params, states, shapes))
+        for part in _parts(child, p, s, shape, f"{where}.layers[{i}]")
+    ]
+
+
+def _shape_list(shape: Any) -> list[tuple[int, ...]]:
+    return list(shape) if is_shape_tuple(shape) else [shape]
+
+
+def _window(layer: Layer) -> tuple[tuple[int, ...], ...] | None:
+    """(kernel, strides, dilation) of a layer that gathers a window of its input for each
+    output position (Conv2D, Conv1D and the pools: their kernel_size or pool_size,
+    strides and dilation fields), or None."""
+    kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+    if kernel is None:
+        return None
+
+    def ints(value: Any, default: tuple[int, ...]) -> tuple[int, ...]:
+        value = default if value is None else value
+        return tuple(int(v) for v in (value if isinstance(value, (tuple, list)) else (value,)))
+
+    try:
+        sizes = ints(kernel, ())
+        strides = ints(getattr(layer, "strides", None), sizes)
+        found = (sizes, strides, ints(getattr(layer, "dilation", None), (1,) * len(sizes)))
+    except (TypeError, ValueError):
+        return None
+    if len({len(t) for t in found}) != 1 or min(v for t in found for v in t) < 1:
+        return None
+    return found
+
+
+def _cost(part: _Part, itemsize: int) -> int:
+    """An upper bound on the bytes ``part`` allocates to run one example: its input, its
+    output and temporaries as large, a fresh init of its params, and, for a layer with a
+    window, one window of the (padded) input per output position, and its loop over the
+    window's offsets."""
+    ins, outs = _shape_list(part.input_shape), _shape_list(part.output_shape)
+    elements = sum(map(math.prod, ins)) + 3 * sum(map(math.prod, outs))
+    elements += sum(a.size for a in tree.leaves(part.params) if isinstance(a, np.ndarray))
+    window = _window(part.layer)
+    offsets = 0
+    if window is not None and len(ins) == len(outs) == 1 and len(outs[0]) == len(window[0]) + 1:
+        (kernel, strides, dilation), out, channels = window, outs[0], ins[0][-1]
+        offsets = math.prod(kernel)
+        elements += math.prod(out[:-1]) * offsets * channels  # the windows (im2col)
+        padded = zip(out[:-1], strides, dilation, kernel)
+        elements += math.prod(o * s + d * k for o, s, d, k in padded) * channels
+    return elements * itemsize + offsets * _OFFSET_BYTES
+
+
+def _check_fit(model: Layer, params: Any, state: Any, input_shape: Any, budget: _Budget) -> None:
+    """The params fit the architecture: shape inference first, then each layer (combinators
+    opened) runs one zero example with the file's params and state, and its params have
+    the structure of a fresh init. What each layer would allocate is counted against
+    ``budget`` before anything runs."""
     for leaf in tree.leaves(params):
         if not isinstance(leaf, np.ndarray) or leaf.dtype.kind != "f":
             raise ValueError(
                 f"the params must be float arrays, got a {type(leaf).__name__}"
                 + (f" of dtype {leaf.dtype}" if isinstance(leaf, np.ndarray) else "")
             )
-    shapes = input_shape if is_shape_tuple(input_shape) else (input_shape,)
-    for shape in shapes:
-        as_shape(shape)
-        if math.prod(shape) > max(2**24, 16 * size):
-            raise ValueError(f"its input shape {shape} is larger than such a file can serve")
-    expected = model.output_shape(input_shape)
     dtype = next((a.dtype for a in tree.leaves(params)), np.dtype(np.float32))
-    zeros = [np.zeros((1, *shape), dtype) for shape in shapes]
-    x = tuple(zeros) if is_shape_tuple(input_shape) else zeros[0]
-    layer_state = state if tree.leaves(state) else None
+    for shape in _shape_list(input_shape):
+        as_shape(shape)
+    budget.check(
+        sum(map(math.prod, _shape_list(input_shape))) * dtype.itemsize,
+        f"its input shape {input_shape} is larger than such a file can serve: one example",
+    )
+    model.output_shape(input_shape)  # a wiring error, named for the whole model
+    parts = _parts(model, params, state if tree.leaves(state) else None, input_shape, "model")
+    for part in parts:
+        budget.check(_cost(part, dtype.itemsize), f"checking {part.where} ({part.layer!r})")
+    for part in parts:
+        _check_part(part, dtype)
+
+
+def _check_part(part: _Part, dtype: np.dtype) -> None:
+    """One layer runs a zero example with its params and gives its inferred output shape.
+    It runs in training mode, whose products take the example as it is (inference products
+    pad it to a block of up to ``linalg.ROWS`` samples, which :func:`_cost` does not count)."""
+    zeros = [np.zeros((1, *shape), dtype) for shape in _shape_list(part.input_shape)]
+    x = tuple(zeros) if is_shape_tuple(part.input_shape) else zeros[0]
+    name = f"{part.where} ({part.layer!r})"
     try:
-        y, _ = model.apply_with_state(params, layer_state, x)
+        y, _ = part.layer.apply_with_state(part.params, part.state, x, train=True, rng=0)
     except (TypeError, ValueError, IndexError, AttributeError) as e:
-        raise ValueError(f"the params do not fit the architecture: {e}") from e
+        raise ValueError(f"the params do not fit the architecture: {name}: {e}") from e
     got = tuple(tuple(a.shape[1:]) for a in y) if isinstance(y, tuple) else tuple(y.shape[1:])
-    if got != expected:
-        raise ValueError(f"the params do not fit the architecture: output {got}, not {expected}")
-    diff = tree.structure_difference(model.init(0, input_shape, dtype=dtype), params)
+    if got != part.output_shape:
+        raise ValueError(
+            f"the params do not fit the architecture: {name} gives {got}, not {part.output_shape}"
+        )
+    diff = tree.structure_difference(part.layer.init(0, part.input_shape, dtype=dtype), part.params)
     if diff is not None:
-        raise ValueError(f"the params do not fit the architecture {diff}")
+        raise ValueError(f"the params do not fit the architecture: {name} {diff}")

@@ -5,6 +5,7 @@ ValueError) naming the file, or an OS error, within bounded time and memory.
 """
 
 import json
+import math
 import os
 import signal
 import stat
@@ -15,7 +16,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from funcnn import io, optim
@@ -43,7 +44,13 @@ def rewrite_json(path, change):
     change(meta)
     meta.pop("sha256", None)
     arrays = meta.pop("arrays", None)
-    meta["sha256"] = io._digest(meta, {k: io._json_array(k, v) for k, v in (arrays or {}).items()})
+    meta["sha256"] = io._digest(
+        meta,
+        {
+            k: np.array(v["data"], dtype=v["dtype"]).reshape(v["shape"])
+            for k, v in (arrays or {}).items()
+        },
+    )
     if arrays is not None:
         meta["arrays"] = arrays
     path.write_text(json.dumps(meta))
@@ -249,3 +256,233 @@ def test_kill_during_save_never_loses_the_file(tmp_path, suffix):
         io.load(path)  # the previous file, or the new one: never a broken one
     good(path)  # the next save removes what the killed processes left behind
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# ---------------------------------------------------------------- save writes only what loads
+
+NON_FINITE = [math.nan, math.inf, -math.inf]
+
+
+def same(saved, loaded):
+    """``loaded`` is what ``saved`` was: the same types (a NumPy scalar comes back as the
+    Python number it equals), nan for nan, -0.0 for -0.0."""
+    if isinstance(saved, np.generic):
+        saved = saved.item()
+    if type(saved) is not type(loaded):
+        return False
+    if isinstance(saved, float):
+        return repr(saved) == repr(loaded)
+    if isinstance(saved, list):
+        return len(saved) == len(loaded) and all(map(same, saved, loaded))
+    if isinstance(saved, dict):
+        return list(saved) == list(loaded) and all(same(saved[k], loaded[k]) for k in saved)
+    return saved == loaded
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_non_finite_history_and_metadata_round_trip(tmp_path, suffix):
+    path = good(tmp_path / f"m{suffix}")
+    history = {"epoch": [0, 1, 2, 3], "loss": [0.5, *NON_FINITE], "val_loss": [-0.0, 1e308, 0, 1]}
+    metadata = {
+        "best": -math.inf,
+        "runs": [{"score": math.nan}, [math.inf]],
+        # what the encoding of non-finite floats uses, as a user's own keys and values
+        "$float": "nan",
+        "tagged": {"$float": "inf"},
+        "escaped": {"$dict": {"$float": "nan"}},
+        "empty": {"$dict": {}},
+    }
+    good(path, history=history, metadata=metadata)
+    c = io.load(path)
+    assert same(history, c.history) and same(metadata, c.metadata)
+    if suffix == ".json":  # strict JSON: no NaN or Infinity tokens that other readers refuse
+        json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name))
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_a_checkpoint_of_a_diverging_run_loads(tmp_path, suffix):
+    from funcnn import callbacks, losses, train
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 4)).astype(np.float32), rng.standard_normal((32, 2))
+    checkpoint = callbacks.ModelCheckpoint(tmp_path / f"e{{epoch}}{suffix}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        _, history = train.fit(
+            MODEL, MODEL.init(0, (4,)), losses.mean_squared_error, optim.sgd(1e12), x,
+            y.astype(np.float32), epochs=3, callbacks=[checkpoint], verbose=0,
+        )  # fmt: skip
+    assert not all(math.isfinite(v) for v in history["loss"])
+    c = io.load(tmp_path / f"e3{suffix}")
+    assert same(history.to_dict(), c.history)
+
+
+@pytest.mark.parametrize(
+    "metadata, error, message",
+    [
+        ({"a": {"b": (1, 2)}}, TypeError, r"metadata\['a'\]\['b'\] is a tuple"),
+        ({"a": [1, {2, 3}]}, TypeError, r"metadata\['a'\]\[1\] has type set"),
+        ({"a": object()}, TypeError, r"metadata\['a'\] has type object"),
+        ({"a": b"bytes"}, TypeError, r"metadata\['a'\] has type bytes"),
+        ({"a": np.ones(2)}, TypeError, r"metadata\['a'\] has type ndarray"),
+        ({"a": np.longdouble(1) / 3}, ValueError, r"metadata\['a'\] .*not exactly a float"),
+        ({1: "x"}, TypeError, r"metadata has the key 1 \(int\)"),
+        ({"a": {None: 1}}, TypeError, r"metadata\['a'\] has the key None"),
+        ({"a": [[[[[[[[[[]]]]]]]]]] * 1}, None, None),  # fine: ten levels
+    ],
+)
+def test_save_refuses_metadata_load_would_not_give_back(tmp_path, metadata, error, message):
+    path = good(tmp_path / "m.npz")
+    before = path.read_bytes()
+    if error is None:
+        assert same(metadata, io.load(good(path, metadata=metadata)).metadata)
+        return
+    with pytest.raises(error, match=message):
+        good(path, metadata=metadata)
+    assert path.read_bytes() == before
+
+
+def test_numpy_scalars_in_history_and_metadata_are_saved_as_the_numbers_they_are(tmp_path):
+    history = {"loss": [np.float32(0.1), np.float64(0.2), np.float16(np.nan)]}
+    metadata = {"n": np.int64(3), "ok": np.bool_(True), "lr": np.float32(1e-3)}
+    c = io.load(good(tmp_path / "m.json", history=history, metadata=metadata))
+    assert same(history, c.history) and same(metadata, c.metadata)
+    assert c.history["loss"][0] == float(np.float32(0.1))
+
+
+def test_save_refuses_tuples_and_deep_nesting_in_history(tmp_path):
+    path = good(tmp_path / "m.json")
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match=r"history\['loss'\] is a tuple.*list"):
+        good(path, history={"loss": (0.5, 0.4)})
+    deep: list = []
+    for _ in range(10_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match=r"metadata\['x'\]\[0\]\[0\].* nested deeper than"):
+        good(path, metadata={"x": deep})
+    assert path.read_bytes() == before
+
+
+def test_non_finite_floats_in_layer_fields_round_trip(tmp_path):
+    from funcnn import initializers as I
+
+    model = L.serial(
+        L.Dense(2, b_init=I.constant(math.nan)), L.Dense(1, b_init=I.constant(-math.inf))
+    )
+    for suffix in (".npz", ".json"):
+        c = io.load(io.save(tmp_path / f"m{suffix}", model, model.init(0, (3,))))
+        assert repr(c.model) == repr(model)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_non_finite_arrays_round_trip_bit_for_bit_in_json(tmp_path, dtype):
+    # what a diverging run leaves in its params: inf, -inf, and NaNs of either sign
+    values = np.array([1.5, np.inf, -np.inf, np.nan, -np.nan, 0.0, -0.0], dtype)
+    all_ones = np.array([-1], np.int64).astype(f"u{values.itemsize}").view(dtype)  # a NaN
+    values = np.concatenate([values, all_ones])
+    params = L.Dense(2).init(0, (3,), dtype=dtype)._replace(b=values[1:3])
+    state = {"v": values.reshape(2, 4), "scalar": np.array(np.nan, dtype), "empty": values[:0]}
+    c = io.load(io.save(tmp_path / "m.json", L.Dense(2), params, state=state, input_shape=(3,)))
+    for a, b in zip(io.tree.leaves((params, state)), io.tree.leaves((c.params, c.state))):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_save_refuses_arrays_a_json_file_cannot_hold_exactly(tmp_path):
+    path = good(tmp_path / "m.json")
+    before = path.read_bytes()
+    thirds = np.array([1, 2], np.longdouble) / 3  # more digits than a Python float holds
+    with pytest.raises(ValueError, match=r"cannot save a float(96|128) array in a \.json file"):
+        io.save(path, MODEL, MODEL.init(0, (4,)), state=thirds)
+    assert path.read_bytes() == before
+    c = io.load(io.save(tmp_path / "m.npz", MODEL, MODEL.init(0, (4,)), state=thirds))
+    assert c.state.tobytes() == thirds.tobytes()  # .npz holds them exactly
+
+
+def json_values(keys):
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats()
+        | st.sampled_from(NON_FINITE)
+        | st.text(max_size=6)
+        | st.sampled_from(["nan", "inf", "-inf", "$float", "$dict"])
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+        max_leaves=12,
+    )
+
+
+KEYS = st.text(max_size=6) | st.sampled_from(["$float", "$dict", "float", "dict"])
+ODD = (
+    st.builds(np.float32, st.floats(width=32))
+    | st.builds(np.int64, st.integers(-(2**63), 2**63 - 1))
+    | st.builds(np.bool_, st.booleans())
+    | st.builds(tuple, st.lists(st.integers(), max_size=2))
+    | st.frozensets(st.integers(), max_size=2)
+    | st.just(object())
+)
+ANYTHING = st.recursive(
+    json_values(KEYS) | ODD,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(KEYS | st.integers() | st.none(), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURE)
+@given(
+    history=st.none() | st.dictionaries(st.text(max_size=6), st.lists(ANYTHING, max_size=4)),
+    metadata=st.none() | st.dictionaries(KEYS, ANYTHING, max_size=4),
+)
+@example(history={"loss": [0.5, math.nan]}, metadata=None)  # written, then refused by load
+@example(history=None, metadata={"shape": (28, 28)})  # given back as a list
+@example(history=None, metadata={"n": np.int64(3), 1: "one"})  # refused by json.dumps
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_what_save_accepts_load_gives_back(tmp_path, suffix, history, metadata):
+    path = good(tmp_path / f"m{suffix}")
+    before = path.read_bytes()
+    try:
+        good(path, history=history, metadata=metadata)
+    except (TypeError, ValueError):
+        assert path.read_bytes() == before  # refused before a byte was written
+        return
+    c = io.load(path)
+    assert same(history, c.history) and same(metadata or {}, c.metadata)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE)
+@given(history=st.dictionaries(st.text(max_size=6), st.lists(json_values(KEYS), max_size=4)),
+       metadata=st.dictionaries(KEYS, json_values(KEYS), max_size=4))  # fmt: skip
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_every_json_value_round_trips(tmp_path, suffix, history, metadata):
+    path = good(tmp_path / f"m{suffix}", history=history, metadata=metadata)
+    c = io.load(path)
+    assert same(history, c.history) and same(metadata, c.metadata)
+
+
+# ---------------------------------------------------------------- state
+
+
+def test_save_refuses_a_model_with_state_without_its_state(tmp_path):
+    model = L.serial(L.Dense(3), L.BatchNorm(), L.Dense(2))
+    params, state = model.init(0, (4,)), model.init_state((4,))
+    for kwargs in ({}, {"input_shape": (4,)}, {"state": ()}, {"state": None, "input_shape": (4,)}):
+        with pytest.raises(
+            ValueError,
+            match=r"keeps state \(BatchNorm\(\)\).*save\(path, model, params, state=state",
+        ):
+            io.save(tmp_path / "m.npz", model, params, **kwargs)
+    assert not list(tmp_path.iterdir())
+    for kwargs in ({}, {"input_shape": (4,)}):
+        c = io.load(io.save(tmp_path / "m.npz", model, params, state=state, **kwargs))
+        x = np.ones((2, 4), np.float32)
+        assert np.array_equal(
+            c.model.apply_with_state(c.params, c.state, x)[0],
+            model.apply_with_state(params, state, x)[0],
+        )
+    stateless = L.serial(L.Dense(3), L.LayerNorm(), L.Dense(2))
+    io.save(tmp_path / "s.npz", stateless, stateless.init(0, (4,)))  # no state: none needed

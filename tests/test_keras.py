@@ -387,3 +387,72 @@ def test_shared_layers_and_bad_seeds_are_named():
 
     with pytest.raises(TypeError, match="subclassed Keras models are not supported"):
         Subclassed()
+
+
+# ---------------------------------------------------------------- files: what load refuses
+
+
+def test_a_diverging_fit_saves_a_model_that_loads(tmp_path):
+    from funcnn import callbacks, io
+
+    x, y = diabetes_like(64)
+    model = Sequential([Dense(4, input_dim=8), Dense(1)])
+    model.compile(loss="mse", optimizer=keras.optimizers.SGD(1e12))
+    for suffix in (".npz", ".json"):
+        ckpt = callbacks.ModelCheckpoint(tmp_path / f"ckpt{suffix}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            history = model.fit(x, y, epochs=2, verbose=0, callbacks=ckpt)
+        assert not np.isfinite(history["loss"][-1])
+        model.save(tmp_path / f"m{suffix}")
+        for name in (f"m{suffix}", f"ckpt{suffix}"):
+            again = load_model(tmp_path / name)
+            assert repr(again.history["loss"]) == repr(history["loss"])  # nan is nan
+        assert repr(io.load(tmp_path / f"m{suffix}").history["loss"]) == repr(history["loss"])
+
+
+@pytest.mark.parametrize(
+    "facade, message",
+    [
+        ("a string", r"metadata\['keras'\] must be a JSON object .*got str"),
+        ([1, 2], r"metadata\['keras'\] must be a JSON object .*got list"),
+        ({"compile": {"loss": "mse"}}, r"compile settings .*optimizer"),
+        ({"compile": "adam"}, r"compile settings must be a JSON object .*got str"),
+        ({"compile": {"optimizer": "adam", "loss": "mse", "metrics": "acc"}}, r"metrics"),
+        ({"compile": {"optimizer": {"class": "Nope"}, "loss": "mse"}}, r"optimizer"),
+        ({"compile": {"optimizer": "adam", "loss": {"class": "Nope"}}}, r"unknown loss"),
+        ({"architecture": 5}, r"\['architecture'\] must be a JSON object .*got int"),
+        ({"architecture": {"layers": [5]}}, r"layer 0 .* JSON object .*got int"),
+    ],
+)
+def test_load_model_names_what_its_metadata_lacks(tmp_path, facade, message):
+    from funcnn import io
+
+    core = L.serial(L.Dense(2))
+    path = io.save(
+        tmp_path / "m.npz", core, core.init(0, (3,)), input_shape=(3,), metadata={"keras": facade}
+    )
+    with pytest.raises(ValueError, match=message):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"layers": [5]}', r"layer 0 .* JSON object .*got int"),
+        ('{"layers": [{"class": "Dense"}]}', r"layer 0 \(Dense\).*units"),
+        ('{"layers": [{"class": "Dense", "config": {"units": 2, "bogus": 1}}]}', r"bogus"),
+        ('{"layers": [{"class": "Dense", "config": [2]}]}', r"config .* JSON object .*got list"),
+        ('{"layers": [], "wiring": 5}', r"wiring .* JSON object .*got int"),
+        ('{"layers": [], "wiring": {"parents": [["a"]], "inputs": 1, "outputs": [0]}}', "wiring"),
+        ('{"layers": [], "input_shape": 5}', r"input_shape .* list .*got int"),
+        ('{"layers": [], "input_shape": [[1], 2]}', r"input_shape"),
+        ('{"layers": [], "name": 5}', r"name must be a string, got int"),
+        ("[" * 100_000 + "]" * 100_000, r"nested too deeply"),
+        ('{"layers": [' + "{}," * 3_000_000 + "{}]}", r"bytes"),
+        ("{", r"not a model's JSON"),
+        ("[1, 2]", r"JSON object .*got list"),
+    ],
+)
+def test_model_from_json_names_what_it_expected(text, message):
+    with pytest.raises(ValueError, match=message):
+        keras.models.model_from_json(text)

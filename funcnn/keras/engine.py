@@ -609,12 +609,21 @@ class Model:
     # -- files
 
     def _metadata(self) -> dict[str, Any]:
-        return {"keras": {"compile": self.compile_config, "architecture": self._architecture()}}
+        """What a file keeps of the facade: compile settings and Keras architecture, as JSON
+        values (tuples as lists, as :func:`from_architecture` reads them)."""
+        return {
+            "keras": {
+                "compile": _json_values(self.compile_config),
+                "architecture": _json_values(self._architecture()),
+            }
+        }
 
     def _architecture(self) -> dict[str, Any] | None:
-        """Each layer's class and config, and the wiring: what rebuilds ``layers``."""
+        """Each layer's class and config, and the wiring: what rebuilds ``layers``; None
+        where a layer has no Keras config (a wrapped funcnn layer, an object in a config)."""
         try:
             layers = [{"class": type(s).__name__, "config": s.get_config()} for s in self._specs]
+            _json_values(layers)
         except TypeError:
             return None
         arch: dict[str, Any] = {"class": type(self).__name__, "name": self.name, "layers": layers}
@@ -681,38 +690,108 @@ class Model:
         return f"<{type(self).__name__} {self.name!r}: {len(self._specs)} layers>"
 
 
-def from_architecture(arch: dict[str, Any], seed: RngLike = 0) -> Model:
-    """A model (not trained: fresh weights once built) from :meth:`Model.get_config`."""
+def _json_values(value: Any) -> Any:
+    """``value`` with tuples as lists; a TypeError for anything that is not a JSON value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.bool_, np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_json_values(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _json_values(v) for k, v in value.items()}
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _found(value: Any) -> str:
+    return (
+        f"{type(value).__name__} {value!r:.60}" if isinstance(value, str) else type(value).__name__
+    )
+
+
+def from_architecture(arch: Any, seed: RngLike = 0) -> Model:
+    """A model (not trained: fresh weights once built) from :meth:`Model.get_config`;
+    ValueError naming what was expected and what was found for anything else."""
     from funcnn.keras.sequential import Sequential
 
-    if not isinstance(arch, dict) or not isinstance(arch.get("layers"), list):
-        raise ValueError("not a Keras model config: it needs a list of layers")
+    if not isinstance(arch, dict):
+        raise ValueError(
+            f"not a Keras model config: expected a JSON object with a list of layers, got "
+            f"{_found(arch)}"
+        )
+    if not isinstance(arch.get("layers"), list):
+        raise ValueError(
+            f"not a Keras model config: it needs a list of layers, got {_found(arch.get('layers'))}"
+        )
     specs = []
-    for entry in arch["layers"]:
-        cls = getattr(K, str(entry.get("class")), None)
+    for i, entry in enumerate(arch["layers"]):
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f"layer {i} of the Keras config must be a JSON object with a class and a "
+                f"config, got {_found(entry)}"
+            )
+        name = entry.get("class")
+        cls = getattr(K, name, None) if isinstance(name, str) else None
         if not (isinstance(cls, type) and issubclass(cls, K.KerasLayer)) or cls is K.Wrap:
-            raise ValueError(f"unknown Keras layer class {entry.get('class')!r}")
-        specs.append(cls(**entry.get("config", {})))
+            raise ValueError(f"unknown Keras layer class {name!r:.80} (layer {i})")
+        config = entry.get("config", {})
+        if not isinstance(config, dict):
+            raise ValueError(
+                f"layer {i} ({name}): its config must be a JSON object of keyword arguments, "
+                f"got {_found(config)}"
+            )
+        try:
+            specs.append(cls(**config))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"layer {i} ({name}) cannot be built from its config: {e}") from e
     model: Model = Sequential(seed=seed) if arch.get("class") == "Sequential" else Model(seed=seed)
-    model.name = str(arch.get("name", model.name))
+    name = arch.get("name", model.name)
+    if not isinstance(name, str):
+        raise ValueError(f"the Keras config's name must be a string, got {_found(name)}")
+    model.name = name
     for spec in specs:
         model._name(spec)
         model._specs.append(spec)
-    wiring = arch.get("wiring")
-    if wiring is not None:
-        model._wiring = (
-            tuple(tuple(int(v) for v in p) for p in wiring["parents"]),
-            int(wiring["inputs"]),
-            tuple(int(v) for v in wiring["outputs"]),
-        )
+    if arch.get("wiring") is not None:
+        model._wiring = _wiring(arch["wiring"])
     shape = arch.get("input_shape")
     if shape is not None:
-        model.input_shape = (
-            tuple(as_shape(tuple(s)) for s in shape)
-            if shape and isinstance(shape[0], list)
-            else as_shape(tuple(shape))
-        )
+        model.input_shape = _input_shape(shape)
     return model
+
+
+def _wiring(wiring: Any) -> tuple[tuple[tuple[int, ...], ...], int, tuple[int, ...]]:
+    """A functional model's wiring from its config: parents, inputs and outputs."""
+    expected = "a JSON object of parents (lists of ints), inputs (an int) and outputs (ints)"
+    if not isinstance(wiring, dict):
+        raise ValueError(f"the Keras config's wiring must be {expected}, got {_found(wiring)}")
+
+    def ints(value: Any) -> tuple[int, ...]:
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ValueError(f"the Keras config's wiring must be {expected}, got {value!r:.80}")
+        return tuple(value)
+
+    parents, inputs = wiring.get("parents"), wiring.get("inputs")
+    if not isinstance(parents, list) or isinstance(inputs, bool) or not isinstance(inputs, int):
+        raise ValueError(f"the Keras config's wiring must be {expected}, got {wiring!r:.80}")
+    return tuple(ints(p) for p in parents), inputs, ints(wiring.get("outputs"))
+
+
+def _input_shape(shape: Any) -> Any:
+    """An input shape from a config: a list of ints, or a list of such lists."""
+    try:
+        if not isinstance(shape, list):
+            raise TypeError(f"got {_found(shape)}")
+        if shape and isinstance(shape[0], list):
+            return tuple(as_shape(tuple(s)) for s in shape)
+        return as_shape(tuple(shape))
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"the Keras config's input_shape must be a list of ints (or a list of such lists, "
+            f"one per input): {e}"
+        ) from e
 
 
 def from_core(core: Layer, input_shape: Any, seed: RngLike = 0) -> Model:
@@ -735,20 +814,48 @@ def from_core(core: Layer, input_shape: Any, seed: RngLike = 0) -> Model:
     return model
 
 
-def compile_from_config(model: Model, config: dict[str, Any]) -> None:
-    """``model.compile(...)`` again from the settings :meth:`Model.compile` recorded."""
+def compile_from_config(model: Model, config: Any) -> None:
+    """``model.compile(...)`` again from the settings :meth:`Model.compile` recorded;
+    ValueError naming what was expected and what was found for anything else."""
     from funcnn.keras import losses as keras_losses
+
+    expected = "an optimizer (a name or {class, config}), a loss and a list of metrics"
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"the compile settings must be a JSON object of {expected}, got {_found(config)}"
+        )
+    missing = [key for key in ("optimizer", "loss") if key not in config]
+    if missing:
+        raise ValueError(
+            f"the compile settings lack {' and '.join(missing)}: expected {expected}, got "
+            f"the keys {sorted(config)}"
+        )
+    metrics = config.get("metrics") or []
+    if not isinstance(metrics, list):
+        raise ValueError(f"the compile settings' metrics must be a list, got {_found(metrics)}")
 
     def loss_of(c: Any) -> Any:
         if isinstance(c, str):
             return c
-        if isinstance(c, dict) and "per_output" in c:
+        if isinstance(c, dict) and isinstance(c.get("per_output"), list):
             return [loss_of(x) for x in c["per_output"]]
         if isinstance(c, dict) and c.get("class") in keras_losses.CLASSES:
-            return keras_losses.CLASSES[c["class"]](**c.get("config", {}))
+            settings = c.get("config", {})
+            if not isinstance(settings, dict):
+                raise ValueError(f"the loss's config must be a JSON object, got {_found(settings)}")
+            return keras_losses.CLASSES[c["class"]](**settings)
         raise ValueError(f"unknown loss in the file: {c!r:.80}")
 
     opt = config["optimizer"]
-    if isinstance(opt, dict):
-        opt = keras_optimizers.from_config(str(opt.get("class")), dict(opt.get("config", {})))
-    model.compile(optimizer=opt, loss=loss_of(config["loss"]), metrics=config.get("metrics") or [])
+    if isinstance(opt, dict) and not isinstance(opt.get("config", {}), dict):
+        raise ValueError(
+            f"the optimizer's config must be a JSON object, got {_found(opt.get('config'))}"
+        )
+    if not isinstance(opt, (dict, str)):
+        raise ValueError(f"the optimizer must be a name or {{class, config}}, got {_found(opt)}")
+    try:
+        if isinstance(opt, dict):
+            opt = keras_optimizers.from_config(str(opt.get("class")), dict(opt.get("config", {})))
+        model.compile(optimizer=opt, loss=loss_of(config["loss"]), metrics=metrics)
+    except TypeError as e:
+        raise ValueError(f"the compile settings do not compile: {e}") from e
