@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from funcnn import io, losses, optim, train, tree
+from funcnn import io, losses, optim, train
 from funcnn import layers as L
 from funcnn import metrics as metrics_lib
 from funcnn import validate as check
 from funcnn.callbacks import ModelCheckpoint
 from funcnn.keras import callbacks as keras_callbacks
+from funcnn.keras import config, summary, weights
 from funcnn.keras import layers as K
 from funcnn.keras import optimizers as keras_optimizers
-from funcnn.keras import summary
 from funcnn.keras.losses import KerasLoss
 from funcnn.keras.names import LOSSES, OPTIMIZERS, lookup
 from funcnn.keras.utils import class_labels
@@ -91,7 +91,7 @@ class Model:
     ) -> None:
         self.name = name or _snake(type(self).__name__)
         self._specs: list[K.KerasLayer] = []
-        self._wiring: tuple[tuple[tuple[int, ...], ...], int, tuple[int, ...]] | None = None
+        self._wiring: config.Wiring | None = None
         self.input_shape: Any = None
         if callable(getattr(self, "call", None)):
             raise TypeError(
@@ -161,25 +161,25 @@ class Model:
         self._specs = []
         for t in order:
             assert t.layer is not None
-            self._name(t.layer)
-            self._specs.append(t.layer)
+            self._add(t.layer)
         self._wiring = (tuple(parents), len(ins), tuple(ids[id(t)] for t in outs))
         shapes = tuple(t.shape for t in ins)
         self.input_shape = shapes[0] if len(shapes) == 1 else shapes
 
-    def _name(self, spec: K.KerasLayer) -> None:
-        """Keras' automatic names: dense, dense_1, conv2d, ..."""
+    def _add(self, spec: K.KerasLayer) -> None:
+        """Append a layer, named as Keras names it when it has no name: dense, dense_1,
+        conv2d, ..."""
         taken = {s.name for s in self._specs}
-        if spec.name is not None:
-            if spec.name in taken:
-                raise ValueError(f"the model has a layer named {spec.name!r} already")
-            return
-        base = _snake(type(spec).__name__)
-        name, n = base, 0
-        while name in taken:
-            n += 1
-            name = f"{base}_{n}"
-        spec.name = name
+        if spec.name is None:
+            base = _snake(type(spec).__name__)
+            name, n = base, 0
+            while name in taken:
+                n += 1
+                name = f"{base}_{n}"
+            spec.name = name
+        elif spec.name in taken:
+            raise ValueError(f"the model has a layer named {spec.name!r} already")
+        self._specs.append(spec)
 
     @property
     def layers(self) -> list[K.KerasLayer]:
@@ -569,83 +569,42 @@ class Model:
 
     def count_params(self) -> int:
         self._require_built()
-        return tree.size(self.params)
-
-    def _layer_leaves(self) -> list[tuple[list[Any], list[Any]]]:
-        """Each layer's (params leaves, state leaves), in Keras' weights order."""
-        self._require_built()
-        states = self.state if self.state is not None else (None,) * len(self._specs)
-        return [(tree.leaves(p), tree.leaves(s)) for p, s in zip(self.params, states)]
+        return weights.count_params(self.params)
 
     def get_weights(self) -> list[np.ndarray]:
-        """Every weight as a list of arrays: each layer's params, then its state (a
-        BatchNormalization: gamma, beta, moving mean, moving variance), as Keras orders them."""
-        return [np.array(a) for p, s in self._layer_leaves() for a in (*p, *s)]
+        """Every weight as a list of arrays, in Keras' order (see :mod:`.weights`)."""
+        self._require_built()
+        return weights.get_weights(self.params, self.state)
 
-    def set_weights(self, weights: Sequence[Any]) -> None:
+    def set_weights(self, arrays: Sequence[Any]) -> None:
         """The inverse of :meth:`get_weights`: arrays of the same shapes, in its order."""
-        current = self.get_weights()
-        weights = list(weights)
-        if len(weights) != len(current):
-            raise ValueError(f"set_weights needs {len(current)} arrays, got {len(weights)}")
-        new = []
-        for i, (old, w) in enumerate(zip(current, weights)):
-            w = np.asarray(w)
-            if w.shape != old.shape:
-                raise ValueError(f"weight {i} must have shape {old.shape}, got {w.shape}")
-            new.append(w.astype(old.dtype))
-        it = iter(new)
-        params, states = [], []
-        state_tree = self.state if self.state is not None else (None,) * len(self._specs)
-        for p, s in zip(self.params, state_tree):
-            flat, treedef = tree.flatten(p)
-            params.append(tree.unflatten(treedef, [next(it) for _ in flat]))
-            flat, treedef = tree.flatten(s)
-            states.append(tree.unflatten(treedef, [next(it) for _ in flat]))
-        self.params = tree.freeze(tuple(params))
-        if self.state is not None:
-            self.state = tree.freeze(tuple(states))
+        self._require_built()
+        self.params, self.state = weights.set_weights(self.params, self.state, arrays)
+
+    def get_config(self) -> dict[str, Any]:
+        arch = self._architecture()
+        if arch is None:
+            raise TypeError("a model with wrapped funcnn layers has no Keras config")
+        return arch
+
+    def to_json(self, **unused: Any) -> str:
+        """The architecture as JSON (no weights): ``model_from_json`` builds it again."""
+        return json.dumps(self.get_config())
+
+    def _architecture(self) -> dict[str, Any] | None:
+        return config.architecture(
+            type(self).__name__, self.name, self._specs, self._wiring, self.input_shape
+        )
 
     # -- files
 
     def _metadata(self) -> dict[str, Any]:
-        """What a file keeps of the facade: compile settings and Keras architecture, as JSON
-        values (tuples as lists, as :func:`from_architecture` reads them)."""
-        return {
-            "keras": {
-                "compile": _json_values(self.compile_config),
-                "architecture": _json_values(self._architecture()),
-            }
-        }
-
-    def _architecture(self) -> dict[str, Any] | None:
-        """Each layer's class and config, and the wiring: what rebuilds ``layers``; None
-        where a layer has no Keras config (a wrapped funcnn layer, an object in a config)."""
-        try:
-            layers = [{"class": type(s).__name__, "config": s.get_config()} for s in self._specs]
-            _json_values(layers)
-        except TypeError:
-            return None
-        arch: dict[str, Any] = {"class": type(self).__name__, "name": self.name, "layers": layers}
-        if self._wiring is not None:
-            parents, inputs, outputs = self._wiring
-            arch["wiring"] = {
-                "parents": [list(p) for p in parents],
-                "inputs": inputs,
-                "outputs": list(outputs),
-            }
-        if self.input_shape is not None:
-            arch["input_shape"] = (
-                [list(s) for s in self.input_shape]
-                if is_shape_tuple(self.input_shape)
-                else list(self.input_shape)
-            )
-        return arch
+        return config.metadata(self.compile_config, self._architecture())
 
     def save(self, path: str | os.PathLike[str], **unused: Any) -> Path:
         """Save layers, params, state, optimizer state, history and compile settings,
         atomically (``.json``: one readable file; any other suffix, ``.keras`` or
-        ``.h5`` included: funcnn's npz format)."""
+        ``.h5`` included: funcnn's npz format); ``load_model`` gives the model back."""
         self._require_built()
         return io.save(
             path, self.model, self.params, state=self.state, opt_state=self.opt_state,
@@ -665,197 +624,7 @@ class Model:
         a model of this architecture."""
         checkpoint = io.load(path)
         self._require_built()
-        for what, mine, theirs in (
-            ("params", self.params, checkpoint.params),
-            ("state", self.state, checkpoint.state),
-        ):
-            diff = tree.structure_difference(mine, theirs)
-            if diff is not None and not (what == "state" and not tree.leaves(mine)):
-                raise ValueError(f"{path} holds {what} of another architecture: {diff}")
-        self.params = checkpoint.params
-        if checkpoint.state is not None and tree.leaves(checkpoint.state):
-            self.state = checkpoint.state
-
-    def get_config(self) -> dict[str, Any]:
-        arch = self._architecture()
-        if arch is None:
-            raise TypeError("a model with wrapped funcnn layers has no Keras config")
-        return arch
-
-    def to_json(self, **unused: Any) -> str:
-        """The architecture as JSON (no weights): :func:`model_from_json` builds it again."""
-        return json.dumps(self.get_config())
+        self.params, self.state = weights.from_checkpoint(self.params, self.state, checkpoint, path)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}: {len(self._specs)} layers>"
-
-
-def _json_values(value: Any) -> Any:
-    """``value`` with tuples as lists; a TypeError for anything that is not a JSON value."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.bool_, np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_json_values(v) for v in value]
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: _json_values(v) for k, v in value.items()}
-    raise TypeError(f"{type(value).__name__} is not a JSON value")
-
-
-def _found(value: Any) -> str:
-    return (
-        f"{type(value).__name__} {value!r:.60}" if isinstance(value, str) else type(value).__name__
-    )
-
-
-def from_architecture(arch: Any, seed: RngLike = 0) -> Model:
-    """A model (not trained: fresh weights once built) from :meth:`Model.get_config`;
-    ValueError naming what was expected and what was found for anything else."""
-    from funcnn.keras.sequential import Sequential
-
-    if not isinstance(arch, dict):
-        raise ValueError(
-            f"not a Keras model config: expected a JSON object with a list of layers, got "
-            f"{_found(arch)}"
-        )
-    if not isinstance(arch.get("layers"), list):
-        raise ValueError(
-            f"not a Keras model config: it needs a list of layers, got {_found(arch.get('layers'))}"
-        )
-    specs = []
-    for i, entry in enumerate(arch["layers"]):
-        if not isinstance(entry, dict):
-            raise ValueError(
-                f"layer {i} of the Keras config must be a JSON object with a class and a "
-                f"config, got {_found(entry)}"
-            )
-        name = entry.get("class")
-        cls = getattr(K, name, None) if isinstance(name, str) else None
-        if not (isinstance(cls, type) and issubclass(cls, K.KerasLayer)) or cls is K.Wrap:
-            raise ValueError(f"unknown Keras layer class {name!r:.80} (layer {i})")
-        config = entry.get("config", {})
-        if not isinstance(config, dict):
-            raise ValueError(
-                f"layer {i} ({name}): its config must be a JSON object of keyword arguments, "
-                f"got {_found(config)}"
-            )
-        try:
-            specs.append(cls(**config))
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"layer {i} ({name}) cannot be built from its config: {e}") from e
-    model: Model = Sequential(seed=seed) if arch.get("class") == "Sequential" else Model(seed=seed)
-    name = arch.get("name", model.name)
-    if not isinstance(name, str):
-        raise ValueError(f"the Keras config's name must be a string, got {_found(name)}")
-    model.name = name
-    for spec in specs:
-        model._name(spec)
-        model._specs.append(spec)
-    if arch.get("wiring") is not None:
-        model._wiring = _wiring(arch["wiring"])
-    shape = arch.get("input_shape")
-    if shape is not None:
-        model.input_shape = _input_shape(shape)
-    return model
-
-
-def _wiring(wiring: Any) -> tuple[tuple[tuple[int, ...], ...], int, tuple[int, ...]]:
-    """A functional model's wiring from its config: parents, inputs and outputs."""
-    expected = "a JSON object of parents (lists of ints), inputs (an int) and outputs (ints)"
-    if not isinstance(wiring, dict):
-        raise ValueError(f"the Keras config's wiring must be {expected}, got {_found(wiring)}")
-
-    def ints(value: Any) -> tuple[int, ...]:
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise ValueError(f"the Keras config's wiring must be {expected}, got {value!r:.80}")
-        return tuple(value)
-
-    parents, inputs = wiring.get("parents"), wiring.get("inputs")
-    if not isinstance(parents, list) or isinstance(inputs, bool) or not isinstance(inputs, int):
-        raise ValueError(f"the Keras config's wiring must be {expected}, got {wiring!r:.80}")
-    return tuple(ints(p) for p in parents), inputs, ints(wiring.get("outputs"))
-
-
-def _input_shape(shape: Any) -> Any:
-    """An input shape from a config: a list of ints, or a list of such lists."""
-    try:
-        if not isinstance(shape, list):
-            raise TypeError(f"got {_found(shape)}")
-        if shape and isinstance(shape[0], list):
-            return tuple(as_shape(tuple(s)) for s in shape)
-        return as_shape(tuple(shape))
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"the Keras config's input_shape must be a list of ints (or a list of such lists, "
-            f"one per input): {e}"
-        ) from e
-
-
-def from_core(core: Layer, input_shape: Any, seed: RngLike = 0) -> Model:
-    """A model whose layers wrap the layers of a saved funcnn model (no Keras config)."""
-    from funcnn.keras.sequential import Sequential
-
-    model: Model
-    if isinstance(core, L.Graph):
-        model = Model(seed=seed)
-        model._wiring = (core.parents, core.inputs, core.outputs)
-    elif isinstance(core, L.Serial):
-        model = Sequential(seed=seed)
-    else:
-        raise ValueError(f"the file holds a {type(core).__name__}, not a Keras model")
-    for layer in core.layers:
-        spec = K.Wrap(layer)
-        model._name(spec)
-        model._specs.append(spec)
-    model.input_shape = input_shape
-    return model
-
-
-def compile_from_config(model: Model, config: Any) -> None:
-    """``model.compile(...)`` again from the settings :meth:`Model.compile` recorded;
-    ValueError naming what was expected and what was found for anything else."""
-    from funcnn.keras import losses as keras_losses
-
-    expected = "an optimizer (a name or {class, config}), a loss and a list of metrics"
-    if not isinstance(config, dict):
-        raise ValueError(
-            f"the compile settings must be a JSON object of {expected}, got {_found(config)}"
-        )
-    missing = [key for key in ("optimizer", "loss") if key not in config]
-    if missing:
-        raise ValueError(
-            f"the compile settings lack {' and '.join(missing)}: expected {expected}, got "
-            f"the keys {sorted(config)}"
-        )
-    metrics = config.get("metrics") or []
-    if not isinstance(metrics, list):
-        raise ValueError(f"the compile settings' metrics must be a list, got {_found(metrics)}")
-
-    def loss_of(c: Any) -> Any:
-        if isinstance(c, str):
-            return c
-        if isinstance(c, dict) and isinstance(c.get("per_output"), list):
-            return [loss_of(x) for x in c["per_output"]]
-        if isinstance(c, dict) and c.get("class") in keras_losses.CLASSES:
-            settings = c.get("config", {})
-            if not isinstance(settings, dict):
-                raise ValueError(f"the loss's config must be a JSON object, got {_found(settings)}")
-            return keras_losses.CLASSES[c["class"]](**settings)
-        raise ValueError(f"unknown loss in the file: {c!r:.80}")
-
-    opt = config["optimizer"]
-    if isinstance(opt, dict) and not isinstance(opt.get("config", {}), dict):
-        raise ValueError(
-            f"the optimizer's config must be a JSON object, got {_found(opt.get('config'))}"
-        )
-    if not isinstance(opt, (dict, str)):
-        raise ValueError(f"the optimizer must be a name or {{class, config}}, got {_found(opt)}")
-    try:
-        if isinstance(opt, dict):
-            opt = keras_optimizers.from_config(str(opt.get("class")), dict(opt.get("config", {})))
-        model.compile(optimizer=opt, loss=loss_of(config["loss"]), metrics=metrics)
-    except TypeError as e:
-        raise ValueError(f"the compile settings do not compile: {e}") from e

@@ -43,8 +43,7 @@ class Sequential(Model):
             if self._specs and not all(isinstance(s, K.InputLayer) for s in self._specs):
                 raise ValueError("input_dim/input_shape belongs on the first layer")
             self.input_shape = declared
-        self._name(layer)
-        self._specs.append(layer)
+        self._add(layer)
         self.params = self.state = None  # built again, with the same seed, when needed
 
     def pop(self) -> K.KerasLayer:
