@@ -4,7 +4,9 @@ functional core. A functional model is ``Model(inputs, outputs)`` of tensors fro
 
 Underneath it is a funcnn layer (``model.model``: ``serial`` of each Keras layer's core
 layer, or a ``Graph``), params, and ``fit``: ``model.params``, ``model.state`` and
-``model.opt_state`` are the core values, never hidden copies.
+``model.opt_state`` are the core values, never hidden copies. What ``compile`` is given
+is resolved in :mod:`.compiling`, weights in :mod:`.weights`, configs in :mod:`.config`;
+:func:`.files.restore` builds a model back from a file or a config.
 """
 
 from __future__ import annotations
@@ -24,54 +26,15 @@ from funcnn import metrics as metrics_lib
 from funcnn import validate as check
 from funcnn.callbacks import ModelCheckpoint
 from funcnn.keras import callbacks as keras_callbacks
-from funcnn.keras import config, summary, weights
+from funcnn.keras import compiling, config, summary, weights
 from funcnn.keras import layers as K
-from funcnn.keras import optimizers as keras_optimizers
-from funcnn.keras.losses import KerasLoss
-from funcnn.keras.names import LOSSES, OPTIMIZERS, lookup
 from funcnn.keras.utils import class_labels
 from funcnn.layers.base import Layer, as_shape, is_shape_tuple
 from funcnn.random import RngLike, as_generator
 
-SPARSE_NAMES = ("sparse_categorical_crossentropy",)
-
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower().replace("2_d", "2d")
-
-
-def _fuse(core: Layer, loss: losses.Loss) -> tuple[Layer, Layer] | None:
-    """``core`` without its output Softmax (Sigmoid) and that activation, when ``loss`` is
-    categorical (binary) cross-entropy on probabilities: training runs the fused, stable
-    loss on the logits instead (the params tree is the same)."""
-    act = {
-        losses.CategoricalCrossEntropy: L.Softmax,
-        losses.BinaryCrossEntropy: L.Sigmoid,
-    }.get(type(loss))
-    if act is None:
-        return None
-    if core is act:
-        return L.Identity, act
-    if isinstance(core, L.Serial) and core.layers:
-        inner = _fuse(core.layers[-1], loss)
-        if inner is not None:
-            return L.serial(*core.layers[:-1], inner[0]), inner[1]
-    return None
-
-
-def _fused_loss(loss: losses.Loss) -> losses.Loss:
-    return (
-        losses.softmax_cross_entropy
-        if isinstance(loss, losses.CategoricalCrossEntropy)
-        else losses.sigmoid_binary_cross_entropy
-    )
-
-
-def _on_activation(metric: metrics_lib.Metric, activation: Layer) -> metrics_lib.Metric:
-    """``metric`` on the activation's output, for a training model that outputs logits."""
-    return metrics_lib.Metric(
-        metric.name, lambda logits, t: metric(activation.apply((), logits), t)
-    )
 
 
 class Model:
@@ -267,8 +230,8 @@ class Model:
         metrics = (
             [] if metrics is None else [metrics] if isinstance(metrics, str) else list(metrics)
         )
-        self.loss, self._sparse, loss_config = self._resolve_loss(loss, loss_weights)
-        self.optimizer, optimizer_config = self._resolve_optimizer(optimizer)
+        self.loss, self._sparse, loss_config = compiling.resolve_loss(loss, loss_weights)
+        self.optimizer, optimizer_config = compiling.resolve_optimizer(optimizer)
         self.metrics = [metrics_lib.get(m, logits=self.loss.takes_logits) for m in metrics]
         self.penalty = penalty
         self.opt_state = None
@@ -277,46 +240,6 @@ class Model:
             {"loss": loss_config, "optimizer": optimizer_config, "metrics": list(metrics)}
             if named and loss_config is not None and optimizer_config is not None
             else None
-        )
-
-    def _resolve_loss(self, loss: Any, loss_weights: Any) -> tuple[losses.Loss, bool, Any]:
-        """(funcnn loss, labels are sparse, a JSON config or None)."""
-        if isinstance(loss, (list, tuple)):  # one per output
-            parts = [self._resolve_loss(x, None) for x in loss]
-            if any(sparse for _, sparse, _ in parts):
-                raise ValueError("sparse labels with several outputs: one-hot them first")
-            configs = [c for _, _, c in parts]
-            combined = losses.per_output(*[x for x, _, _ in parts], weights=loss_weights)
-            return combined, False, None if None in configs else {"per_output": configs}
-        if loss_weights is not None:
-            raise ValueError("loss_weights go with a list of losses, one per output")
-        if isinstance(loss, str):
-            found = lookup(LOSSES, loss, "loss")
-            return found, loss.lower() in SPARSE_NAMES, loss
-        if isinstance(loss, KerasLoss):
-            config = {"class": type(loss).__name__, "config": loss.get_config()}
-            return loss.loss, loss.sparse, config
-        if isinstance(loss, losses.Loss):
-            return loss, False, None
-        raise TypeError(
-            f"loss must be a name, a keras.losses object or a funcnn loss, got {loss!r}"
-        )
-
-    def _resolve_optimizer(self, optimizer: Any) -> tuple[optim.GradientTransformation, Any]:
-        if isinstance(optimizer, keras_optimizers.Optimizer):
-            config = None
-            try:
-                config = {"class": type(optimizer).__name__, "config": optimizer.get_config()}
-            except TypeError:
-                pass
-            return optimizer.build(), config
-        if isinstance(optimizer, str):
-            return lookup(OPTIMIZERS, optimizer, "optimizer")(), optimizer
-        if isinstance(optimizer, optim.GradientTransformation):
-            return optimizer, None
-        raise TypeError(
-            "optimizer must be a name, a keras.optimizers object or a funcnn optimizer, got "
-            f"{optimizer!r}"
         )
 
     def _require_compiled(self) -> tuple[losses.Loss, optim.GradientTransformation]:
@@ -335,12 +258,11 @@ class Model:
         probabilities. One definition, so fit's val_loss equals evaluate's loss."""
         cores = self._cores()
         last = self._output_index()
-        fused = None if last is None else _fuse(cores[last], loss)
+        fused = None if last is None else compiling.fuse(cores[last], loss, self.metrics)
         if last is None or fused is None:
             return self._assemble(cores), loss, self.metrics
-        cores[last] = fused[0]
-        metrics = [_on_activation(m, fused[1]) for m in self.metrics]
-        return self._assemble(cores), _fused_loss(loss), metrics
+        cores[last], loss, metrics = fused
+        return self._assemble(cores), loss, metrics
 
     def _output_index(self) -> int | None:
         """The layer whose output is the model's single output."""

@@ -1,0 +1,102 @@
+"""What ``Model.compile`` is given, as funcnn takes it: a loss and an optimizer from
+Keras' names, Keras objects or funcnn ones (with the JSON settings a file keeps of them),
+and the fused output a Softmax (Sigmoid) with categorical (binary) cross-entropy trains.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from funcnn import layers as L
+from funcnn import losses, optim
+from funcnn import metrics as metrics_lib
+from funcnn.keras import optimizers as keras_optimizers
+from funcnn.keras.losses import KerasLoss
+from funcnn.keras.names import LOSSES, OPTIMIZERS, lookup
+from funcnn.layers.base import Layer
+
+SPARSE_NAMES = ("sparse_categorical_crossentropy",)
+
+
+def resolve_loss(loss: Any, loss_weights: Any) -> tuple[losses.Loss, bool, Any]:
+    """(funcnn loss, labels are sparse, a JSON config or None)."""
+    if isinstance(loss, (list, tuple)):  # one per output
+        parts = [resolve_loss(x, None) for x in loss]
+        if any(sparse for _, sparse, _ in parts):
+            raise ValueError("sparse labels with several outputs: one-hot them first")
+        configs = [c for _, _, c in parts]
+        combined = losses.per_output(*[x for x, _, _ in parts], weights=loss_weights)
+        return combined, False, None if None in configs else {"per_output": configs}
+    if loss_weights is not None:
+        raise ValueError("loss_weights go with a list of losses, one per output")
+    if isinstance(loss, str):
+        found = lookup(LOSSES, loss, "loss")
+        return found, loss.lower() in SPARSE_NAMES, loss
+    if isinstance(loss, KerasLoss):
+        config = {"class": type(loss).__name__, "config": loss.get_config()}
+        return loss.loss, loss.sparse, config
+    if isinstance(loss, losses.Loss):
+        return loss, False, None
+    raise TypeError(f"loss must be a name, a keras.losses object or a funcnn loss, got {loss!r}")
+
+
+def resolve_optimizer(optimizer: Any) -> tuple[optim.GradientTransformation, Any]:
+    """(funcnn optimizer, a JSON config or None)."""
+    if isinstance(optimizer, keras_optimizers.Optimizer):
+        config = None
+        try:
+            config = {"class": type(optimizer).__name__, "config": optimizer.get_config()}
+        except TypeError:
+            pass
+        return optimizer.build(), config
+    if isinstance(optimizer, str):
+        return lookup(OPTIMIZERS, optimizer, "optimizer")(), optimizer
+    if isinstance(optimizer, optim.GradientTransformation):
+        return optimizer, None
+    raise TypeError(
+        "optimizer must be a name, a keras.optimizers object or a funcnn optimizer, got "
+        f"{optimizer!r}"
+    )
+
+
+def fuse(
+    core: Layer, loss: losses.Loss, metrics: list[metrics_lib.Metric]
+) -> tuple[Layer, losses.Loss, list[metrics_lib.Metric]] | None:
+    """For an output layer ``core`` that ends in a Softmax (Sigmoid) trained with
+    categorical (binary) cross-entropy on probabilities: ``core`` without that activation
+    (the same params tree), the fused, stable loss on its logits, and ``metrics`` on the
+    activation's output, so they still see probabilities. None for any other."""
+    found = _split_activation(core, loss)
+    if found is None:
+        return None
+    logits, activation = found
+    fused_loss = (
+        losses.softmax_cross_entropy
+        if isinstance(loss, losses.CategoricalCrossEntropy)
+        else losses.sigmoid_binary_cross_entropy
+    )
+    return logits, fused_loss, [_on_activation(m, activation) for m in metrics]
+
+
+def _split_activation(core: Layer, loss: losses.Loss) -> tuple[Layer, Layer] | None:
+    """(``core`` without its output activation, that activation), or None."""
+    act = {
+        losses.CategoricalCrossEntropy: L.Softmax,
+        losses.BinaryCrossEntropy: L.Sigmoid,
+    }.get(type(loss))
+    if act is None:
+        return None
+    if core is act:
+        return L.Identity, act
+    if isinstance(core, L.Serial) and core.layers:
+        inner = _split_activation(core.layers[-1], loss)
+        if inner is not None:
+            return L.serial(*core.layers[:-1], inner[0]), inner[1]
+    return None
+
+
+def _on_activation(metric: metrics_lib.Metric, activation: Layer) -> metrics_lib.Metric:
+    """``metric`` on the activation's output, for a training model that outputs logits."""
+    return metrics_lib.Metric(
+        metric.name, lambda logits, t: metric(activation.apply((), logits), t)
+    )
