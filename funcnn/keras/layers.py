@@ -256,40 +256,19 @@ class _Fixed(KerasLayer):
         return self.value
 
 
-class Flatten(_Fixed):
-    """``Flatten()``: each example to a vector."""
-
-    value = L.Flatten
-
-
-class GlobalAveragePooling2D(_Fixed):
-    value = L.GlobalAvgPool2D
+def _fixed(name: str, value: Layer, doc: str | None = None) -> type[_Fixed]:
+    """The Keras layer class ``name``, without settings, that builds ``value``."""
+    return type(name, (_Fixed,), {"value": value, "__doc__": doc, "__module__": __name__})
 
 
-class GlobalMaxPooling2D(_Fixed):
-    value = L.GlobalMaxPool2D
-
-
-class GlobalAveragePooling1D(_Fixed):
-    value = L.GlobalAvgPool1D
-
-
-class GlobalMaxPooling1D(_Fixed):
-    value = L.GlobalMaxPool1D
-
-
-class ReLU(_Fixed):
-    value = L.Relu
-
-
-class Softmax(_Fixed):
-    value = L.Softmax
-
-
-class Add(_Fixed):
-    """``Add()([a, b])``: the sum of tensors of one shape."""
-
-    value = L.FanInSum
+Flatten = _fixed("Flatten", L.Flatten, "``Flatten()``: each example to a vector.")
+GlobalAveragePooling2D = _fixed("GlobalAveragePooling2D", L.GlobalAvgPool2D)
+GlobalMaxPooling2D = _fixed("GlobalMaxPooling2D", L.GlobalMaxPool2D)
+GlobalAveragePooling1D = _fixed("GlobalAveragePooling1D", L.GlobalAvgPool1D)
+GlobalMaxPooling1D = _fixed("GlobalMaxPooling1D", L.GlobalMaxPool1D)
+ReLU = _fixed("ReLU", L.Relu)
+Softmax = _fixed("Softmax", L.Softmax)
+Add = _fixed("Add", L.FanInSum, "``Add()([a, b])``: the sum of tensors of one shape.")
 
 
 class Concatenate(KerasLayer):

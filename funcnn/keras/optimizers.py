@@ -13,6 +13,7 @@ square root in Keras, inside in optax) funcnn keeps optax's; the defaults are Ke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from funcnn import optim
@@ -179,26 +180,29 @@ class AdamW(Optimizer):
         return optim.adamw(rate, b1=beta_1, b2=beta_2, eps=epsilon, weight_decay=weight_decay)
 
 
-class Nadam(Optimizer):
+class _AdamLike(Optimizer):
+    """Adam's settings (without amsgrad) for another of its family: ``alias``, the funcnn
+    optimizer it builds."""
+
+    defaults: ClassVar[dict[str, Any]] = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+    alias: ClassVar[Callable[..., optim.GradientTransformation]]
+
+    def _make(
+        self, rate: Any, beta_1: float, beta_2: float, epsilon: float
+    ) -> optim.GradientTransformation:
+        return type(self).alias(rate, b1=beta_1, b2=beta_2, eps=epsilon)
+
+
+class Nadam(_AdamLike):
     """``Nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)``."""
 
-    defaults: ClassVar[dict[str, Any]] = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
-
-    def _make(
-        self, rate: Any, beta_1: float, beta_2: float, epsilon: float
-    ) -> optim.GradientTransformation:
-        return optim.nadam(rate, b1=beta_1, b2=beta_2, eps=epsilon)
+    alias = staticmethod(optim.nadam)
 
 
-class Adamax(Optimizer):
+class Adamax(_AdamLike):
     """``Adamax(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)``."""
 
-    defaults: ClassVar[dict[str, Any]] = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
-
-    def _make(
-        self, rate: Any, beta_1: float, beta_2: float, epsilon: float
-    ) -> optim.GradientTransformation:
-        return optim.adamax(rate, b1=beta_1, b2=beta_2, eps=epsilon)
+    alias = staticmethod(optim.adamax)
 
 
 class Adagrad(Optimizer):
