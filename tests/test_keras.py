@@ -301,6 +301,28 @@ def test_weights_json_and_files(tmp_path):
     again.fit(x, y, epochs=1, verbose=0)
 
 
+def test_restore_is_the_one_way_back_from_a_checkpoint_or_a_config(tmp_path):
+    """load_model and model_from_json are restore after reading; the class comes back."""
+    from funcnn import io
+    from funcnn.keras.files import restore
+
+    x, y = diabetes_like()
+    inputs = keras.Input(shape=(8,))
+    functional = keras.Model(inputs, Dense(1, activation="sigmoid")(Dense(4)(inputs)))
+    stack = Sequential([Dense(4, input_dim=8), Dense(1, activation="sigmoid")], name="stack")
+    for model in (functional, stack):
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        model.fit(x, y, epochs=1, verbose=0)
+        model.save(tmp_path / "m.npz")
+        for again in (restore(io.load(tmp_path / "m.npz")), load_model(tmp_path / "m.npz")):
+            assert type(again) is type(model) and again.name == model.name
+            np.testing.assert_array_equal(again.predict(x), model.predict(x))
+            assert again.get_config() == model.get_config()
+        fresh = restore(model.get_config())
+        assert type(fresh) is type(model) and not fresh.built
+        assert fresh.get_config() == keras.models.model_from_json(model.to_json()).get_config()
+
+
 def test_functional_model_with_two_inputs_and_two_outputs(tmp_path):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((100, 4)), rng.standard_normal((100, 3))
