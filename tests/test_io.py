@@ -11,6 +11,7 @@ import pytest
 from funcnn import initializers as I
 from funcnn import io, optim, tree
 from funcnn import layers as L
+from funcnn.io import saving
 
 EVERY_LAYER = L.serial(
     L.Dense(6, w_init=I.he_normal, b_init=I.constant(0.1)),
@@ -182,7 +183,7 @@ def test_params_that_do_not_fit_the_architecture_rejected(tmp_path, monkeypatch)
         io.save(good, model, ("w", "b"), input_shape=(4,))
     # a file written by something that did not check (here: save with the check off)
     with monkeypatch.context() as m:
-        m.setattr(io, "_check_fit", lambda *args: None)
+        m.setattr(saving, "_check_fit", lambda *args: None)
         path = io.save(tmp_path / "wrong.npz", model, wrong, input_shape=(4,))
     with pytest.raises(ValueError, match="do not fit the architecture"):
         io.load(path)
@@ -208,7 +209,7 @@ def test_unknown_class_names_are_not_imported(tmp_path):
         for k, v in doc["arrays"].items()
     }
     meta = {k: v for k, v in doc.items() if k not in ("arrays", "sha256")}
-    doc["sha256"] = io._digest(meta, arrays)
+    doc["sha256"] = saving._digest(meta, arrays)
     jpath.write_text(json.dumps(doc))
     with pytest.raises(ValueError, match=r"unknown class 'os\.system'"):
         io.load(jpath)
@@ -222,7 +223,7 @@ def test_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
         f.write(b"PK\x03\x04 partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(io.np, "savez", failing_savez)
+    monkeypatch.setattr(np, "savez", failing_savez)
     model = L.serial(L.Dense(3))
     with pytest.raises(OSError, match="disk full"):
         io.save(path, model, model.init(1, (4,)))

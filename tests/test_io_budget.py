@@ -17,6 +17,7 @@ import pytest
 
 from funcnn import io, optim
 from funcnn import layers as L
+from funcnn.io import saving
 
 LIMIT = 64 * 2**20
 """How much loading one of these files (1 MB at most) may raise a process's peak memory."""
@@ -80,15 +81,15 @@ def forge(path, model, params, input_shape, state=None):
         "format": io.FORMAT,
         "version": io.FORMAT_VERSION,
         "model": io.to_spec(model),
-        "input_shape": io._encode(input_shape, {}),
-        "params": io._encode(params, arrays),
-        "state": io._encode(state, arrays),
+        "input_shape": saving._encode(input_shape, {}),
+        "params": saving._encode(params, arrays),
+        "state": saving._encode(state, arrays),
         "opt_state": None,
         "history": None,
         "epoch": None,
         "metadata": {},
     }
-    meta["sha256"] = io._digest(meta, arrays)
+    meta["sha256"] = saving._digest(meta, arrays)
     if str(path).endswith(".json"):
         meta["arrays"] = {
             k: {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tolist()}
@@ -96,7 +97,7 @@ def forge(path, model, params, input_shape, state=None):
         }
         path.write_text(json.dumps(meta))
     else:
-        np.savez(path, **{io._META_KEY: np.array(json.dumps(meta))}, **arrays)
+        np.savez(path, **{saving._META_KEY: np.array(json.dumps(meta))}, **arrays)
     return path
 
 
@@ -117,7 +118,7 @@ def test_a_zip_of_compressed_members_is_refused_before_unpacking(tmp_path):
             info.compress_type = zipfile.ZIP_DEFLATED
             with z.open(info, "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, zeros)
-        with z.open(f"{io._META_KEY}.npy", "w") as f:
+        with z.open(f"{saving._META_KEY}.npy", "w") as f:
             np.lib.format.write_array(f, np.array('{"format": "funcnn"}'))
     size = path.stat().st_size
     assert size < 2 * 2**20
@@ -135,7 +136,7 @@ def test_metadata_of_many_empty_objects_is_refused_before_parsing(tmp_path, coun
     with zipfile.ZipFile(path, "w") as z:
         with z.open("noise.npy", "w") as f:
             np.lib.format.write_array(f, noise)
-        info = zipfile.ZipInfo(f"{io._META_KEY}.npy")
+        info = zipfile.ZipInfo(f"{saving._META_KEY}.npy")
         info.compress_type = zipfile.ZIP_DEFLATED
         with z.open(info, "w", force_zip64=True) as f:
             np.lib.format.write_array(f, np.array(text))

@@ -19,8 +19,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from funcnn import io, optim
+from funcnn import io, optim, tree
 from funcnn import layers as L
+from funcnn.io import saving
 
 MODEL = L.serial(L.Dense(3), L.Relu, L.Dense(2))
 FIXTURE = [HealthCheck.function_scoped_fixture]
@@ -44,7 +45,7 @@ def rewrite_json(path, change):
     change(meta)
     meta.pop("sha256", None)
     arrays = meta.pop("arrays", None)
-    meta["sha256"] = io._digest(
+    meta["sha256"] = saving._digest(
         meta,
         {
             k: np.array(v["data"], dtype=v["dtype"]).reshape(v["shape"])
@@ -123,7 +124,7 @@ def test_an_npz_member_that_declares_more_than_it_holds(tmp_path):
         with z.open("a0.npy", "w") as f:
             np.lib.format.write_array_header_1_0(f, header)
         meta = np.array('{"format": "funcnn"}')
-        with z.open(f"{io._META_KEY}.npy", "w") as f:
+        with z.open(f"{saving._META_KEY}.npy", "w") as f:
             np.lib.format.write_array(f, meta)
     refused(path, r"declares \(1000000000000,\)")
 
@@ -382,7 +383,7 @@ def test_non_finite_arrays_round_trip_bit_for_bit_in_json(tmp_path, dtype):
     params = L.Dense(2).init(0, (3,), dtype=dtype)._replace(b=values[1:3])
     state = {"v": values.reshape(2, 4), "scalar": np.array(np.nan, dtype), "empty": values[:0]}
     c = io.load(io.save(tmp_path / "m.json", L.Dense(2), params, state=state, input_shape=(3,)))
-    for a, b in zip(io.tree.leaves((params, state)), io.tree.leaves((c.params, c.state))):
+    for a, b in zip(tree.leaves((params, state)), tree.leaves((c.params, c.state))):
         assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
