@@ -71,6 +71,37 @@ EXAMPLES = {
     "Softmax": (L.Softmax, (4,)),
     "Softplus": (L.Softplus, (4,)),
     "Tanh": (L.Tanh, (4,)),
+    # sequences
+    "Bidirectional": (L.Bidirectional(L.LSTM(3, return_sequences=True)), (4, 2)),
+    "Bidirectional sum, states": (
+        L.Bidirectional(L.GRU(2, return_state=True), merge_mode="sum"),
+        (3, 2),
+    ),
+    "Discretization": (L.Discretization([-0.5, 0.0, 0.5]), (5,)),
+    "Embedding": (L.serial(L.Discretization([-1.0, 0.0, 1.0]), L.Embedding(4, 3)), (5,)),
+    "Embedding masks an LSTM": (  # ids 0 (x < -0.3) are padding: masks through the stack
+        L.serial(
+            L.Discretization([-0.3, 0.5]),
+            L.Embedding(3, 2, mask_zero=True),
+            L.LSTM(3, return_sequences=True),
+            L.per_step(L.Dense(2)),
+            L.MaskedGlobalAvgPool1D,
+        ),
+        (5,),
+    ),
+    "RNN GRU reversed": (L.GRU(3, return_sequences=True, reverse=True), (4, 2)),
+    "GRUCell": (L.GRUCell(3), ((2,), (3,))),
+    "RNN LSTM with state": (L.LSTM(3, return_state=True), (4, 2)),
+    "LSTMCell": (L.LSTMCell(2), ((3,), (2,), (2,))),
+    "MaskedGlobalAvgPool1D": (L.MaskedGlobalAvgPool1D, (4, 3)),
+    "MaskedGlobalMaxPool1D": (L.MaskedGlobalMaxPool1D, (4, 3)),
+    "PerStep": (L.per_step(L.Dense(2)), (3, 4)),
+    "RNN": (L.RNN(L.SimpleRNNCell(3, activation=L.Relu)), (4, 2)),
+    "RNN SimpleRNN sequences and state": (
+        L.SimpleRNN(3, return_sequences=True, return_state=True),
+        (4, 2),
+    ),
+    "SimpleRNNCell": (L.SimpleRNNCell(3), ((2,), (3,))),
     "ZeroPadding2D": (L.ZeroPadding2D(((1, 0), (0, 2))), (2, 3, 1)),
 }
 

@@ -16,6 +16,7 @@ from funcnn.layers.activations import (
     elementwise,
 )
 from funcnn.layers.base import Layer
+from funcnn.layers.cells import CellParams, GRUCell, LSTMCell, SimpleRNNCell
 from funcnn.layers.combinators import (
     FanInConcat,
     FanInSum,
@@ -30,6 +31,8 @@ from funcnn.layers.combinators import (
 from funcnn.layers.conv import Conv1D, Conv2D, ConvParams, ZeroPadding2D
 from funcnn.layers.dense import Dense, DenseParams
 from funcnn.layers.dropout import Dropout
+from funcnn.layers.embedding import Discretization, Embedding, EmbeddingParams
+from funcnn.layers.masking import MaskedGlobalAvgPool1D, MaskedGlobalMaxPool1D, PerStep, per_step
 from funcnn.layers.normalization import BatchNorm, BatchNormState, LayerNorm, NormParams
 from funcnn.layers.pooling import (
     AvgPool1D,
@@ -40,6 +43,14 @@ from funcnn.layers.pooling import (
     GlobalMaxPool2D,
     MaxPool1D,
     MaxPool2D,
+)
+from funcnn.layers.recurrent import (
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    BidirectionalParams,
+    SimpleRNN,
 )
 from funcnn.layers.reshape import Flatten, Reshape
 
@@ -88,4 +99,22 @@ __all__ = [
     "elementwise",
     "parallel",
     "serial",
+    # sequences: embeddings, masks, recurrent layers
+    "Bidirectional",
+    "BidirectionalParams",
+    "CellParams",
+    "Discretization",
+    "Embedding",
+    "EmbeddingParams",
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+    "MaskedGlobalAvgPool1D",
+    "MaskedGlobalMaxPool1D",
+    "PerStep",
+    "RNN",
+    "SimpleRNN",
+    "SimpleRNNCell",
+    "per_step",
 ]
