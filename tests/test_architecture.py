@@ -13,7 +13,7 @@ LEVEL = {
     **dict.fromkeys(["version", "batching", "progress"], 0),
     **dict.fromkeys(["initializers", "losses", "metrics", "optim"], 1),
     "layers": 2,
-    **dict.fromkeys(["gradients", "testing", "plan", "distributed"], 3),
+    **dict.fromkeys(["gradients", "testing", "plan", "distributed", "sequence"], 3),
     "train": 4,
     "io": 5,
     **dict.fromkeys(["callbacks", "datasets", "plot"], 6),
