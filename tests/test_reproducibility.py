@@ -222,3 +222,68 @@ def test_products_run_alone_only_after_several_find_the_cores_busy(monkeypatch):
     linalg._run(tasks, True)
     assert time.perf_counter() < linalg._alone_until <= time.perf_counter() + linalg.BUSY_PAUSE
     assert len(ran) == 2 * (2 * linalg.BUSY_EVIDENCE)  # every task ran, on this thread
+
+
+# ---------------------------------------------------------------- a recurrent model
+
+RECURRENT_FIT = """
+import json, sys
+import numpy as np
+import funcnn
+from funcnn import fit, losses, optim
+from funcnn import layers as L
+sys.path.insert(0, sys.argv[1])
+from fit_digest import digest
+
+rng = np.random.default_rng(0)
+ids = rng.integers(0, 12, (96, 8))
+y = rng.integers(0, 12, 96)
+model = L.serial(L.Embedding(12, 8), L.LSTM(16), L.Dense(12))
+params = model.init(0, (8,))
+result = fit(model, params, losses.softmax_cross_entropy, optim.adam(1e-2), ids, y,
+             epochs=2, batch_size=32, rng=7, verbose=0)
+pred = funcnn.predict(model, result.params, ids)
+print(json.dumps({"params": digest(result.params), "predict": digest(pred)}))
+"""
+
+
+def recurrent_digests(**env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    clean.pop("FUNCNN_WORKERS", None)
+    done = subprocess.run(
+        [sys.executable, "-c", RECURRENT_FIT, str(SCRIPT.parent)],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_recurrent_model_trains_to_the_same_bits_for_any_thread_and_worker_count():
+    settings = [
+        {"FUNCNN_WORKERS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        {"FUNCNN_WORKERS": "2", "OPENBLAS_NUM_THREADS": "2"},
+        {"FUNCNN_WORKERS": "2", "OPENBLAS_NUM_THREADS": "1"},
+    ]
+    results = [recurrent_digests(**env) for env in settings]
+    for env, result in zip(settings[1:], results[1:]):
+        assert result == results[0], f"{env} gave other bits than {settings[0]}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_sequences_prediction_does_not_depend_on_its_batch(dtype):
+    model = L.serial(
+        L.Embedding(12, 8, mask_zero=True),
+        L.Bidirectional(L.GRU(8, return_sequences=True)),
+        L.LSTM(16),
+        L.Dense(12),
+    )
+    params = model.init(0, (9,), dtype=dtype)
+    ids = np.random.default_rng(1).integers(0, 12, (70, 9))
+    whole = funcnn.predict(model, params, ids, batch_size=256)
+    for size in (1, 7, 64):
+        assert np.array_equal(funcnn.predict(model, params, ids, batch_size=size), whole)
+    order = np.random.default_rng(2).permutation(len(ids))
+    assert np.array_equal(funcnn.predict(model, params, ids[order]), whole[order])
