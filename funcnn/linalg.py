@@ -63,6 +63,21 @@ MIN_TASKS = 2
 """Training products and weight gradients are cut into at least this many blocks where
 their shapes allow (a constant: the cut never depends on the worker count)."""
 
+
+def settings() -> dict[str, int]:
+    """The block sizes and cuts that the bits of a product or a batch sum depend on, by name
+    (what a saved file's provenance records). :data:`INLINE_FLOPS` is not one: it decides
+    only which thread computes a product."""
+    return {
+        "ROWS": ROWS,
+        "BLOCK_FLOPS": BLOCK_FLOPS,
+        "CHUNK": CHUNK,
+        "TRAIN_BLOCK_FLOPS": TRAIN_BLOCK_FLOPS,
+        "COLS": COLS,
+        "MIN_TASKS": MIN_TASKS,
+    }
+
+
 _workers: int | None = None
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()

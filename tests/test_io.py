@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from funcnn import initializers as I
-from funcnn import io, optim, tree
+from funcnn import io, linalg, optim, tree
 from funcnn import layers as L
 from funcnn.io import saving
 
@@ -109,6 +109,14 @@ def test_json_export_is_human_readable(tmp_path):
     assert np.array_equal(np.array(w["data"], dtype=np.float32), params[0].w)
 
 
+def test_provenance_records_the_settings_linalg_names():
+    blocks = io.provenance()["blocks"]
+    assert blocks == linalg.settings()
+    names = ["ROWS", "BLOCK_FLOPS", "CHUNK", "TRAIN_BLOCK_FLOPS", "COLS", "MIN_TASKS"]
+    assert list(blocks) == names  # the order the files have always had
+    assert blocks["ROWS"] == linalg.ROWS and blocks["MIN_TASKS"] == linalg.MIN_TASKS
+
+
 def save_one(tmp_path, name="m.npz"):
     model = L.serial(L.Dense(3), L.Relu, L.Dense(2))
     return io.save(tmp_path / name, model, model.init(0, (4,)), input_shape=(4,))
@@ -171,7 +179,7 @@ def test_wrong_version_and_foreign_files_rejected(tmp_path):
         io.load(other)
 
 
-def test_params_that_do_not_fit_the_architecture_rejected(tmp_path, monkeypatch):
+def test_params_that_do_not_fit_the_architecture_rejected(tmp_path):
     model = L.serial(L.Dense(3), L.Relu, L.Dense(2))
     wrong = L.serial(L.Dense(5), L.Relu, L.Dense(2)).init(0, (4,))
     good = io.save(tmp_path / "m.npz", model, model.init(0, (4,)), input_shape=(4,))
@@ -181,10 +189,8 @@ def test_params_that_do_not_fit_the_architecture_rejected(tmp_path, monkeypatch)
     assert good.read_bytes() == before  # the good file is untouched
     with pytest.raises(ValueError, match="params must be float arrays, got a str"):
         io.save(good, model, ("w", "b"), input_shape=(4,))
-    # a file written by something that did not check (here: save with the check off)
-    with monkeypatch.context() as m:
-        m.setattr(saving, "_check_fit", lambda *args: None)
-        path = io.save(tmp_path / "wrong.npz", model, wrong, input_shape=(4,))
+    # a file written by something that did not check (here: save without running the layers)
+    path = io.save(tmp_path / "wrong.npz", model, wrong, input_shape=(4,), check_layers=False)
     with pytest.raises(ValueError, match="do not fit the architecture"):
         io.load(path)
 

@@ -17,7 +17,7 @@ import pytest
 
 from funcnn import io, optim
 from funcnn import layers as L
-from funcnn.io import saving
+from funcnn.io import codec, files, saving
 
 LIMIT = 64 * 2**20
 """How much loading one of these files (1 MB at most) may raise a process's peak memory."""
@@ -81,9 +81,9 @@ def forge(path, model, params, input_shape, state=None):
         "format": io.FORMAT,
         "version": io.FORMAT_VERSION,
         "model": io.to_spec(model),
-        "input_shape": saving._encode(input_shape, {}),
-        "params": saving._encode(params, arrays),
-        "state": saving._encode(state, arrays),
+        "input_shape": codec.encode(input_shape, {}),
+        "params": codec.encode(params, arrays),
+        "state": codec.encode(state, arrays),
         "opt_state": None,
         "history": None,
         "epoch": None,
@@ -97,7 +97,7 @@ def forge(path, model, params, input_shape, state=None):
         }
         path.write_text(json.dumps(meta))
     else:
-        np.savez(path, **{saving._META_KEY: np.array(json.dumps(meta))}, **arrays)
+        np.savez(path, **{files.META_KEY: np.array(json.dumps(meta))}, **arrays)
     return path
 
 
@@ -118,7 +118,7 @@ def test_a_zip_of_compressed_members_is_refused_before_unpacking(tmp_path):
             info.compress_type = zipfile.ZIP_DEFLATED
             with z.open(info, "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, zeros)
-        with z.open(f"{saving._META_KEY}.npy", "w") as f:
+        with z.open(f"{files.META_KEY}.npy", "w") as f:
             np.lib.format.write_array(f, np.array('{"format": "funcnn"}'))
     size = path.stat().st_size
     assert size < 2 * 2**20
@@ -136,7 +136,7 @@ def test_metadata_of_many_empty_objects_is_refused_before_parsing(tmp_path, coun
     with zipfile.ZipFile(path, "w") as z:
         with z.open("noise.npy", "w") as f:
             np.lib.format.write_array(f, noise)
-        info = zipfile.ZipInfo(f"{saving._META_KEY}.npy")
+        info = zipfile.ZipInfo(f"{files.META_KEY}.npy")
         info.compress_type = zipfile.ZIP_DEFLATED
         with z.open(info, "w", force_zip64=True) as f:
             np.lib.format.write_array(f, np.array(text))

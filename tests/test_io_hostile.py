@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from funcnn import io, optim, tree
 from funcnn import layers as L
-from funcnn.io import saving
+from funcnn.io import files, saving
 
 MODEL = L.serial(L.Dense(3), L.Relu, L.Dense(2))
 FIXTURE = [HealthCheck.function_scoped_fixture]
@@ -124,7 +124,7 @@ def test_an_npz_member_that_declares_more_than_it_holds(tmp_path):
         with z.open("a0.npy", "w") as f:
             np.lib.format.write_array_header_1_0(f, header)
         meta = np.array('{"format": "funcnn"}')
-        with z.open(f"{saving._META_KEY}.npy", "w") as f:
+        with z.open(f"{files.META_KEY}.npy", "w") as f:
             np.lib.format.write_array(f, meta)
     refused(path, r"declares \(1000000000000,\)")
 
