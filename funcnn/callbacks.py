@@ -164,7 +164,9 @@ class ModelCheckpoint(Callback):
     ``path`` may hold ``{epoch}`` and log names, e.g. ``"ckpt-{epoch:03d}.npz"``. With
     ``save_best_only`` a file is written only when ``monitor`` improves. A checkpoint
     resumes exactly: ``fit(..., params=c.params, opt_state=c.opt_state, state=c.state,
-    initial_epoch=c.epoch)`` with the same ``rng``.
+    initial_epoch=c.epoch)`` with the same ``rng``. The first save of a fit checks the
+    model against the params as :func:`funcnn.io.load` will (one example through each
+    layer); the params keep their structure through a fit, so later saves skip that run.
     """
 
     writes_files = True
@@ -209,6 +211,7 @@ class ModelCheckpoint(Callback):
         self.tracker = _Tracker(self.monitor, self.mode, 0.0)
         if self.threshold is not None:
             self.tracker.best = self.threshold
+        self.checked = False  # whether a save of this fit has run the model on one example
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: TrainingContext) -> None:
         before = self.tracker.best
@@ -236,7 +239,9 @@ class ModelCheckpoint(Callback):
             epoch=epoch + 1,
             input_shape=ctx.input_shape,
             metadata=self.metadata,
+            check_layers=not self.checked,
         )
+        self.checked = True
         self.saved.append(path)
         if self.verbose:
             if self.save_best_only:

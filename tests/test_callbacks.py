@@ -83,6 +83,38 @@ def test_model_checkpoint_every_epoch_and_best_only(tmp_path, quick_fit):
     assert len(best.saved) == 3
 
 
+class ParamsOfEachEpoch(C.Callback):
+    def on_train_begin(self, ctx):
+        self.seen = []
+
+    def on_epoch_end(self, epoch, logs, ctx):
+        self.seen.append(ctx.params)
+
+
+def test_model_checkpoint_runs_the_model_once_per_fit(tmp_path, quick_fit, monkeypatch):
+    from funcnn.io import architecture
+
+    runs = []
+    check_part = architecture._check_part
+    monkeypatch.setattr(architecture, "_check_part", lambda *a: runs.append(a) or check_part(*a))
+    x, y = data()
+    every, params = C.ModelCheckpoint(tmp_path / "e{epoch}.json"), ParamsOfEachEpoch()
+    for fit_number in (1, 2):
+        quick_fit(MODEL, x, y, epochs=3, callbacks=[every, params])
+        assert len(runs) == 3 * fit_number  # its first save ran each of the 3 layers once
+    assert len(every.saved) == 6 and len(params.seen) == 3
+    for path, seen in zip(every.saved[3:], params.seen):
+        c = io.load(path)  # each file loads (and load runs the model on one example)
+        assert tree.structure_difference(c.params, seen) is None
+        assert all(np.array_equal(a, b) for a, b in zip(tree.leaves(c.params), tree.leaves(seen)))
+    # a model the params do not fit is refused at the first save, before a file is written
+    other = L.serial(L.Dense(5), L.Tanh, L.Dense(2))  # the same structure, other shapes
+    wrong = C.ModelCheckpoint(tmp_path / "w{epoch}.npz", model=other)
+    with pytest.raises(ValueError, match=r"do not fit the architecture: model\.layers\[0\]"):
+        quick_fit(MODEL, x, y, epochs=2, callbacks=[wrong])
+    assert not list(tmp_path.glob("w*"))
+
+
 def test_learning_rate_scheduler_sets_rate_per_epoch(quick_fit):
     x, y = data()
     sched = C.LearningRateScheduler(lambda epoch, lr: 0.1 * 0.5**epoch)
