@@ -1,98 +1,26 @@
-"""Sequence models' tools: a loss over the real steps of masked sequences, and sampling
-text from a generative model one token at a time.
+"""Sampling text from a generative sequence model one token at a time.
 
-``masked(loss)`` takes the pair ``(predictions, mask)`` a masked model outputs
-(``serial(Embedding(v, d, mask_zero=True), LSTM(u, return_sequences=True),
-per_step(Dense(v)))`` gives ``(logits, mask)``), or plain predictions with the pair
-``(targets, mask)`` as the target; the value is the mean over the real (unmasked)
-positions. ``sample`` draws ids from logits; ``generate`` extends prompts, carrying each
-recurrent layer's state from step to step (no prefix is computed twice).
+``sample`` draws ids from logits; ``generate`` extends prompts, carrying each recurrent
+layer's state from step to step (no prefix is computed twice). The loss over the real
+steps of masked sequences is :func:`funcnn.losses.masked` (also importable from here):
+a masked model (``serial(Embedding(v, d, mask_zero=True), LSTM(u,
+return_sequences=True), per_step(Dense(v)))``) outputs ``(logits, mask)``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import attrs
 import numpy as np
 
 from funcnn import nn
 from funcnn import validate as check
 from funcnn.layers.base import Layer
 from funcnn.layers.combinators import Serial
-from funcnn.layers.masking import as_mask, mask_grad
 from funcnn.layers.recurrent import RNN
-from funcnn.losses import Loss
+from funcnn.losses import Masked as Masked  # the loss over masked sequences, also here
+from funcnn.losses import masked as masked
 from funcnn.random import RngLike, as_generator
-
-
-@attrs.frozen
-class Masked(Loss):
-    """``loss`` over the real positions of ``(batch, time, ...)`` predictions: its value is
-    the mean over every position where the mask is True (for ``softmax_cross_entropy``
-    on ``(batch, time, classes)`` logits and ``(batch, time)`` labels: the mean
-    cross-entropy of the real steps). Masked positions get a zero gradient; with no real
-    position the value is 0.
-
-    The mask comes with the predictions, ``pred = (values, mask)`` (what a model whose
-    input went through ``Embedding(mask_zero=True)`` outputs; its gradient is then the
-    pair ``(dvalues, zeros)``), or with the target, ``target = (targets, mask)``. ``loss``
-    must be a mean over rows (every built-in loss is): it is called on the real
-    positions only, as rows.
-    """
-
-    loss: Loss = attrs.field(validator=attrs.validators.instance_of(Loss))
-
-    @property
-    def takes_logits(self) -> bool:  # type: ignore[override]
-        return self.loss.takes_logits
-
-    def _split(self, pred: Any, target: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if isinstance(pred, tuple) and len(pred) == 2:
-            values, mask = pred
-        elif isinstance(target, tuple) and len(target) == 2:
-            target, mask = target
-            values = pred
-        else:
-            raise ValueError(
-                "a masked loss takes the pair (predictions, mask) as its predictions or the "
-                f"pair (targets, mask) as its target, got {type(pred).__name__} and "
-                f"{type(target).__name__}"
-            )
-        values, t = np.asarray(values), np.asarray(target)
-        if values.ndim < 2 or t.shape[:2] != values.shape[:2]:
-            raise ValueError(
-                f"masked loss: expected predictions (batch, time, ...) and targets with the same "
-                f"(batch, time), got shapes {values.shape} and {t.shape}"
-            )
-        return values, t, as_mask(mask, values.shape[:2], "masked loss")
-
-    def value_and_grad(self, pred: Any, target: Any) -> tuple[float, Any]:
-        values, t, mask = self._split(pred, target)
-        dtype = values.dtype if values.dtype.kind == "f" else np.dtype(np.float32)
-        grad = np.zeros(values.shape, dtype)
-        value = 0.0
-        if mask.any():
-            value, real = self.loss.value_and_grad(values[mask], t[mask])
-            grad[mask] = real
-        return value, ((grad, mask_grad(mask, dtype)) if isinstance(pred, tuple) else grad)
-
-    def per_example(self, pred: Any, target: Any) -> np.ndarray:
-        """Each sequence's share: its real positions' losses summed, times batch / real
-        positions (their mean is the loss)."""
-        values, t, mask = self._split(pred, target)
-        real = int(mask.sum())
-        if real == 0:
-            return np.zeros(len(values))
-        per_position = self.loss.per_example(values[mask], t[mask])
-        rows = np.nonzero(mask)[0]
-        return np.bincount(rows, weights=per_position, minlength=len(values)) * (len(values) / real)
-
-
-def masked(loss: Loss) -> Masked:
-    """``loss`` averaged over the real positions of masked sequences; see :class:`Masked`."""
-    return Masked(loss)
-
 
 # ---------------------------------------------------------------- sampling
 

@@ -174,3 +174,23 @@ def fits_in_memory(what: str, nbytes: int, hint: str = "") -> None:
             f"{what} needs {nbytes / 2**30:,.1f} GiB, more than the {memory / 2**30:,.1f} GiB "
             f"of memory this machine has free{hint}"
         )
+
+
+def mask(who: object, value: Any, batch_time: tuple[int, ...]) -> np.ndarray:
+    """A sequence mask as a bool array of shape ``batch_time`` (``(batch, time)``): True
+    at real steps. Bools pass through; 0 and 1 become bools; anything else is refused."""
+    m = np.asarray(value)
+    if m.shape != tuple(batch_time):
+        raise ValueError(
+            f"{who} expects a mask of shape (batch, time) = {tuple(batch_time)}, "
+            f"got shape {m.shape}"
+        )
+    if m.dtype.kind == "b":
+        return m
+    if m.dtype.kind not in "iuf":
+        raise TypeError(f"{who} expects a bool mask, got dtype {m.dtype}")
+    if m.size and not np.all((m == 0) | (m == 1)):
+        raise ValueError(
+            f"{who} expects a bool mask (or 0 and 1), got values in [{m.min()}, {m.max()}]"
+        )
+    return m != 0

@@ -483,3 +483,14 @@ def test_generate_carries_the_state_instead_of_recomputing(sequences):
         sequence.generate(L.GRU(2, reverse=True), (), prompt, 1, rng=0)
     with pytest.raises(ValueError, match="inside another layer"):
         sequence.generate(L.serial(L.Bidirectional(L.GRU(2))), ((),), prompt, 1, rng=0)
+
+
+def test_fan_out_of_a_masked_pair_adds_gradients_entry_by_entry():
+    """FanOut's backward sums its branches' gradients; for a (values, mask) pair it adds
+    them entry by entry, not by joining the tuples."""
+    fan = L.FanOut(2)
+    values, mask = np.ones((2, 3, 4)), np.ones((2, 3), bool)
+    ys, cache = fan.forward((), (values, mask))
+    _, dx = fan.backward((), cache, ((values, np.zeros((2, 3))), (2 * values, np.zeros((2, 3)))))
+    assert isinstance(dx, tuple) and len(dx) == 2
+    np.testing.assert_array_equal(dx[0], 3 * values)

@@ -226,7 +226,7 @@ class FanOut(Layer):
             return (), None
         total = dy[0]
         for d in dy[1:]:
-            total = total + d
+            total = _add(total, d)  # a (values, mask) pair adds entry by entry
         return (), total
 
 

@@ -22,6 +22,7 @@ import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
+from funcnn import validate as check
 from funcnn.layers.base import Layer, RngArg, as_input, as_shape, is_shape_tuple, layer_value
 from funcnn.random import RngLike
 from funcnn.types import Cache, LayerState, Params, Shape
@@ -29,22 +30,8 @@ from funcnn.types import Cache, LayerState, Params, Shape
 
 def as_mask(mask: Any, batch_time: tuple[int, ...], layer: object) -> np.ndarray:
     """``mask`` as a bool array of shape ``batch_time`` (``(batch, time)``), or a
-    TypeError/ValueError that says what was expected."""
-    m = np.asarray(mask)
-    if m.shape != tuple(batch_time):
-        raise ValueError(
-            f"{layer!r} expects a mask of shape (batch, time) = {tuple(batch_time)}, "
-            f"got shape {m.shape}"
-        )
-    if m.dtype.kind == "b":
-        return m
-    if m.dtype.kind not in "iuf":
-        raise TypeError(f"{layer!r} expects a bool mask, got dtype {m.dtype}")
-    if m.size and not np.all((m == 0) | (m == 1)):
-        raise ValueError(
-            f"{layer!r} expects a bool mask (or 0 and 1), got values in [{m.min()}, {m.max()}]"
-        )
-    return m != 0
+    TypeError/ValueError that says what was expected (:func:`funcnn.validate.mask`)."""
+    return check.mask(repr(layer) if not isinstance(layer, str) else layer, mask, batch_time)
 
 
 def mask_grad(mask: np.ndarray, dtype: DTypeLike) -> np.ndarray:
