@@ -490,7 +490,7 @@ def test_fan_out_of_a_masked_pair_adds_gradients_entry_by_entry():
     them entry by entry, not by joining the tuples."""
     fan = L.FanOut(2)
     values, mask = np.ones((2, 3, 4)), np.ones((2, 3), bool)
-    ys, cache = fan.forward((), (values, mask))
+    _, cache = fan.forward((), (values, mask))
     _, dx = fan.backward((), cache, ((values, np.zeros((2, 3))), (2 * values, np.zeros((2, 3)))))
     assert isinstance(dx, tuple) and len(dx) == 2
     np.testing.assert_array_equal(dx[0], 3 * values)
