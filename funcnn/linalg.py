@@ -324,6 +324,16 @@ def _all_parts(parts: list[Any]) -> list[Any]:
     return parts if across is None else across[0](parts)
 
 
+def sum_chunks(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+    """The sum over a batch of its chunks' results: ``parts`` holds this process's, one per
+    chunk of :data:`CHUNK` samples in chunk order; every process's are added in the fixed
+    pairwise tree (:func:`tree_sum`), so the bits do not depend on the worker or process
+    count. ``empty`` when no process has a chunk. A layer's own batch sum (an embedding's
+    scatter-add, say) goes through this to keep the reproducibility contract."""
+    parts = _all_parts(parts)
+    return tree_sum(parts) if parts else empty
+
+
 # ---------------------------------------------------------------- products and sums
 
 
@@ -464,8 +474,7 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, group: int = 1) -> np.ndarray:
             parts[i] = np.empty((k, n), dtype)
             tasks += [block(parts[i], chunk, ks, cols) for ks in out_rows for cols in columns]
     _run(tasks, 2.0 * rows * k * n >= INLINE_FLOPS)
-    parts = _all_parts(parts)
-    return tree_sum(parts) if parts else np.zeros((k, n), dtype)
+    return sum_chunks(parts, np.zeros((k, n), dtype))
 
 
 def sum_rows(a: np.ndarray, *, group: int = 1) -> np.ndarray:
@@ -473,8 +482,8 @@ def sum_rows(a: np.ndarray, *, group: int = 1) -> np.ndarray:
     :data:`CHUNK` samples added in the same fixed tree as :func:`matmul_tn`."""
     if _across.get() is None and 0 < a.shape[0] <= CHUNK * group:  # one chunk in one process
         return a.sum(axis=0)
-    parts = _all_parts([a[chunk].sum(axis=0) for chunk in _chunks(a.shape[0], group)])
-    return tree_sum(parts) if parts else a.sum(axis=0)
+    parts = [a[chunk].sum(axis=0) for chunk in _chunks(a.shape[0], group)]
+    return sum_chunks(parts, a.sum(axis=0))
 
 
 def max_rows(a: np.ndarray) -> np.ndarray:

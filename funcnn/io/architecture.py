@@ -45,7 +45,7 @@ def _parts(layer: Layer, params: Any, state: Any, input_shape: Any, where: str) 
     if not isinstance(layer, (L.Serial, L.Parallel, L.Graph)):
         return [_Part(where, layer, params, state, input_shape, layer.output_shape(input_shape))]
     n = len(layer.layers)
-    shapes = layer._child_shapes(input_shape)
+    shapes = layer.child_shapes(input_shape)
     states = (None,) * n if state is None else state
     for what, value in (("params", params), ("state", states)):
         if not isinstance(value, tuple) or len(value) != n:

@@ -84,15 +84,17 @@ class _Combinator(Layer):
             )
         )
 
-    def _child_shapes(self, input_shape: Shape) -> list[Shape]:
+    def child_shapes(self, input_shape: Shape) -> list[Shape]:
+        """The input shape each child gets when the combinator gets ``input_shape``
+        (shape inference only: what init and a file's architecture check use)."""
         raise NotImplementedError
 
     def init(self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> Params:
-        shapes, rngs = self._child_shapes(input_shape), split(rng, len(self.layers))
+        shapes, rngs = self.child_shapes(input_shape), split(rng, len(self.layers))
         return tuple(c.init(r, s, dtype=dtype) for c, r, s in zip(self.layers, rngs, shapes))
 
     def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> LayerState:
-        shapes = self._child_shapes(input_shape)
+        shapes = self.child_shapes(input_shape)
         return tuple(c.init_state(s, dtype=dtype) for c, s in zip(self.layers, shapes))
 
 
@@ -110,7 +112,7 @@ class Serial(_Combinator):
     def output_shape(self, input_shape: Shape) -> Shape:
         return self.input_shapes(input_shape)[-1]
 
-    def _child_shapes(self, input_shape: Shape) -> list[Shape]:
+    def child_shapes(self, input_shape: Shape) -> list[Shape]:
         return self.input_shapes(input_shape)[:-1]
 
     def forward_with_state(
@@ -143,7 +145,7 @@ def serial(*layers: Layer) -> Serial:
 class Parallel(_Combinator):
     """Apply layer i to input i of a tuple of inputs; outputs a tuple."""
 
-    def _child_shapes(self, input_shape: Any) -> list[Shape]:
+    def child_shapes(self, input_shape: Any) -> list[Shape]:
         if not is_shape_tuple(input_shape) or len(input_shape) != len(self.layers):
             raise ValueError(
                 f"{self!r} takes a tuple of {len(self.layers)} input shapes, got {input_shape!r}"
@@ -151,7 +153,7 @@ class Parallel(_Combinator):
         return list(input_shape)
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        shapes = self._child_shapes(input_shape)
+        shapes = self.child_shapes(input_shape)
         return tuple(c.output_shape(s) for c, s in zip(self.layers, shapes))
 
     def forward_with_state(
@@ -389,7 +391,7 @@ class Graph(_Combinator):
     def output_shape(self, input_shape: Shape) -> Shape:
         return self._value(self._shapes(input_shape), self.outputs)
 
-    def _child_shapes(self, input_shape: Shape) -> list[Shape]:
+    def child_shapes(self, input_shape: Shape) -> list[Shape]:
         shapes = self._shapes(input_shape)
         return [self._value(shapes, ids) for ids in self.parents]
 

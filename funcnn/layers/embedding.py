@@ -125,10 +125,7 @@ def scatter_rows(ids: np.ndarray, dy: np.ndarray, rows: int) -> np.ndarray:
             dy2[lo : lo + linalg.CHUNK].reshape(-1, dim),
         )
         parts.append(table)
-    # Every process's chunk tables, in chunk order (this process's alone outside
-    # linalg.across_processes); linalg should name this function publicly.
-    parts = linalg._all_parts(parts)
-    return linalg.tree_sum(parts) if parts else np.zeros((rows, dim), dtype=dy.dtype)
+    return linalg.sum_chunks(parts, np.zeros((rows, dim), dtype=dy.dtype))
 
 
 @attrs.frozen(repr=False)
