@@ -88,6 +88,9 @@ def _split_activation(core: Layer, loss: losses.Loss) -> tuple[Layer, Layer] | N
         return None
     if core is act:
         return L.Identity, act
+    if isinstance(core, L.PerStep):  # the output layer of a masked sequence
+        inner = _split_activation(core.layer, loss)
+        return None if inner is None else (L.per_step(inner[0]), inner[1])
     if isinstance(core, L.Serial) and core.layers:
         inner = _split_activation(core.layers[-1], loss)
         if inner is not None:

@@ -26,7 +26,7 @@ from funcnn import metrics as metrics_lib
 from funcnn import validate as check
 from funcnn.callbacks import ModelCheckpoint
 from funcnn.keras import callbacks as keras_callbacks
-from funcnn.keras import compiling, config, summary, weights
+from funcnn.keras import compiling, config, masks, summary, weights
 from funcnn.keras import layers as K
 from funcnn.keras.utils import class_labels
 from funcnn.layers.base import Layer, as_shape, is_shape_tuple
@@ -158,7 +158,8 @@ class Model:
         raise ValueError(f"no layer named {name!r}; the layers are {[s.name for s in self._specs]}")
 
     def _cores(self) -> list[Layer]:
-        return [spec.core() for spec in self._specs]
+        """Each layer's core, for the input it gets (a masked sequence or not)."""
+        return masks.cores(self._specs, self._wiring, self.input_shape)
 
     def _assemble(self, cores: list[Layer]) -> Layer:
         if self._wiring is None:
@@ -259,10 +260,13 @@ class Model:
         cores = self._cores()
         last = self._output_index()
         fused = None if last is None else compiling.fuse(cores[last], loss, self.metrics)
-        if last is None or fused is None:
-            return self._assemble(cores), loss, self.metrics
-        cores[last], loss, metrics = fused
-        return self._assemble(cores), loss, metrics
+        metrics = self.metrics
+        if last is not None and fused is not None:
+            cores[last], loss, metrics = fused
+        model = self._assemble(cores)
+        if masks.is_masked_output(model, self.input_shape):  # Keras' loss over real steps
+            loss, metrics = masks.scoring(loss, metrics)
+        return model, loss, metrics
 
     def _output_index(self) -> int | None:
         """The layer whose output is the model's single output."""
@@ -438,9 +442,9 @@ class Model:
         self._require_built()
         x = self._inputs(x)
         self._check_examples(x, "x")
-        return train.predict(
-            self.model, self.params, x, batch_size=batch_size or 256, state=self.state
-        )
+        model = self.model
+        pred = train.predict(model, self.params, x, batch_size=batch_size or 256, state=self.state)
+        return masks.values(pred) if masks.is_masked_output(model, self.input_shape) else pred
 
     def __call__(self, x: Any, training: bool = False) -> Any:
         """``model(x)``: the outputs for a batch of arrays (inference mode only)."""

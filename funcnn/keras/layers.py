@@ -14,12 +14,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
-
 from funcnn import layers as L
 from funcnn import validate as check
+from funcnn.keras.base import Input, KerasLayer, KerasTensor, _common, _with_activation
 from funcnn.keras.names import get_activation, get_initializer
-from funcnn.layers.base import Layer, as_shape
+from funcnn.keras.recurrent import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Embedding,
+    Masking,
+    SimpleRNN,
+    TimeDistributed,
+)
+from funcnn.layers.base import Layer
+from funcnn.layers.masking import MaskedGlobalAvgPool1D
 
 __all__ = [
     "Activation",
@@ -27,12 +36,15 @@ __all__ = [
     "AveragePooling1D",
     "AveragePooling2D",
     "BatchNormalization",
+    "Bidirectional",
     "Concatenate",
     "Conv1D",
     "Conv2D",
     "Dense",
     "Dropout",
+    "Embedding",
     "Flatten",
+    "GRU",
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
     "GlobalMaxPooling1D",
@@ -41,69 +53,20 @@ __all__ = [
     "InputLayer",
     "KerasLayer",
     "KerasTensor",
+    "LSTM",
     "LayerNormalization",
     "LeakyReLU",
+    "Masking",
     "MaxPooling1D",
     "MaxPooling2D",
     "ReLU",
     "Reshape",
+    "SimpleRNN",
     "Softmax",
+    "TimeDistributed",
     "Wrap",
     "ZeroPadding2D",
 ]
-
-
-def _shape(input_shape: Any, input_dim: Any = None) -> tuple[int, ...] | None:
-    if input_dim is not None and input_shape is not None:
-        raise ValueError("give input_dim or input_shape, not both")
-    if input_dim is not None:
-        return as_shape((check.positive_int("input_dim", input_dim),))
-    return None if input_shape is None else as_shape(tuple(input_shape))
-
-
-class KerasLayer:
-    """A Keras layer: its settings, and the funcnn layer they build (:meth:`core`)."""
-
-    def __init__(
-        self, *, name: str | None = None, input_shape: Any = None, input_dim: Any = None
-    ) -> None:
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a string, got {name!r}")
-        self.name = name
-        self.declared_input_shape = _shape(input_shape, input_dim)
-
-    def core(self) -> Layer:
-        raise NotImplementedError
-
-    def get_config(self) -> dict[str, Any]:
-        """The keyword arguments that build this layer again (JSON values)."""
-        config = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        shape = config.pop("declared_input_shape")
-        if shape is not None:
-            config["input_shape"] = list(shape)
-        return config
-
-    def __call__(self, inputs: Any) -> KerasTensor:
-        """The functional API: this layer applied to a tensor (or a list of them)."""
-        items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        if not items or not all(isinstance(t, KerasTensor) for t in items):
-            raise TypeError(
-                f"{type(self).__name__} is called on the tensors of keras.Input(shape=...) "
-                "or of other layers; to run a model on data use model.predict(x)"
-            )
-        shapes = tuple(t.shape for t in items)
-        core = self.core()
-        shape = core.output_shape(shapes if len(items) > 1 else shapes[0])
-        return KerasTensor(shape, self, tuple(items))
-
-    def __repr__(self) -> str:
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if v is not None)
-        return f"{type(self).__name__}({settings})"
-
-
-def _with_activation(layer: Layer, activation: Any) -> Layer:
-    act = get_activation(activation)
-    return layer if act is None else L.serial(layer, act)
 
 
 def _pair(value: Any) -> Any:
@@ -119,6 +82,8 @@ def _size(value: Any, rank: int) -> Any:
 class Dense(KerasLayer):
     """``Dense(units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
     bias_initializer="zeros")``."""
+
+    masking = "per_step"
 
     def __init__(
         self,
@@ -245,9 +210,14 @@ class AveragePooling1D(_Pool):
 
 
 class _Fixed(KerasLayer):
-    """A layer without settings: one funcnn layer value."""
+    """A layer without settings: one funcnn layer value (``masked``: the value for a
+    masked sequence, where it differs)."""
 
     value: Layer
+    masked: Layer | None = None
+
+    def core_for(self, masked: bool) -> Layer:
+        return self.masked if masked and self.masked is not None else super().core_for(masked)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**_common(kwargs, type(self).__name__))
@@ -256,18 +226,25 @@ class _Fixed(KerasLayer):
         return self.value
 
 
-def _fixed(name: str, value: Layer, doc: str | None = None) -> type[_Fixed]:
-    """The Keras layer class ``name``, without settings, that builds ``value``."""
-    return type(name, (_Fixed,), {"value": value, "__doc__": doc, "__module__": __name__})
+def _fixed(name: str, value: Layer, doc: str | None = None, **masks: Any) -> type[_Fixed]:
+    """The Keras layer class ``name``, without settings, that builds ``value``; ``masks``
+    its ``masking`` and ``masked`` where they differ from a layer's (see KerasLayer)."""
+    settings = {"value": value, "__doc__": doc, "__module__": __name__, **masks}
+    return type(name, (_Fixed,), settings)
 
 
 Flatten = _fixed("Flatten", L.Flatten, "``Flatten()``: each example to a vector.")
 GlobalAveragePooling2D = _fixed("GlobalAveragePooling2D", L.GlobalAvgPool2D)
 GlobalMaxPooling2D = _fixed("GlobalMaxPooling2D", L.GlobalMaxPool2D)
-GlobalAveragePooling1D = _fixed("GlobalAveragePooling1D", L.GlobalAvgPool1D)
+GlobalAveragePooling1D = _fixed(
+    "GlobalAveragePooling1D",
+    L.GlobalAvgPool1D,
+    "``GlobalAveragePooling1D()``: the mean over the steps (the real ones, given a mask).",
+    masked=MaskedGlobalAvgPool1D,
+)
 GlobalMaxPooling1D = _fixed("GlobalMaxPooling1D", L.GlobalMaxPool1D)
-ReLU = _fixed("ReLU", L.Relu)
-Softmax = _fixed("Softmax", L.Softmax)
+ReLU = _fixed("ReLU", L.Relu, masking="per_step")
+Softmax = _fixed("Softmax", L.Softmax, masking="per_step")
 Add = _fixed("Add", L.FanInSum, "``Add()([a, b])``: the sum of tensors of one shape.")
 
 
@@ -286,6 +263,8 @@ class Concatenate(KerasLayer):
 class Activation(KerasLayer):
     """``Activation("relu")``."""
 
+    masking = "per_step"
+
     def __init__(self, activation: Any, **kwargs: Any) -> None:
         super().__init__(**_common(kwargs, "Activation"))
         get_activation(activation)
@@ -297,6 +276,8 @@ class Activation(KerasLayer):
 
 class LeakyReLU(KerasLayer):
     """``LeakyReLU(negative_slope=0.3)`` (Keras 2 calls it ``alpha``)."""
+
+    masking = "per_step"
 
     def __init__(
         self, negative_slope: float | None = None, alpha: float | None = None, **kwargs: Any
@@ -313,6 +294,8 @@ class LeakyReLU(KerasLayer):
 
 class Dropout(KerasLayer):
     """``Dropout(rate)``: each unit is zeroed with probability ``rate`` in training."""
+
+    masking = "per_step"
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**_common(kwargs, "Dropout"))
@@ -364,6 +347,8 @@ class BatchNormalization(KerasLayer):
 class LayerNormalization(KerasLayer):
     """``LayerNormalization(axis=-1, epsilon=0.001)``."""
 
+    masking = "per_step"
+
     def __init__(self, axis: int = -1, epsilon: float = 1e-3, **kwargs: Any) -> None:
         super().__init__(**_common(kwargs, "LayerNormalization"))
         self.axis, self.epsilon = axis, epsilon
@@ -406,45 +391,3 @@ class InputLayer(KerasLayer):
 
     def core(self) -> Layer:
         return L.Identity
-
-
-@attrs.frozen(eq=False)
-class KerasTensor:
-    """What the functional API passes between layers: a shape and where it came from."""
-
-    shape: Any
-    layer: KerasLayer | None = None  # None for an Input
-    parents: tuple[KerasTensor, ...] = ()
-    name: str | None = None
-
-    def __repr__(self) -> str:
-        return f"<KerasTensor shape={(None, *self.shape)}>"
-
-
-def Input(shape: Any, name: str | None = None, **unused: Any) -> KerasTensor:
-    """``keras.Input(shape=(784,))``: one example's shape, without the batch axis."""
-    for key in unused:
-        if key not in ("dtype", "batch_size", "sparse"):
-            raise TypeError(f"Input got an unexpected keyword {key!r}")
-    return KerasTensor(
-        as_shape(tuple(shape) if not isinstance(shape, int) else (shape,)), name=name
-    )
-
-
-_COMMON = ("name", "input_shape")
-
-
-def _common(kwargs: dict[str, Any], who: str, dim: bool = False) -> dict[str, Any]:
-    """The keywords every Keras layer takes; a clear error for one funcnn does not know."""
-    known = _COMMON + (("input_dim",) if dim else ())
-    if kwargs.get("trainable", True) is not True:
-        raise ValueError(f"{who}(trainable=False): funcnn's Keras facade trains every layer")
-    if kwargs.get("dtype") not in (None, "float32"):
-        raise ValueError(f"{who}(dtype={kwargs['dtype']!r}): the Keras facade computes in float32")
-    unknown = [k for k in kwargs if k not in known and k not in ("trainable", "dtype")]
-    if unknown:
-        raise TypeError(
-            f"{who} got keyword(s) {', '.join(map(repr, unknown))} that funcnn's Keras facade "
-            f"does not support"
-        )
-    return {k: v for k, v in kwargs.items() if k in known}

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from funcnn import tree
+from funcnn.layers.masking import is_masked_shape
 
 
 def _shape(shape: Any) -> str:
+    if is_masked_shape(shape):  # a masked sequence: Keras shows the values' shape
+        shape = shape[0]
     if isinstance(shape, tuple) and shape and isinstance(shape[0], tuple):
         return ", ".join(str((None, *s)) for s in shape)
     return str((None, *shape))

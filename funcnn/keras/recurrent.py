@@ -1,0 +1,333 @@
+"""Keras' sequence layers, in Keras' words: ``Embedding(max_features, 128,
+mask_zero=True)``, ``LSTM(64, return_sequences=True)``, ``Bidirectional(GRU(32))``,
+``Masking()``, ``TimeDistributed(Dense(10))``; :mod:`funcnn.keras.layers` exports them.
+
+Each builds the core's layer (:mod:`funcnn.layers.embedding`,
+:mod:`funcnn.layers.recurrent`) with Keras' defaults and weights in Keras' layout and
+order. Masks flow as Keras': ``Embedding(mask_zero=True)`` and ``Masking`` start one, the
+recurrent layers take it, ``TimeDistributed`` and ``Dense`` pass it on, and a model whose
+output carries one averages its loss over the real steps (see ``KerasLayer.masking``).
+Options the core does not have are refused where they are written, naming what works.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from funcnn import layers as L
+from funcnn import validate as check
+from funcnn.keras.base import KerasLayer, _common, keras_layer, nested_config
+from funcnn.keras.core_layers import MaskValues, ReverseSteps
+from funcnn.keras.names import get_activation, get_initializer
+from funcnn.layers.base import Layer
+from funcnn.layers.cells import Cell, GRUCell, LSTMCell, SimpleRNNCell
+from funcnn.layers.recurrent import MERGE_MODES
+
+
+def _none_only(who: str, **options: Any) -> None:
+    """Options that the facade takes only at their Keras defaults (None, 0, False)."""
+    for key, value in options.items():
+        if value not in (None, 0, False):
+            raise ValueError(f"{who}({key}={value!r}) is not supported by funcnn's Keras facade")
+
+
+class Embedding(KerasLayer):
+    """``Embedding(input_dim, output_dim, embeddings_initializer="uniform",
+    mask_zero=False)``: ids ``(time,)`` to vectors ``(time, output_dim)``; Keras 2's
+    ``input_length=`` declares the input shape ``(input_length,)``. With ``mask_zero`` id 0
+    is padding and the output is a masked sequence."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        embeddings_initializer: Any = "uniform",
+        mask_zero: bool = False,
+        input_length: int | None = None,
+        embeddings_regularizer: Any = None,
+        embeddings_constraint: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        _none_only(
+            "Embedding",
+            embeddings_regularizer=embeddings_regularizer,
+            embeddings_constraint=embeddings_constraint,
+            weights=kwargs.pop("weights", None),
+        )
+        if input_length is not None and kwargs.get("input_shape") is None:
+            kwargs["input_shape"] = (check.positive_int("input_length", input_length),)
+        super().__init__(**_common(kwargs, "Embedding"))
+        self.input_dim = check.positive_int("input_dim", input_dim)
+        self.output_dim = check.positive_int("output_dim", output_dim)
+        get_initializer(embeddings_initializer)
+        self.embeddings_initializer = embeddings_initializer
+        self.mask_zero = check.boolean("mask_zero", mask_zero)
+
+    def core(self) -> Layer:
+        return L.Embedding(
+            self.input_dim,
+            self.output_dim,
+            mask_zero=self.mask_zero,
+            embeddings_init=get_initializer(self.embeddings_initializer),
+        )
+
+
+class Masking(KerasLayer):
+    """``Masking(mask_value=0.0)``: a step is padding where every feature equals
+    ``mask_value``; the output is the masked sequence (padding's values zeros)."""
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**_common(kwargs, "Masking"))
+        self.mask_value = check.real("mask_value", mask_value)
+
+    def core(self) -> Layer:
+        return MaskValues(self.mask_value)
+
+
+class _Recurrent(KerasLayer):
+    """What SimpleRNN, LSTM and GRU share: Keras' keywords, the RNN they build."""
+
+    masking = "takes"
+    cell_class: ClassVar[type[Cell]]
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        who = type(self).__name__
+        for key in ("kernel", "recurrent", "bias", "activity"):
+            _none_only(who, **{f"{key}_regularizer": kwargs.pop(f"{key}_regularizer", None)})
+        for key in ("kernel", "recurrent", "bias"):
+            _none_only(who, **{f"{key}_constraint": kwargs.pop(f"{key}_constraint", None)})
+        kwargs.pop("use_cudnn", None)  # Keras' choice of kernel: one kernel here
+        super().__init__(**_common(kwargs, who))
+        for key, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if check.number(key, value) != 0:
+                raise ValueError(
+                    f"{who}({key}={value}): dropout inside recurrent layers is not supported "
+                    f"yet; use {key}=0 and a Dropout layer before or after the {who}"
+                )
+        _none_only(who, stateful=stateful, unroll=unroll)
+        if check.boolean("use_bias", use_bias) is not True:
+            raise ValueError(
+                f"{who}(use_bias=False) is not supported: the core's cells keep a bias"
+            )
+        self.units = check.positive_int("units", units)
+        self.activation = activation
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.return_sequences = check.boolean("return_sequences", return_sequences)
+        self.return_state = check.boolean("return_state", return_state)
+        self.go_backwards = check.boolean("go_backwards", go_backwards)
+        for init in (kernel_initializer, recurrent_initializer, bias_initializer):
+            get_initializer(init)
+
+    def _cell_settings(self) -> dict[str, Any]:
+        return {
+            "kernel_init": get_initializer(self.kernel_initializer),
+            "recurrent_init": get_initializer(self.recurrent_initializer),
+            "bias_init": get_initializer(self.bias_initializer),
+        }
+
+    def rnn(self, *, reverse: bool) -> L.RNN:
+        """The core's RNN of this layer's cell, reading backwards with ``reverse``."""
+        cell = self.cell_class(self.units, **self._cell_settings())
+        return L.RNN(
+            cell,
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+            reverse=reverse,
+        )
+
+    def core(self) -> Layer:
+        # The core's reverse=True keeps outputs aligned with the input steps; Keras'
+        # go_backwards gives them in reading order.
+        rnn = self.rnn(reverse=self.go_backwards)
+        return L.serial(rnn, ReverseSteps) if self.go_backwards and self.return_sequences else rnn
+
+
+def _fixed_activations(who: str, activation: Any, recurrent_activation: Any) -> None:
+    """LSTM and GRU: the core's cells use tanh and sigmoid."""
+    for key, value, fixed in (
+        ("activation", activation, "tanh"),
+        ("recurrent_activation", recurrent_activation, "sigmoid"),
+    ):
+        if value != fixed:
+            raise ValueError(
+                f"{who}({key}={value!r}) is not supported: the core's {who} cell uses "
+                f"{key}={fixed!r} (Keras' default)"
+            )
+
+
+class SimpleRNN(_Recurrent):
+    """``SimpleRNN(units, activation="tanh", return_sequences=False, return_state=False,
+    go_backwards=False, ...)``: ``h' = activation(x W + h U + b)``."""
+
+    cell_class = SimpleRNNCell
+
+    def __init__(self, units: int, activation: Any = "tanh", **kwargs: Any) -> None:
+        super().__init__(units, activation, **kwargs)
+        act = get_activation(activation)
+        if act is not None and not isinstance(act, L.Activation):
+            raise ValueError(
+                f"SimpleRNN(activation={activation!r}): the cell takes an elementwise "
+                "activation (tanh, relu, sigmoid...)"
+            )
+
+    def _cell_settings(self) -> dict[str, Any]:
+        return {
+            **super()._cell_settings(),
+            "activation": get_activation(self.activation) or L.Linear,
+        }
+
+
+class LSTM(_Recurrent):
+    """``LSTM(units, activation="tanh", recurrent_activation="sigmoid",
+    unit_forget_bias=True, return_sequences=False, return_state=False, go_backwards=False,
+    ...)``. Weights: ``kernel (input, 4 units)``, ``recurrent_kernel (units, 4 units)``,
+    ``bias (4 units)``, gates ``i, f, c, o``."""
+
+    cell_class = LSTMCell
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        unit_forget_bias: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        _fixed_activations("LSTM", activation, recurrent_activation)
+        super().__init__(units, activation, **kwargs)
+        self.recurrent_activation = recurrent_activation
+        self.unit_forget_bias = check.boolean("unit_forget_bias", unit_forget_bias)
+
+    def _cell_settings(self) -> dict[str, Any]:
+        return {**super()._cell_settings(), "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRU(_Recurrent):
+    """``GRU(units, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
+    ...)``. Weights: ``kernel (input, 3 units)``, ``recurrent_kernel (units, 3 units)``,
+    ``bias (2, 3 units)`` (input and recurrent), gates ``z, r, h``."""
+
+    cell_class = GRUCell
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        reset_after: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        _fixed_activations("GRU", activation, recurrent_activation)
+        if check.boolean("reset_after", reset_after) is not True:
+            raise ValueError(
+                "GRU(reset_after=False) (Keras 1's form, the reset gate applied before the "
+                "recurrent product) is not supported: use reset_after=True, Keras' default"
+            )
+        super().__init__(units, activation, **kwargs)
+        self.recurrent_activation = recurrent_activation
+        self.reset_after = True
+
+
+class Bidirectional(KerasLayer):
+    """``Bidirectional(layer, merge_mode="concat", backward_layer=None)``: ``layer`` (a
+    SimpleRNN, LSTM or GRU) forwards and a copy with its own weights backwards, outputs
+    merged by ``merge_mode`` ("concat", "sum", "mul", "ave", or None for the pair).
+    Weights: the forward layer's, then the backward layer's."""
+
+    masking = "takes"
+
+    def __init__(
+        self,
+        layer: Any,
+        merge_mode: str | None = "concat",
+        weights: Any = None,
+        backward_layer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**_common(kwargs, "Bidirectional"))
+        _none_only("Bidirectional", weights=weights)
+        self.layer = keras_layer(layer, "Bidirectional")
+        if not isinstance(self.layer, _Recurrent):
+            raise TypeError(
+                f"Bidirectional wraps a SimpleRNN, LSTM or GRU, got {type(self.layer).__name__}"
+            )
+        if self.layer.go_backwards:
+            raise ValueError(
+                "Bidirectional(layer) with layer.go_backwards=True is not supported: give the "
+                "forward layer (go_backwards=False); the backward copy reads backwards"
+            )
+        self.merge_mode = check.choice("merge_mode", merge_mode, MERGE_MODES)
+        self.backward_layer = None
+        if backward_layer is not None:
+            self.backward_layer = keras_layer(backward_layer, "Bidirectional backward_layer")
+            self._check_backward(self.backward_layer)
+
+    def _check_backward(self, layer: KerasLayer) -> None:
+        """The core runs one cell configuration both ways: a backward_layer must be the
+        forward layer's twin with go_backwards=True (Keras' default backward layer)."""
+        mine = {k: v for k, v in self.layer.get_config().items() if k != "name"}
+        theirs = {k: v for k, v in layer.get_config().items() if k != "name"}
+        if (
+            type(layer) is not type(self.layer)
+            or theirs.pop("go_backwards", False) is not True
+            or {k: v for k, v in mine.items() if k != "go_backwards"} != theirs
+        ):
+            raise ValueError(
+                "Bidirectional's backward_layer must be the forward layer's twin with "
+                "go_backwards=True (the default when backward_layer is None): other settings "
+                "for the backward direction are not supported"
+            )
+
+    def core(self) -> Layer:
+        assert isinstance(self.layer, _Recurrent)
+        return L.Bidirectional(self.layer.rnn(reverse=False), self.merge_mode)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["layer"] = nested_config(self.layer)
+        if self.backward_layer is not None:
+            config["backward_layer"] = nested_config(self.backward_layer)
+        return config
+
+
+class TimeDistributed(KerasLayer):
+    """``TimeDistributed(layer)``: ``layer`` on every step of ``(time, ...)``. Layers
+    that act on the last axis (Dense, Activation, Dropout, LayerNormalization...) are
+    supported; the mask passes on."""
+
+    masking = "per_step"
+
+    def __init__(self, layer: Any, **kwargs: Any) -> None:
+        super().__init__(**_common(kwargs, "TimeDistributed"))
+        self.layer = keras_layer(layer, "TimeDistributed")
+        if self.layer.masking != "per_step":
+            raise ValueError(
+                f"TimeDistributed({type(self.layer).__name__}) is not supported: it runs "
+                "layers that act on the last axis (Dense, Activation, Dropout, "
+                "LayerNormalization...), which see every step at once"
+            )
+
+    def core(self) -> Layer:
+        return self.layer.core()
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "layer": nested_config(self.layer)}
