@@ -367,3 +367,21 @@ def test_bidirectional_gru_classifier_training_matches_keras():
     np.testing.assert_allclose(h_ours["loss"], h_theirs["loss"], rtol=1e-4)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+def test_pad_sequences_and_the_imdb_loader():
+    rows = [[1, 2, 3, 4], [5], []]
+    assert keras.utils.pad_sequences(rows, maxlen=3).tolist() == [[2, 3, 4], [0, 0, 5], [0, 0, 0]]
+    post = keras.preprocessing.sequence.pad_sequences(
+        rows, maxlen=3, padding="post", truncating="post", value=9
+    )
+    assert post.tolist() == [[1, 2, 3], [5, 9, 9], [9, 9, 9]] and post.dtype == np.int32
+    assert keras.utils.pad_sequences(rows).shape == (3, 4)
+    with pytest.raises(ValueError, match="'pre' or 'post'"):
+        keras.utils.pad_sequences(rows, padding="left")
+    with pytest.raises(RuntimeError, match="downloads nothing"):
+        keras.datasets.imdb.load_data(num_words=100)
+    real = keras_real()
+    for options in ({"maxlen": 3}, {"maxlen": 2, "padding": "post", "truncating": "post"}, {}):
+        expected = real.utils.pad_sequences(rows, **options)
+        assert np.array_equal(keras.utils.pad_sequences(rows, **options), expected)

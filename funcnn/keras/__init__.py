@@ -11,7 +11,8 @@ It has the modules Keras scripts import: ``layers`` (Dense, Conv2D, MaxPooling2D
 BatchNormalization, Dropout, Flatten, Input...), ``models`` (Sequential, Model,
 load_model, model_from_json), ``optimizers`` (Adam, SGD, RMSprop... with Keras'
 defaults, ``lr`` and ``decay`` included), ``losses``, ``callbacks``, ``utils``
-(to_categorical) and ``datasets`` (MNIST from the sample a package ships). The
+(to_categorical, pad_sequences), ``preprocessing.sequence`` and ``datasets`` (MNIST from
+the sample a package ships). The
 functional API (``keras.Input``, layer calls, ``keras.Model(inputs, outputs)``) builds a
 ``funcnn.layers.Graph``.
 
@@ -31,6 +32,7 @@ from funcnn.keras import (
     losses,
     models,
     optimizers,
+    preprocessing,
     utils,
 )
 from funcnn.keras.engine import Model
@@ -83,5 +85,6 @@ __all__ = [
     "model_from_json",
     "models",
     "optimizers",
+    "preprocessing",
     "utils",
 ]

@@ -5,6 +5,10 @@
 sample: a seeded shuffle (the sample is sorted by class), then 4,000 training and 1,000
 test digits. Keras' full set has 60,000 and 10,000; scripts run unchanged, on less data.
 Needs the ``datasets`` extra.
+
+``imdb`` is here so that scripts import it; funcnn ships no IMDB reviews and downloads
+nothing, so its ``load_data`` says so (a test hands scripts a stand-in of the same form:
+lists of word ids, labels 0 and 1).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 
 from funcnn import datasets as _datasets
 
-__all__ = ["mnist"]
+__all__ = ["imdb", "mnist"]
 
 
 def _mnist_load_data(path: Any = None) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
@@ -28,3 +32,13 @@ def _mnist_load_data(path: Any = None) -> tuple[tuple[np.ndarray, np.ndarray], .
 
 
 mnist = SimpleNamespace(load_data=_mnist_load_data)
+
+
+def _imdb_load_data(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError(
+        "keras.datasets.imdb: funcnn ships no IMDB reviews and downloads nothing; load your "
+        "reviews as lists of word ids and labels, then pad_sequences them"
+    )
+
+
+imdb = SimpleNamespace(load_data=_imdb_load_data)

@@ -161,19 +161,6 @@ class _Recurrent(KerasLayer):
         return L.serial(rnn, ReverseSteps) if self.go_backwards and self.return_sequences else rnn
 
 
-def _fixed_activations(who: str, activation: Any, recurrent_activation: Any) -> None:
-    """LSTM and GRU: the core's cells use tanh and sigmoid."""
-    for key, value, fixed in (
-        ("activation", activation, "tanh"),
-        ("recurrent_activation", recurrent_activation, "sigmoid"),
-    ):
-        if value != fixed:
-            raise ValueError(
-                f"{who}({key}={value!r}) is not supported: the core's {who} cell uses "
-                f"{key}={fixed!r} (Keras' default)"
-            )
-
-
 class SimpleRNN(_Recurrent):
     """``SimpleRNN(units, activation="tanh", return_sequences=False, return_state=False,
     go_backwards=False, ...)``: ``h' = activation(x W + h U + b)``."""
@@ -196,7 +183,31 @@ class SimpleRNN(_Recurrent):
         }
 
 
-class LSTM(_Recurrent):
+class _Gated(_Recurrent):
+    """LSTM and GRU: the core's cells use tanh and sigmoid, Keras' defaults."""
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        **kwargs: Any,
+    ) -> None:
+        who = type(self).__name__
+        for key, value, fixed in (
+            ("activation", activation, "tanh"),
+            ("recurrent_activation", recurrent_activation, "sigmoid"),
+        ):
+            if value != fixed:
+                raise ValueError(
+                    f"{who}({key}={value!r}) is not supported: the core's {who} cell uses "
+                    f"{key}={fixed!r} (Keras' default)"
+                )
+        super().__init__(units, activation, **kwargs)
+        self.recurrent_activation = recurrent_activation
+
+
+class LSTM(_Gated):
     """``LSTM(units, activation="tanh", recurrent_activation="sigmoid",
     unit_forget_bias=True, return_sequences=False, return_state=False, go_backwards=False,
     ...)``. Weights: ``kernel (input, 4 units)``, ``recurrent_kernel (units, 4 units)``,
@@ -205,45 +216,29 @@ class LSTM(_Recurrent):
     cell_class = LSTMCell
 
     def __init__(
-        self,
-        units: int,
-        activation: Any = "tanh",
-        recurrent_activation: Any = "sigmoid",
-        unit_forget_bias: bool = True,
-        **kwargs: Any,
+        self, units: int, *args: Any, unit_forget_bias: bool = True, **kwargs: Any
     ) -> None:
-        _fixed_activations("LSTM", activation, recurrent_activation)
-        super().__init__(units, activation, **kwargs)
-        self.recurrent_activation = recurrent_activation
+        super().__init__(units, *args, **kwargs)
         self.unit_forget_bias = check.boolean("unit_forget_bias", unit_forget_bias)
 
     def _cell_settings(self) -> dict[str, Any]:
         return {**super()._cell_settings(), "unit_forget_bias": self.unit_forget_bias}
 
 
-class GRU(_Recurrent):
+class GRU(_Gated):
     """``GRU(units, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
     ...)``. Weights: ``kernel (input, 3 units)``, ``recurrent_kernel (units, 3 units)``,
     ``bias (2, 3 units)`` (input and recurrent), gates ``z, r, h``."""
 
     cell_class = GRUCell
 
-    def __init__(
-        self,
-        units: int,
-        activation: Any = "tanh",
-        recurrent_activation: Any = "sigmoid",
-        reset_after: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        _fixed_activations("GRU", activation, recurrent_activation)
+    def __init__(self, units: int, *args: Any, reset_after: bool = True, **kwargs: Any) -> None:
         if check.boolean("reset_after", reset_after) is not True:
             raise ValueError(
                 "GRU(reset_after=False) (Keras 1's form, the reset gate applied before the "
                 "recurrent product) is not supported: use reset_after=True, Keras' default"
             )
-        super().__init__(units, activation, **kwargs)
-        self.recurrent_activation = recurrent_activation
+        super().__init__(units, *args, **kwargs)
         self.reset_after = True
 
 

@@ -1,4 +1,5 @@
-"""``to_categorical``, as ``keras.utils`` has it (and Keras 1/2's ``np_utils`` too)."""
+"""``to_categorical`` and ``pad_sequences``, as ``keras.utils`` has them (and Keras 1/2's
+``np_utils`` too)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from funcnn import datasets
 
-__all__ = ["class_labels", "np_utils", "to_categorical"]
+__all__ = ["class_labels", "np_utils", "pad_sequences", "to_categorical"]
 
 
 def class_labels(y: Any) -> np.ndarray:
@@ -33,3 +34,33 @@ def to_categorical(y: Any, num_classes: int | None = None, dtype: Any = "float32
 
 np_utils = SimpleNamespace(to_categorical=to_categorical)
 """Keras 1 and 2's ``keras.utils.np_utils.to_categorical``."""
+
+
+def pad_sequences(
+    sequences: Any,
+    maxlen: int | None = None,
+    dtype: Any = "int32",
+    padding: str = "pre",
+    truncating: str = "pre",
+    value: float = 0.0,
+) -> np.ndarray:
+    """Keras' ``pad_sequences``: lists of ids to one ``(N, maxlen)`` array. Longer ones
+    lose their start (``truncating="pre"``) or end ("post"); shorter ones get ``value``
+    before (``padding="pre"``, Keras' default) or after ("post"). ``maxlen`` defaults to
+    the longest."""
+    for name, where in (("padding", padding), ("truncating", truncating)):
+        if where not in ("pre", "post"):
+            raise ValueError(f"{name} must be 'pre' or 'post', got {where!r}")
+    rows = [list(np.asarray(s).reshape(-1)) for s in sequences]
+    if maxlen is None:
+        maxlen = max((len(r) for r in rows), default=0)
+    maxlen = int(maxlen)
+    out = np.full((len(rows), maxlen), value, dtype=dtype)
+    for i, row in enumerate(rows):
+        kept = row[-maxlen:] if truncating == "pre" else row[:maxlen]
+        if maxlen and kept:
+            if padding == "pre":
+                out[i, maxlen - len(kept) :] = kept
+            else:
+                out[i, : len(kept)] = kept
+    return out
