@@ -385,3 +385,41 @@ def test_pad_sequences_and_the_imdb_loader():
     for options in ({"maxlen": 3}, {"maxlen": 2, "padding": "post", "truncating": "post"}, {}):
         expected = real.utils.pad_sequences(rows, **options)
         assert np.array_equal(keras.utils.pad_sequences(rows, **options), expected)
+
+
+def test_masked_softmax_tagger_loss_and_accuracy_match_keras():
+    # A fused softmax output (trained on its logits) over a masked sequence: the loss and
+    # the accuracy of the real steps, as Keras weighs them by the mask.
+    real = keras_real()
+    tags = np.random.default_rng(1).integers(0, 3, IDS.shape)
+
+    def build(lib, layers_):
+        return lib.Sequential(
+            [
+                lib.Input((7,), dtype="int32"),
+                layers_.Embedding(10, 3, mask_zero=True),
+                layers_.GRU(4, return_sequences=True),
+                layers_.TimeDistributed(layers_.Dense(3, activation="softmax")),
+            ]
+        )
+
+    ours, theirs = _both(build)
+    theirs.compile(
+        loss="sparse_categorical_crossentropy",
+        optimizer=real.optimizers.SGD(0.5),
+        metrics=["accuracy"],
+    )
+    ours.compile(
+        loss="sparse_categorical_crossentropy",
+        optimizer=keras.optimizers.SGD(0.5),
+        metrics=["accuracy"],
+    )
+    h_theirs = theirs.fit(IDS, tags, epochs=3, batch_size=2, shuffle=False, verbose=0).history
+    h_ours = ours.fit(IDS, tags, epochs=3, batch_size=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(h_ours["loss"], h_theirs["loss"], rtol=1e-4)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, np.asarray(b), rtol=1e-4, atol=1e-5)
+    loss, accuracy = ours.evaluate(IDS, tags, verbose=0)
+    expected = theirs.evaluate(IDS, tags, verbose=0, return_dict=True)
+    assert loss == pytest.approx(expected["loss"], rel=1e-4)
+    assert accuracy == pytest.approx(expected["accuracy"], abs=1e-6)
