@@ -29,7 +29,8 @@ def test_examples_have_a_real_help(tmp_path):
     import subprocess
     import sys
 
-    for name in ("xor", "mnist_mlp", "mnist_cnn", "regression", "breast_cancer", "keras_style"):
+    names = ("xor", "mnist_mlp", "mnist_cnn", "regression", "breast_cancer", "keras_style")
+    for name in (*names, "mnist_lstm", "char_rnn", "timeseries"):
         done = subprocess.run(
             [sys.executable, str(EXAMPLES / f"{name}.py"), "--help"],
             cwd=tmp_path, capture_output=True, text=True, timeout=60,
@@ -87,3 +88,31 @@ def test_mnist_cnn_example_reaches_96_percent(tmp_path, batchnorm):
     stem = "mnist_cnn_batchnorm" if batchnorm else "mnist_cnn"  # the variants keep their plots
     assert (tmp_path / f"{stem}_predictions.png").stat().st_size > 5000
     assert (tmp_path / f"{stem}_filters.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_mnist_lstm_example_reaches_95_percent(tmp_path):
+    result = load("mnist_lstm").main(str(tmp_path), verbose=0)
+    assert result["test_accuracy"] >= 0.95
+    for name in ("history", "predictions"):
+        assert (tmp_path / f"mnist_lstm_{name}.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_char_rnn_example_learns_hamlet_and_samples_seeded_text(tmp_path, capsys):
+    result = load("char_rnn").main(str(tmp_path), verbose=0)
+    # character frequencies alone score 3.23 nats; 1.74 was seen
+    assert result["val_loss"] < 1.85 and result["perplexity"] < 6.4
+    sample = result["sample"]
+    assert len(sample) == len("HAMLET.\n") + 300 and sample.startswith("HAMLET.\n")
+    assert " the " in sample  # it has learnt words
+    assert "perplexity" in capsys.readouterr().out
+    assert (tmp_path / "char_rnn_history.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_timeseries_example_beats_the_naive_seasonal_forecast(tmp_path):
+    result = load("timeseries").main(str(tmp_path), verbose=0)
+    assert result["test_mse"] < 0.7 * result["naive_mse"]  # 0.34 against 0.67 seen
+    for name in ("forecast", "history"):
+        assert (tmp_path / f"timeseries_{name}.png").stat().st_size > 5000
