@@ -211,7 +211,19 @@ class ModelCheckpoint(Callback):
         self.tracker = _Tracker(self.monitor, self.mode, 0.0)
         if self.threshold is not None:
             self.tracker.best = self.threshold
-        self.checked = False  # whether a save of this fit has run the model on one example
+        self.checked: Any = None  # the (params, state) a save of this fit ran the model with
+
+    def _like_checked(self, ctx: TrainingContext) -> bool:
+        """Whether the params and state have the nesting, shapes and dtypes of those a save
+        of this fit ran the model with (then the file will load: running it again would
+        only repeat that check)."""
+        if self.checked is None:
+            return False
+        now = (ctx.params, ctx.state)
+        return tree.structure_difference(self.checked, now) is None and all(
+            np.asarray(a).dtype == np.asarray(b).dtype
+            for a, b in zip(tree.leaves(self.checked), tree.leaves(now))
+        )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: TrainingContext) -> None:
         before = self.tracker.best
@@ -239,9 +251,9 @@ class ModelCheckpoint(Callback):
             epoch=epoch + 1,
             input_shape=ctx.input_shape,
             metadata=self.metadata,
-            check_layers=not self.checked,
+            check_layers=not self._like_checked(ctx),
         )
-        self.checked = True
+        self.checked = (ctx.params, ctx.state)
         self.saved.append(path)
         if self.verbose:
             if self.save_best_only:

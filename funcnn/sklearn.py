@@ -59,7 +59,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 def _as_float32(a: np.ndarray, name: str) -> np.ndarray:
     """``a`` in the network's float32; a ValueError for values float32 cannot hold (they
     would become inf and every prediction NaN)."""
-    big = float(np.abs(a).max()) if a.size else 0.0
+    big = float(max(a.max(), -a.min())) if a.size else 0.0  # no copy of a
     if big > _FLOAT32_MAX:
         raise ValueError(
             f"{name} holds values up to {big:.3g}, beyond float32's range (about 3.4e38) in "
@@ -242,7 +242,7 @@ class _NeuralNet(BaseEstimator):
             count = sum((a + 1) * b for a, b in itertools.pairwise(widths))
             check.fits_in_memory(  # params, gradients, two moments, updates, new params
                 f"training a network of {count:,} params (layer widths {widths})",
-                6 * 4 * count + 3 * 4 * self.batch_size * sum(widths),
+                6 * 4 * count + 3 * 4 * min(self.batch_size, len(X)) * sum(widths),
                 ": are hidden_layer_sizes what you meant?",
             )
         self.network_ = L.serial(self._hidden(), L.Dense(self._outputs(y)))

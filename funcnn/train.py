@@ -165,6 +165,13 @@ class FitResult:
     def __iter__(self) -> Iterator[Any]:
         return iter((self.params, self.history))
 
+    def __getitem__(self, index: Any) -> Any:
+        """``fit(...)[0]`` is the params and ``[1]`` the history, as when fit gave a pair."""
+        return (self.params, self.history)[index]
+
+    def __len__(self) -> int:
+        return 2
+
 
 @attrs.define
 class TrainingContext:

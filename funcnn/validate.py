@@ -149,15 +149,25 @@ def field(check: Any) -> Any:
 
 
 def available_memory() -> int | None:
-    """Bytes this machine can still give (Linux's MemAvailable; elsewhere the physical
-    memory), None where the OS does not say."""
+    """Bytes this process can still get: Linux's MemAvailable, or less where a cgroup (a
+    container's memory limit) allows less; elsewhere the physical memory; None where the
+    OS does not say."""
+    found: list[int] = []
     try:
         with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+            found += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
     except (OSError, ValueError, IndexError):
         pass
+    try:  # cgroup v2: the container's limit less what its processes hold
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit.isdigit():
+            with open("/sys/fs/cgroup/memory.current") as f:
+                found.append(max(0, int(limit) - int(f.read().strip())))
+    except (OSError, ValueError):
+        pass
+    if found:
+        return min(found)
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):

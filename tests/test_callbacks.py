@@ -115,6 +115,26 @@ def test_model_checkpoint_runs_the_model_once_per_fit(tmp_path, quick_fit, monke
     assert not list(tmp_path.glob("w*"))
 
 
+def test_model_checkpoint_checks_again_when_the_params_change_shape(tmp_path):
+    """ModelCheckpoint skips running the model only for params of the nesting, shapes and
+    dtypes it checked; a callback that swaps in params of other shapes is caught, and the
+    good file from the first epoch stays."""
+    x, y = data()
+    other = L.serial(L.Dense(5), L.Tanh, L.Dense(2)).init(0, (3,))
+
+    class Swap(C.Callback):
+        def on_epoch_end(self, epoch, logs, ctx):
+            if epoch == 1:
+                ctx.params = other
+
+    path = tmp_path / "m.npz"
+    keep = C.ModelCheckpoint(path)
+    with pytest.raises(ValueError, match="do not fit the architecture"):
+        fit(MODEL, MODEL.init(0, (3,)), losses.softmax_cross_entropy, optim.sgd(0.1), x, y,
+            epochs=3, verbose=0, callbacks=[Swap(), keep])  # fmt: skip
+    assert io.load(path).epoch == 1  # the first epoch's file, untouched
+
+
 def test_learning_rate_scheduler_sets_rate_per_epoch(quick_fit):
     x, y = data()
     sched = C.LearningRateScheduler(lambda epoch, lr: 0.1 * 0.5**epoch)

@@ -1,5 +1,7 @@
 """The layer protocol, applied the same way to every layer and combinator."""
 
+import io
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -363,3 +365,23 @@ def test_params_of_the_wrong_kind_are_a_type_error_that_shows_the_call(layer, sh
 def test_a_layer_too_large_for_memory_is_refused_before_allocating(make):
     with pytest.raises(ValueError, match=r"a weight of shape .* GiB, more than the .* free"):
         make()
+
+
+def test_available_memory_takes_a_container_limit_into_account(monkeypatch):
+    from funcnn import validate
+
+    files = {
+        "/proc/meminfo": "MemTotal: 100 kB\nMemAvailable: 8000000 kB\n",
+        "/sys/fs/cgroup/memory.max": "2000000000\n",
+        "/sys/fs/cgroup/memory.current": "500000000\n",
+    }
+
+    def fake_open(path, *args, **kwargs):
+        if path not in files:
+            raise FileNotFoundError(path)
+        return io.StringIO(files[path])
+
+    monkeypatch.setattr(validate, "open", fake_open, raising=False)
+    assert validate.available_memory() == 1_500_000_000  # the cgroup's room, not the host's
+    files["/sys/fs/cgroup/memory.max"] = "max\n"
+    assert validate.available_memory() == 8_000_000 * 1024

@@ -494,3 +494,13 @@ def test_fan_out_of_a_masked_pair_adds_gradients_entry_by_entry():
     _, dx = fan.backward((), cache, ((values, np.zeros((2, 3))), (2 * values, np.zeros((2, 3)))))
     assert isinstance(dx, tuple) and len(dx) == 2
     np.testing.assert_array_equal(dx[0], 3 * values)
+
+
+def test_masked_average_pool_sums_float16_in_float32():
+    x = np.full((1, 1000, 2), 100, np.float16)
+    for given in ((x, np.ones((1, 1000), bool)), x):
+        y, cache = L.MaskedGlobalAvgPool1D.forward((), given)
+        assert y.dtype == np.float16 and np.array_equal(y, np.full((1, 2), 100, np.float16))
+        _, dx = L.MaskedGlobalAvgPool1D.backward((), cache, np.ones_like(y))
+        dx = dx[0] if isinstance(dx, tuple) else dx
+        assert dx.dtype == np.float16 and np.allclose(dx, 1e-3, rtol=1e-2)

@@ -241,3 +241,9 @@ def test_absurd_hidden_layer_sizes_are_refused_before_allocating():
     for sizes in [(10**9,), (10**5, 10**5)]:
         with pytest.raises(ValueError, match=r"training a network of [\d,]+ params .* GiB"):
             NeuralNetClassifier(hidden_layer_sizes=sizes, epochs=1).fit(X, y)
+
+
+def test_a_batch_size_larger_than_the_data_trains_on_the_whole_data():
+    """The memory estimate counts the batch fit will use, min(batch_size, samples)."""
+    X, y = np.random.default_rng(0).random((100, 10)), np.arange(100) % 2
+    NeuralNetClassifier(epochs=2, batch_size=10**9).fit(X, y)

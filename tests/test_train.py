@@ -373,3 +373,12 @@ def test_fit_predict_and_evaluate_give_the_blas_back_its_threads():
     for moment in ("fit", "predict", "evaluate", "released"):
         assert seen[moment] == seen["start"], f"after {moment}: {seen}"
     assert set(seen["apply"]) == {1}
+
+
+def test_fit_result_indexes_as_the_pair_fit_returned(quick_fit):
+    x = np.random.default_rng(0).standard_normal((16, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = L.serial(L.Dense(2))
+    result = quick_fit(model, x, y, epochs=1)
+    assert len(result) == 2 and result[0] is result.params and result[1] is result.history
+    assert result[-1] is result.history and list(result) == [result.params, result.history]

@@ -195,6 +195,6 @@ def check_state(model: Layer, state: Any, input_shape: Any) -> None:
         names = ", ".join(dict.fromkeys(repr(layer) for layer in keepers)) or repr(model)
         raise ValueError(
             f"this model keeps state ({names}): pass state=..., e.g. save(path, model, params, "
-            "state=state), with the state fit returned (history.state) or "
+            "state=state), with the state fit returned (fit(...).state) or "
             "model.init_state(input_shape); without it the file cannot predict"
         )

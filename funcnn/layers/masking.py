@@ -162,12 +162,15 @@ class _MaskedGlobalPool(Layer):
 @attrs.frozen(repr=False)
 class _MaskedGlobalAvgPool(_MaskedGlobalPool):
     def _pool(self, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, Any]:
-        weights = mask.astype(values.dtype)
+        wide = np.promote_types(values.dtype, np.float32)  # float16 sums overflow at 65,504
+        weights = mask.astype(wide)
         count = np.maximum(weights.sum(axis=1, keepdims=True), 1)  # (batch, 1)
-        return (values * weights[:, :, None]).sum(axis=1) / count, count
+        mean = (values * weights[:, :, None]).sum(axis=1) / count
+        return mean.astype(values.dtype, copy=False), count
 
     def _unpool(self, dy: np.ndarray, shape: Shape, mask: np.ndarray, count: Any) -> np.ndarray:
-        return (dy / count)[:, None, :] * mask[:, :, None].astype(dy.dtype)
+        dx = (dy / count)[:, None, :] * mask[:, :, None].astype(count.dtype)
+        return dx.astype(dy.dtype, copy=False)
 
 
 @attrs.frozen(repr=False)
