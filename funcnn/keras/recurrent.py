@@ -12,7 +12,7 @@ Options the core does not have are refused where they are written, naming what w
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from funcnn import layers as L
 from funcnn import validate as check
@@ -293,8 +293,8 @@ class Bidirectional(KerasLayer):
             )
 
     def core(self) -> Layer:
-        assert isinstance(self.layer, _Recurrent)
-        return L.Bidirectional(self.layer.rnn(reverse=False), self.merge_mode)
+        forward = cast(_Recurrent, self.layer)  # the constructor refused anything else
+        return L.Bidirectional(forward.rnn(reverse=False), self.merge_mode)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
