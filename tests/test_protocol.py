@@ -103,6 +103,23 @@ EXAMPLES = {
     ),
     "SimpleRNNCell": (L.SimpleRNNCell(3), ((2,), (3,))),
     "ZeroPadding2D": (L.ZeroPadding2D(((1, 0), (0, 2))), (2, 3, 1)),
+    # the convolution family
+    "Conv1D groups": (L.Conv1D(4, 2, groups=2, strides=2), (5, 4)),
+    "Conv1DTranspose": (L.Conv1DTranspose(2, 3, strides=2, padding="same"), (4, 2)),
+    "Conv2D groups": (L.Conv2D(4, 2, groups=2, padding="same"), (3, 4, 6)),
+    "Conv2DTranspose": (L.Conv2DTranspose(2, 3, strides=2, output_padding=1), (3, 2, 2)),
+    "Conv2DTranspose same": (
+        L.Conv2DTranspose(3, (2, 3), strides=(2, 1), padding="same"),
+        (2, 3, 2),
+    ),
+    "Cropping1D": (L.Cropping1D((1, 2)), (5, 2)),
+    "Cropping2D": (L.Cropping2D(((1, 0), (0, 2))), (3, 4, 2)),
+    "DepthwiseConv2D": (L.DepthwiseConv2D(2, 2, strides=2, padding="same"), (3, 4, 2)),
+    "SeparableConv2D": (L.SeparableConv2D(3, 2, 2), (3, 3, 2)),
+    "UpSampling1D": (L.UpSampling1D(3), (3, 2)),
+    "UpSampling2D": (L.UpSampling2D((2, 3)), (2, 2, 2)),
+    "UpSampling2D bilinear": (L.UpSampling2D(2, interpolation="bilinear"), (3, 2, 2)),
+    "ZeroPadding1D": (L.ZeroPadding1D((2, 1)), (3, 2)),
 }
 
 

@@ -29,6 +29,7 @@ from funcnn.layers.combinators import (
     serial,
 )
 from funcnn.layers.conv import Conv1D, Conv2D, ConvParams, ZeroPadding2D
+from funcnn.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
 from funcnn.layers.dense import Dense, DenseParams
 from funcnn.layers.dropout import Dropout
 from funcnn.layers.embedding import Discretization, Embedding, EmbeddingParams
@@ -52,7 +53,15 @@ from funcnn.layers.recurrent import (
     BidirectionalParams,
     SimpleRNN,
 )
+from funcnn.layers.resample import (
+    Cropping1D,
+    Cropping2D,
+    UpSampling1D,
+    UpSampling2D,
+    ZeroPadding1D,
+)
 from funcnn.layers.reshape import Flatten, Reshape
+from funcnn.layers.separable import DepthwiseConv2D, SeparableConv2D, SeparableParams
 
 __all__ = [
     "Activation",
@@ -117,4 +126,15 @@ __all__ = [
     "SimpleRNN",
     "SimpleRNNCell",
     "per_step",
+    # the convolution family: transposed, depthwise, separable, resampling
+    "Conv1DTranspose",
+    "Conv2DTranspose",
+    "Cropping1D",
+    "Cropping2D",
+    "DepthwiseConv2D",
+    "SeparableConv2D",
+    "SeparableParams",
+    "UpSampling1D",
+    "UpSampling2D",
+    "ZeroPadding1D",
 ]

@@ -8,6 +8,13 @@ offset, which is 3x faster there), then ``cols @ kernel``. The same ``cols``
 gives ``dw = cols.T @ dy``; ``dx`` gathers, for each kernel offset, ``dy @ kernel[a, b].T``
 and adds it into the strided input positions that offset read (kh * kw products and
 slice additions, never a loop over samples, pixels or channels).
+
+:func:`gather_windows` (im2col) and :func:`scatter_windows` (col2im, its adjoint through
+the kernel) are the two halves every convolution here shares: a transposed convolution
+(:mod:`funcnn.layers.conv_transpose`) runs forward as a convolution's ``dx`` and
+backward as its forward. ``groups`` splits the channels into groups convolved apart
+(PyTorch's and Keras' ``groups``): the windows are laid out group by group and each group
+is one product with its own slice of the kernel.
 """
 
 from __future__ import annotations
@@ -106,6 +113,84 @@ def offset_slices(
     )
 
 
+def gather_windows(
+    xp: np.ndarray, kernel: Pair, dilation: Pair, strides: Pair, out: Pair, groups: int = 1
+) -> np.ndarray:
+    """im2col: the windows of the padded ``xp`` (N, H, W, C) that each of the ``out``
+    outputs reads, as ``(N * oh * ow, kh * kw * C)``, columns in the kernel's
+    ``(kh, kw, C)`` order; with ``groups`` > 1, ``(groups, kh, kw, C / groups)`` order, so
+    each group's columns are one contiguous block."""
+    (kh, kw), (dh, dw), (sh, sw), (oh, ow) = kernel, dilation, strides, out
+    channels = xp.shape[3]
+    if channels == 1:  # one channel: a copy per kernel offset, each a run of ow values
+        cols = np.empty((xp.shape[0], oh, ow, kh, kw, 1), dtype=xp.dtype)
+        for a in range(kh):
+            for b in range(kw):
+                cols[:, :, :, a, b] = xp[offset_slices((a, b), (dh, dw), (sh, sw), (oh, ow))]
+        return cols.reshape(-1, kh * kw)
+    window = _effective(kernel, dilation)
+    views = sliding_window_view(xp, window, axis=(1, 2))  # (N, H', W', C, wh, ww), no copy
+    views = views[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw, :, ::dh, ::dw]
+    if groups == 1:
+        # (N, oh, ow, kh, kw, C): the one copy, laid out to match the kernel's (kh, kw, C) order
+        cols = np.ascontiguousarray(views.transpose(0, 1, 2, 4, 5, 3))
+        return cols.reshape(-1, kh * kw * channels)
+    split = views.reshape(*views.shape[:3], groups, channels // groups, kh, kw)
+    cols = np.ascontiguousarray(split.transpose(0, 1, 2, 3, 5, 6, 4))  # (.., g, kh, kw, C/g)
+    return cols.reshape(-1, kh * kw * channels)
+
+
+def grouped_matmul(
+    a: np.ndarray, blocks: list[np.ndarray], *, group: int, padded: bool = False
+) -> np.ndarray:
+    """``a @ block_diag(*blocks)``: ``a``'s columns cut into ``len(blocks)`` equal parts,
+    part ``g`` times ``blocks[g]``, side by side; one :func:`linalg.matmul` per block."""
+    if len(blocks) == 1:
+        return linalg.matmul(a, blocks[0], group=group, padded=padded)
+    k = blocks[0].shape[0]
+    parts = [
+        linalg.matmul(a[:, g * k : (g + 1) * k], w, group=group, padded=padded)
+        for g, w in enumerate(blocks)
+    ]
+    return np.concatenate(parts, axis=1)
+
+
+def kernel_blocks(w2: np.ndarray, groups: int) -> list[np.ndarray]:
+    """A grouped kernel ``(k, filters)`` as the ``groups`` blocks of :func:`grouped_matmul`:
+    group ``g``'s filters."""
+    per = w2.shape[1] // groups
+    return [w2[:, g * per : (g + 1) * per] for g in range(groups)]
+
+
+def scatter_windows(
+    dy2: np.ndarray,
+    w: np.ndarray,
+    padded_shape: tuple[int, int, int, int],
+    dilation: Pair,
+    strides: Pair,
+    out: Pair,
+    *,
+    groups: int = 1,
+    padded: bool = False,
+) -> np.ndarray:
+    """col2im through the kernel, the adjoint of ``gather_windows(...) @ w``: for each
+    kernel offset ``(a, b)``, ``dy2 @ w[a, b].T`` (one contiguous product; per group with
+    ``groups``) added into the strided positions of the padded input it read.
+    ``dy2``: ``(N * oh * ow, filters)``; ``w``: ``(kh, kw, C / groups, filters)``; the
+    result has ``padded_shape`` ``(N, H + pads, W + pads, C)``."""
+    n, oh, ow = padded_shape[0], out[0], out[1]
+    dxp = np.zeros(padded_shape, dtype=dy2.dtype)
+    for a in range(w.shape[0]):
+        for b in range(w.shape[1]):
+            # What kernel offset (a, b) contributed, as one contiguous matrix product,
+            # added into the strided positions of the input it read.
+            blocks = [block.T for block in kernel_blocks(w[a, b], groups)]
+            part = grouped_matmul(dy2, blocks, group=oh * ow, padded=padded)
+            part = part.reshape(n, oh, ow, padded_shape[3])
+            dxp[offset_slices((a, b), dilation, strides, (oh, ow))] += part
+    return dxp
+
+
 class ConvParams(NamedTuple):
     w: np.ndarray  # (kh, kw, in_channels, filters) for Conv2D; (k, in_channels, filters) for Conv1D
     b: np.ndarray | None  # (filters,)
@@ -120,8 +205,13 @@ class Conv2D(Layer):
     ``kernel_size``, ``strides``, ``dilation``: an int or (height, width) pair.
     ``padding``: "valid" (none), "same" (output ``ceil(H / stride)``, TensorFlow's
     rule), an int, ``(ph, pw)`` or ``((top, bottom), (left, right))``. The kernel has
-    shape ``(kh, kw, C, filters)`` and starts from ``w_init`` (Glorot uniform, fans
-    counting the receptive field).
+    shape ``(kh, kw, C / groups, filters)`` and starts from ``w_init`` (Glorot uniform,
+    fans counting the receptive field).
+
+    ``groups`` (PyTorch's and Keras' ``groups``): the channels and the filters are cut
+    into ``groups`` equal parts and filter part ``g`` sees only channel part ``g``; both
+    ``C`` and ``filters`` must be multiples of it. ``groups == C`` is a depthwise
+    convolution (see :class:`~funcnn.layers.conv_transpose.DepthwiseConv2D`).
     """
 
     filters: int = attrs.field(validator=check.field(check.positive_int))
@@ -140,6 +230,14 @@ class Conv2D(Layer):
     b_init: initializers.Initializer = attrs.field(
         default=initializers.zeros, kw_only=True, validator=attrs.validators.is_callable()
     )
+    groups: int = attrs.field(default=1, kw_only=True, validator=check.field(check.positive_int))
+
+    @groups.validator
+    def _divides_filters(self, attribute: attrs.Attribute, value: int) -> None:
+        if self.filters % value:
+            raise ValueError(
+                f"filters must be a multiple of groups: got filters={self.filters}, groups={value}"
+            )
 
     def _geometry(self, shape: Shape) -> tuple[Pads, Pair]:
         window = _effective(self.kernel_size, self.dilation)
@@ -153,6 +251,11 @@ class Conv2D(Layer):
             ("height", "width", "channels"),
             "reshape flat images first, e.g. Reshape((28, 28, 1))",
         )
+        if shape[2] % self.groups:
+            raise ValueError(
+                f"{self!r}: the input's {shape[2]} channels are not a multiple of "
+                f"groups={self.groups}"
+            )
         pads, (oh, ow) = self._geometry(shape)
         if oh < 1 or ow < 1:
             window = _effective(self.kernel_size, self.dilation)
@@ -165,35 +268,24 @@ class Conv2D(Layer):
     def init(
         self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
     ) -> ConvParams:
-        return _init_conv(self, rng, input_shape, self.kernel_size, dtype)
+        return _init_conv(self, rng, input_shape, self.kernel_size, dtype, self.groups)
 
     def _check(self, params: ConvParams, x: Any) -> np.ndarray:
         params = as_params(params, self, ConvParams)
         x = as_batch_of(x, self, IMAGES)
-        if x.shape[3] != params.w.shape[2]:
+        if x.shape[3] != params.w.shape[2] * self.groups:
             raise ValueError(
-                f"{self!r} was initialized for {params.w.shape[2]} input channels, got x of shape "
-                f"{x.shape}"
+                f"{self!r} was initialized for {params.w.shape[2] * self.groups} input "
+                f"channels, got x of shape {x.shape}"
             )
         self.output_shape(x.shape[1:])
         return x
 
     def _cols(self, x: np.ndarray) -> tuple[np.ndarray, Pads, Pair]:
-        pads, (oh, ow) = self._geometry(x.shape[1:])
+        pads, out = self._geometry(x.shape[1:])
         xp = pad_spatial(x, pads)
-        (kh, kw), (dh, dw), (sh, sw) = self.kernel_size, self.dilation, self.strides
-        if x.shape[3] == 1:  # one channel: a copy per kernel offset, each a run of ow values
-            cols = np.empty((x.shape[0], oh, ow, kh, kw, 1), dtype=x.dtype)
-            for a in range(kh):
-                for b in range(kw):
-                    cols[:, :, :, a, b] = xp[offset_slices((a, b), (dh, dw), (sh, sw), (oh, ow))]
-            return cols.reshape(-1, kh * kw), pads, (oh, ow)
-        window = _effective(self.kernel_size, self.dilation)
-        views = sliding_window_view(xp, window, axis=(1, 2))  # (N, H', W', C, wh, ww), no copy
-        views = views[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw, :, ::dh, ::dw]
-        # (N, oh, ow, kh, kw, C): the one copy, laid out to match the kernel's (kh, kw, C) order
-        cols = np.ascontiguousarray(views.transpose(0, 1, 2, 4, 5, 3))
-        return cols.reshape(-1, kh * kw * x.shape[3]), pads, (oh, ow)
+        cols = gather_windows(xp, self.kernel_size, self.dilation, self.strides, out, self.groups)
+        return cols, pads, out
 
     def forward_with_state(
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
@@ -201,7 +293,8 @@ class Conv2D(Layer):
         x = self._check(params, x)
         cols, pads, (oh, ow) = self._cols(x)
         w2 = params.w.reshape(-1, self.filters)
-        y = linalg.matmul(cols, w2, group=oh * ow, padded=not train)
+        blocks = kernel_blocks(w2, self.groups)
+        y = grouped_matmul(cols, blocks, group=oh * ow, padded=not train)
         if params.b is not None:
             y += params.b
         return y.reshape(x.shape[0], oh, ow, self.filters), state, (cols, x.shape, pads)
@@ -213,23 +306,29 @@ class Conv2D(Layer):
         n, oh, ow, _ = dy.shape
         dy2 = dy.reshape(-1, self.filters)
         group = oh * ow  # rows per sample
-        dw = linalg.matmul_tn(cols, dy2, group=group).reshape(params.w.shape)
+        dw = self._kernel_grad(cols, dy2, group).reshape(params.w.shape)
         db = linalg.sum_rows(dy2, group=group) if params.b is not None else None
         if not need_dx:
             return ConvParams(dw, db), None
-        kh, kw = self.kernel_size
-        channels = x_shape[3]
-        padded = (n, x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]), channels)
-        dxp = np.zeros(padded, dtype=dy2.dtype)
-        for a in range(kh):
-            for b in range(kw):
-                # What kernel offset (a, b) contributed, as one contiguous matrix product,
-                # added into the strided positions of the input it read.
-                part = linalg.matmul(dy2, params.w[a, b].T, group=group)
-                part = part.reshape(n, oh, ow, channels)
-                dxp[offset_slices((a, b), self.dilation, self.strides, (oh, ow))] += part
+        padded = (n, x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]), x_shape[3])
+        dxp = scatter_windows(
+            dy2, params.w, padded, self.dilation, self.strides, (oh, ow), groups=self.groups
+        )
         dx = dxp[:, pads[0][0] : padded[1] - pads[0][1], pads[1][0] : padded[2] - pads[1][1], :]
         return ConvParams(dw, db), dx
+
+    def _kernel_grad(self, cols: np.ndarray, dy2: np.ndarray, group: int) -> np.ndarray:
+        """``cols.T @ dy2`` as a batch sum, per group: ``(kh * kw * C / groups, filters)``."""
+        if self.groups == 1:
+            return linalg.matmul_tn(cols, dy2, group=group)
+        k, per = cols.shape[1] // self.groups, self.filters // self.groups
+        parts = [
+            linalg.matmul_tn(
+                cols[:, g * k : (g + 1) * k], dy2[:, g * per : (g + 1) * per], group=group
+            )
+            for g in range(self.groups)
+        ]
+        return np.concatenate(parts, axis=1)
 
 
 def _to_2d(x: np.ndarray) -> np.ndarray:
@@ -238,7 +337,7 @@ def _to_2d(x: np.ndarray) -> np.ndarray:
 
 @attrs.frozen(repr=False)
 class Conv1D(Layer):
-    """1-D convolution ``(N, L, C) -> (N, L', filters)``; kernel ``(k, C, filters)``.
+    """1-D convolution ``(N, L, C) -> (N, L', filters)``; kernel ``(k, C / groups, filters)``.
 
     Arguments as :class:`Conv2D` with single ints; runs as a Conv2D of height 1.
     """
@@ -255,6 +354,10 @@ class Conv1D(Layer):
     b_init: initializers.Initializer = attrs.field(
         default=initializers.zeros, kw_only=True, validator=attrs.validators.is_callable()
     )
+    groups: int = attrs.field(default=1, kw_only=True, validator=check.field(check.positive_int))
+
+    def __attrs_post_init__(self) -> None:
+        _ = self._conv2d  # every setting is checked now, where it was written
 
     @property
     def _conv2d(self) -> Conv2D:
@@ -270,7 +373,7 @@ class Conv1D(Layer):
         return Conv2D(
             self.filters, (1, self.kernel_size), strides=(1, self.strides), padding=padding,
             dilation=(1, self.dilation), use_bias=self.use_bias,
-            w_init=self.w_init, b_init=self.b_init,
+            w_init=self.w_init, b_init=self.b_init, groups=self.groups,
         )  # fmt: skip
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -280,7 +383,7 @@ class Conv1D(Layer):
     def init(
         self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32
     ) -> ConvParams:
-        return _init_conv(self, rng, input_shape, (self.kernel_size,), dtype)
+        return _init_conv(self, rng, input_shape, (self.kernel_size,), dtype, self.groups)
 
     def forward_with_state(
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
@@ -305,13 +408,15 @@ def _init_conv(
     input_shape: Shape,
     window: tuple[int, ...],
     dtype: DTypeLike,
+    groups: int = 1,
 ) -> ConvParams:
     """Params for an input of ``input_shape`` (checked first): the kernel, of shape
-    ``(*window, in_channels, filters)``, from ``w_init`` and the bias from ``b_init``,
-    each from its own generator."""
+    ``(*window, in_channels / groups, filters)``, from ``w_init`` and the bias from
+    ``b_init``, each from its own generator."""
     layer.output_shape(input_shape)
     w_rng, b_rng = split(rng, 2)
-    w = layer.w_init(w_rng, (*window, as_shape(input_shape)[-1], layer.filters), dtype)
+    shape = (*window, as_shape(input_shape)[-1] // groups, layer.filters)
+    w = layer.w_init(w_rng, shape, dtype)
     b = layer.b_init(b_rng, (layer.filters,), dtype) if layer.use_bias else None
     return freeze(ConvParams(w, b))
 
