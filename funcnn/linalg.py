@@ -363,17 +363,24 @@ def _grid(blocks: int, n: int) -> int:
 
 def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1, padded: bool = False) -> np.ndarray:
     """``a @ b`` for ``a`` of shape ``(samples * group, k)`` (``group`` rows per sample)
-    and ``b`` of shape ``(k, n)``, in blocks of samples times blocks of columns.
+    and ``b`` of shape ``(k, n)``, in blocks of rows run on funcnn's threads.
 
-    Inference products (``padded=True``) cut the batch into blocks of
-    :func:`block_samples` and pad the last with zero samples: every block has one
-    fixed shape, so a sample's row does not depend on the batch it came in.
-    Training products take each chunk of :data:`CHUNK` samples as one BLAS call
-    when it is small (under :data:`INLINE_FLOPS`), else cut it into blocks of at most
-    :func:`block_samples` and of about :data:`COLS` columns, at least
-    :data:`MIN_TASKS` where the shapes allow: the blocks depend on the batch's size,
-    never on the worker or thread count, and a chunk is cut the same way in any
-    process.
+    Where the BLAS is row-split invariant for this product's shape (:func:`least_rows`,
+    a self-test at first use), a row's bits do not depend on the block it is computed
+    in, as long as the block holds at least :func:`least_rows` rows: the product is cut
+    into :func:`row_blocks`, as few and as large as the work allows (the last padded with
+    zero rows up to the least), so each sample's row is the same in any batch, any split
+    and on any worker count.
+
+    Elsewhere (a BLAS whose bits move with the rows, which the self-test finds for some
+    tiny shapes): inference products (``padded=True``) cut the batch into blocks of
+    :func:`block_samples` and pad the last with zero samples, so every block has one
+    fixed shape; training products take each chunk of :data:`CHUNK` samples as one BLAS
+    call when it is small (under :data:`INLINE_FLOPS`), else cut it into blocks of at
+    most :func:`block_samples` and of about :data:`COLS` columns: the blocks depend on
+    the batch's size, never on the worker or thread count.
+
+    A small training product within one chunk is one BLAS call in either case.
     """
     a = np.ascontiguousarray(a)  # one memory layout: full and padded blocks take one path
     rows, k = a.shape
@@ -381,6 +388,138 @@ def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1, padded: bool = False
     if not padded and rows <= CHUNK * group and 2.0 * rows * k * n < INLINE_FLOPS:
         hold_blas_to_one_thread()  # one small chunk: one BLAS call (the loop below agrees)
         return a @ b
+    tested = least_rows(k, n, a.dtype, b) if rows else None
+    if tested is None:
+        return _matmul_fixed(a, b, group, padded)
+    least, most = tested
+    out = np.empty((rows, n), dtype=np.result_type(a, b))
+    blocks = row_blocks(rows, k, n, least, most)
+
+    def block(lo: int, hi: int) -> Callable[[], None]:
+        def task() -> None:
+            if hi - lo >= least:
+                np.matmul(a[lo:hi], b, out=out[lo:hi])
+            else:  # too few rows for the tested kernel: pad with zero rows
+                full = np.zeros((least, k), dtype=a.dtype)
+                full[: hi - lo] = a[lo:hi]
+                out[lo:hi] = (full @ b)[: hi - lo]
+
+        return task
+
+    tasks = [block(lo, hi) for lo, hi in blocks]
+    if len(tasks) == 1:
+        hold_blas_to_one_thread()
+        tasks[0]()
+        return out
+    _run(tasks, True)
+    return out
+
+
+TARGET_FLOPS = 2**28
+"""A product is cut into about one block of rows per this many flops (at least
+:data:`MIN_TASKS` where it is worth threads): large blocks run at the BLAS's best."""
+QUANTUM = 16
+"""Blocks of rows hold a multiple of this many rows (but the last)."""
+
+
+def row_blocks(rows: int, k: int, n: int, least: int, most: int) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` rows of each block of an ``(rows, k) @ (k, n)`` product whose
+    BLAS is row-split invariant for blocks of ``least`` to ``most`` rows: as few blocks as
+    :data:`TARGET_FLOPS` allows, at least :data:`MIN_TASKS` when the product is worth
+    threads (:data:`INLINE_FLOPS`), each a multiple of :data:`QUANTUM` rows, at least
+    ``least`` and at most ``most`` where ``most`` is past :data:`BIG_MNK`. Set by the
+    shapes alone, never by the worker count (and the bits do not depend on them anyway:
+    that is what :func:`least_rows` found)."""
+    flops = 2.0 * rows * k * n
+    parts = 1 if flops < INLINE_FLOPS else max(MIN_TASKS, int(-(-flops // TARGET_FLOPS)))
+    units = -(-rows // QUANTUM)
+    parts = max(1, min(parts, units, -(-rows // least)))
+    base, extra = divmod(units, parts)  # the quanta shared out as evenly as they go
+    widths = [max(least, (base + (i < extra)) * QUANTUM) for i in range(parts)]
+    if most * k * n < BIG_MNK:  # the self-test's reference stopped short of the big kernel
+        widths = [most] * -(-rows // most) if max(widths) > most else widths
+    blocks, lo = [], 0
+    for width in widths:
+        if lo < rows:
+            blocks.append((lo, min(lo + width, rows)))
+            lo += width
+    return blocks
+
+
+_least: dict[tuple[Any, ...], tuple[int, int] | None] = {}
+_least_lock = threading.Lock()
+LEAST_CAP = 1024
+"""The most rows a block may need for the row-split invariance (beyond it: fixed blocks)."""
+BIG_MNK = 2**21
+"""Rows times ``k`` times ``n`` past which a BLAS takes its general kernel (OpenBLAS's
+"small matrix" kernels stop at 10**6): the self-test's reference products reach it."""
+SELF_TEST_BYTES = 2**27
+"""The most memory one operand of the self-test may take (larger products: fixed blocks)."""
+
+
+def _layout(b: np.ndarray) -> str:
+    return "C" if b.flags.c_contiguous else "F" if b.flags.f_contiguous else "strided"
+
+
+def least_rows(k: int, n: int, a_dtype: Any, b: np.ndarray) -> tuple[int, int] | None:
+    """``(least, most)``: the rows a block of an ``(m, k) @ b`` product (``b`` of shape
+    ``(k, n)``, its dtype and memory layout) must hold for the BLAS in use to give each
+    row the same bits in a block of any size in that range; None where no block size up
+    to :data:`LEAST_CAP` does.
+
+    A BLAS picks its kernel from the product's shape: OpenBLAS computes a row of a big
+    product the same way whatever the rows around it (its one-thread driver cuts rows,
+    never the sum over ``k``), but a one-row product goes to GEMV and a small one to a
+    "small matrix" kernel, each adding in another order. So this self-test, run once per
+    shape, dtype and layout in a process (cached), takes block sizes ``q`` = 1, 2, 4, ...
+    in turn and compares the bits of blocks of ``q``, ``q + 1`` and ``2q + 3`` rows with
+    one product of ``most`` rows, past :data:`BIG_MNK` (at most 2**15 rows, or ``4q +
+    4``): the first ``q`` whose blocks all agree is ``least``."""
+    key = (k, n, np.dtype(a_dtype).str, b.dtype.str, _layout(b))
+    found = _least.get(key, False)
+    if found is not False:
+        return found  # type: ignore[return-value]
+    with _least_lock:
+        if key not in _least:
+            _least[key] = _self_test(k, n, np.dtype(a_dtype), b.dtype, _layout(b))
+        return _least[key]
+
+
+def _self_test(
+    k: int, n: int, a_dtype: np.dtype, b_dtype: np.dtype, layout: str
+) -> tuple[int, int] | None:
+    if max(a_dtype.itemsize, b_dtype.itemsize) * k * max(n, 4 * LEAST_CAP + 4) > SELF_TEST_BYTES:
+        return None  # a product too large to test cheaply takes the fixed blocks
+    hold_blas_to_one_thread()
+    gen = np.random.default_rng(20261204)
+    big = min(2**15, -(-BIG_MNK // max(1, k * n)))
+    b = gen.standard_normal((n, k) if layout == "F" else (k, n)).astype(b_dtype)
+    b = b.T if layout == "F" else b
+    if layout == "strided":
+        b = np.repeat(b, 2, axis=1)[:, ::2]
+    a = np.empty((0, k), a_dtype)
+    q = 1
+    while q <= LEAST_CAP:
+        most = max(4 * q + 4, big)
+        if len(a) < most:
+            a = np.concatenate([a, gen.standard_normal((most - len(a), k)).astype(a_dtype)])
+        ref = a[:most] @ b
+        lo, same = 0, True
+        for size in (q, q + 1, 2 * q + 3):
+            if not np.array_equal(a[lo : lo + size] @ b, ref[lo : lo + size]):
+                same = False
+                break
+            lo += size
+        if same:
+            return q, most
+        q *= 2
+    return None
+
+
+def _matmul_fixed(a: np.ndarray, b: np.ndarray, group: int, padded: bool) -> np.ndarray:
+    """:func:`matmul` where the BLAS's bits move with the rows: fixed blocks (see there)."""
+    rows, k = a.shape
+    n = b.shape[1]
     out = np.empty((rows, n), dtype=np.result_type(a, b))
     most = block_samples(k, n, group, padded=padded)
     blocks: list[tuple[slice, slice]] = []

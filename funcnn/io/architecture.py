@@ -145,7 +145,7 @@ def check_fit(
 def _check_part(part: _Part, dtype: np.dtype) -> None:
     """One layer runs a zero example with its params and gives its inferred output shape.
     It runs in training mode, whose products take the example as it is (inference products
-    pad it to a block of up to ``linalg.ROWS`` samples, which :func:`_cost` does not count)."""
+    pad it to a block of up to ``linalg.LEAST_CAP`` rows, which :func:`_cost` does not count)."""
     zeros = [np.zeros((1, *shape), dtype) for shape in _shape_list(part.input_shape)]
     x = tuple(zeros) if is_shape_tuple(part.input_shape) else zeros[0]
     name = f"{part.where} ({part.layer!r})"
