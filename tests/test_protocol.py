@@ -103,6 +103,41 @@ EXAMPLES = {
     ),
     "SimpleRNNCell": (L.SimpleRNNCell(3), ((2,), (3,))),
     "ZeroPadding2D": (L.ZeroPadding2D(((1, 0), (0, 2))), (2, 3, 1)),
+    # attention and transformers
+    "AttentionPool1D": (L.AttentionPool1D(), (4, 3)),
+    "MultiHeadAttention": (L.MultiHeadAttention(2, 3, dropout=0.3), (4, 5)),
+    "MultiHeadAttention causal, rotary, no bias": (
+        L.MultiHeadAttention(
+            2, 2, value_dim=3, output_dim=2, causal=True, rotary=True, use_bias=False
+        ),
+        (4, 5),
+    ),
+    "MultiHeadAttention cross, own keys": (L.MultiHeadAttention(2, 3), ((3, 4), (5, 2), (5, 3))),
+    "MultiHeadAttention masked": (  # ids 0 are padding: a key padding mask, passed on
+        L.serial(
+            L.Discretization([-0.3, 0.5]),
+            L.Embedding(3, 4, mask_zero=True),
+            L.MultiHeadAttention(2, 2, causal=True),
+            L.AttentionPool1D(),
+        ),
+        (5,),
+    ),
+    "PositionalEmbedding": (L.PositionalEmbedding(6, 3), (4, 3)),
+    "SinusoidalEncoding": (L.SinusoidalEncoding(), (4, 3)),
+    "Residual masked transformer encoder": (
+        L.serial(
+            L.Discretization([-0.3, 0.5]),
+            L.Embedding(3, 4, mask_zero=True),
+            L.PositionalEmbedding(6, 4),
+            L.TransformerEncoder(4, 2, 1, 6, dropout=0.2, attention_dropout=0.1),
+            L.MaskedGlobalAvgPool1D,
+        ),
+        (5,),
+    ),
+    "Residual decoder-only transformer": (
+        L.serial(L.Discretization([-0.5, 0.5]), L.DecoderOnlyTransformer(3, 6, 4, 2, 1, 6)),
+        (5,),
+    ),
     # the convolution family
     "Conv1D groups": (L.Conv1D(4, 2, groups=2, strides=2), (5, 4)),
     "Conv1DTranspose": (L.Conv1DTranspose(2, 3, strides=2, padding="same"), (4, 2)),

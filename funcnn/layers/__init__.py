@@ -15,6 +15,12 @@ from funcnn.layers.activations import (
     Tanh,
     elementwise,
 )
+from funcnn.layers.attention import (
+    AttentionParams,
+    AttentionPool1D,
+    AttentionPoolParams,
+    MultiHeadAttention,
+)
 from funcnn.layers.base import Layer
 from funcnn.layers.cells import CellParams, GRUCell, LSTMCell, SimpleRNNCell
 from funcnn.layers.combinators import (
@@ -45,6 +51,11 @@ from funcnn.layers.pooling import (
     MaxPool1D,
     MaxPool2D,
 )
+from funcnn.layers.positional import (
+    PositionalEmbedding,
+    PositionalEmbeddingParams,
+    SinusoidalEncoding,
+)
 from funcnn.layers.recurrent import (
     GRU,
     LSTM,
@@ -62,6 +73,13 @@ from funcnn.layers.resample import (
 )
 from funcnn.layers.reshape import Flatten, Reshape
 from funcnn.layers.separable import DepthwiseConv2D, SeparableConv2D, SeparableParams
+from funcnn.layers.transformer import (
+    DecoderOnlyTransformer,
+    Residual,
+    TransformerBlock,
+    TransformerEncoder,
+    residual,
+)
 
 __all__ = [
     "Activation",
@@ -126,6 +144,19 @@ __all__ = [
     "SimpleRNN",
     "SimpleRNNCell",
     "per_step",
+    # attention and transformers
+    "AttentionParams",
+    "AttentionPool1D",
+    "AttentionPoolParams",
+    "DecoderOnlyTransformer",
+    "MultiHeadAttention",
+    "PositionalEmbedding",
+    "PositionalEmbeddingParams",
+    "Residual",
+    "SinusoidalEncoding",
+    "TransformerBlock",
+    "TransformerEncoder",
+    "residual",
     # the convolution family: transposed, depthwise, separable, resampling
     "Conv1DTranspose",
     "Conv2DTranspose",
