@@ -159,11 +159,11 @@ def _sequence(layer: object, x: Any, what: str) -> tuple[np.ndarray, np.ndarray 
     if isinstance(x, (tuple, list)):
         if len(x) != 2:
             raise ValueError(f"{layer!r} takes the {what} or the pair ({what}, mask)")
-        values = as_input(x[0], layer, min_ndim=3)
+        values = as_input(x[0], layer)
         if values.ndim != 3:
             raise ValueError(f"{layer!r} expects the {what} of shape (batch, steps, features)")
         return values, as_mask(x[1], values.shape[:2], layer)
-    values = as_input(x, layer, min_ndim=3)
+    values = as_input(x, layer)
     if values.ndim != 3:
         raise ValueError(
             f"{layer!r} expects the {what} of shape (batch, steps, features), got {values.shape}"
