@@ -107,12 +107,11 @@ def test_keras_defaults_and_weights_in_keras_layout():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: layers.LSTM(4, dropout=0.2), "dropout inside recurrent layers"),
-        (lambda: layers.GRU(4, recurrent_dropout=0.1), "recurrent_dropout=0"),
+        (lambda: layers.LSTM(4, dropout=1.0), r"dropout=1.0\): a rate .* \[0, 1\)"),
+        (lambda: layers.GRU(4, recurrent_dropout=-0.1), "recurrent_dropout=-0.1"),
         (lambda: layers.LSTM(4, recurrent_activation="hard_sigmoid"), "'sigmoid'"),
         (lambda: layers.GRU(4, activation="relu"), "activation='tanh'"),
-        (lambda: layers.GRU(4, reset_after=False), "reset_after=True"),
-        (lambda: layers.SimpleRNN(4, use_bias=False), "keep a bias"),
+        (lambda: layers.GRU(4, reset_after=0), "reset_after must be"),
         (lambda: layers.LSTM(4, stateful=True), "stateful=True"),
         (lambda: layers.LSTM(4, kernel_regularizer="l2"), "kernel_regularizer"),
         (lambda: layers.Bidirectional(layers.Dense(3)), "SimpleRNN, LSTM or GRU"),

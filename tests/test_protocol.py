@@ -102,6 +102,23 @@ EXAMPLES = {
         (4, 2),
     ),
     "SimpleRNNCell": (L.SimpleRNNCell(3), ((2,), (3,))),
+    "SimpleRNNCell dropouts, no bias": (
+        L.SimpleRNNCell(3, use_bias=False, dropout=0.3, recurrent_dropout=0.2),
+        ((2,), (3,)),
+    ),
+    "GRUCell reset before": (L.GRUCell(3, reset_after=False), ((2,), (3,))),
+    "RNN GRU reset before, dropouts, no bias": (
+        L.GRU(3, reset_after=False, use_bias=False, dropout=0.2, recurrent_dropout=0.3),
+        (4, 2),
+    ),
+    "RNN LSTM dropouts, sequences": (
+        L.LSTM(3, dropout=0.3, recurrent_dropout=0.2, return_sequences=True),
+        (4, 2),
+    ),
+    "Bidirectional GRU dropouts": (
+        L.Bidirectional(L.GRU(2, recurrent_dropout=0.4, return_sequences=True)),
+        (3, 2),
+    ),
     "ZeroPadding2D": (L.ZeroPadding2D(((1, 0), (0, 2))), (2, 3, 1)),
     # attention and transformers
     "AttentionPool1D": (L.AttentionPool1D(), (4, 3)),

@@ -366,8 +366,10 @@ def test_bad_inputs_say_what_was_expected():
         L.LSTM(0)
     with pytest.raises(ValueError, match="merge_mode"):
         L.Bidirectional(layer, merge_mode="max")
-    with pytest.raises(ValueError, match="reset_after=False"):
-        L.GRU(3, reset_after=False)
+    with pytest.raises(ValueError, match=r"dropout is the probability .* in \[0, 1\); got 1"):
+        L.GRU(3, dropout=1)
+    with pytest.raises(TypeError, match="recurrent_dropout must be a number"):
+        L.LSTM(3, recurrent_dropout="0.1")
     with pytest.raises(TypeError, match="LSTMCell"):
         L.LSTM(3, units_forget=1)
     with pytest.raises(TypeError, match="CellParams"):

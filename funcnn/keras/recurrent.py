@@ -7,7 +7,9 @@ Each builds the core's layer (:mod:`funcnn.layers.embedding`,
 order. Masks flow as Keras': ``Embedding(mask_zero=True)`` and ``Masking`` start one, the
 recurrent layers take it, ``TimeDistributed`` and ``Dense`` pass it on, and a model whose
 output carries one averages its loss over the real steps (see ``KerasLayer.masking``).
-Options the core does not have are refused where they are written, naming what works.
+``use_bias``, ``dropout`` and ``recurrent_dropout`` (training only, one mask per gate
+and sequence, from the model's seed) are the core cells'. Options the core does not have
+are refused where they are written, naming what works.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ def _none_only(who: str, **options: Any) -> None:
     for key, value in options.items():
         if value not in (None, 0, False):
             raise ValueError(f"{who}({key}={value!r}) is not supported by funcnn's Keras facade")
+
+
+def _rate(who: str, key: str, value: Any) -> float:
+    """A dropout rate in [0, 1) (Keras clips 1 to 1, which drops everything)."""
+    rate = check.number(key, value)
+    if not 0 <= rate < 1:
+        raise ValueError(f"{who}({key}={value!r}): a rate of dropping units, in [0, 1)")
+    return rate
 
 
 class Embedding(KerasLayer):
@@ -115,18 +125,11 @@ class _Recurrent(KerasLayer):
             _none_only(who, **{f"{key}_constraint": kwargs.pop(f"{key}_constraint", None)})
         kwargs.pop("use_cudnn", None)  # Keras' choice of kernel: one kernel here
         super().__init__(**_common(kwargs, who))
-        for key, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if check.number(key, value) != 0:
-                raise ValueError(
-                    f"{who}({key}={value}): dropout inside recurrent layers is not supported "
-                    f"yet; use {key}=0 and a Dropout layer before or after the {who}"
-                )
         _none_only(who, stateful=stateful, unroll=unroll)
-        if check.boolean("use_bias", use_bias) is not True:
-            raise ValueError(
-                f"{who}(use_bias=False) is not supported: the core's cells keep a bias"
-            )
         self.units = check.positive_int("units", units)
+        self.use_bias = check.boolean("use_bias", use_bias)
+        self.dropout = _rate(who, "dropout", dropout)
+        self.recurrent_dropout = _rate(who, "recurrent_dropout", recurrent_dropout)
         self.activation = activation
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
@@ -142,6 +145,9 @@ class _Recurrent(KerasLayer):
             "kernel_init": get_initializer(self.kernel_initializer),
             "recurrent_init": get_initializer(self.recurrent_initializer),
             "bias_init": get_initializer(self.bias_initializer),
+            "use_bias": self.use_bias,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
         }
 
     def rnn(self, *, reverse: bool) -> L.RNN:
@@ -228,18 +234,17 @@ class LSTM(_Gated):
 class GRU(_Gated):
     """``GRU(units, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
     ...)``. Weights: ``kernel (input, 3 units)``, ``recurrent_kernel (units, 3 units)``,
-    ``bias (2, 3 units)`` (input and recurrent), gates ``z, r, h``."""
+    ``bias (2, 3 units)`` (input and recurrent; ``(3 units,)`` with ``reset_after=False``,
+    the reset gate applied before the candidate's recurrent product), gates ``z, r, h``."""
 
     cell_class = GRUCell
 
     def __init__(self, units: int, *args: Any, reset_after: bool = True, **kwargs: Any) -> None:
-        if check.boolean("reset_after", reset_after) is not True:
-            raise ValueError(
-                "GRU(reset_after=False) (Keras 1's form, the reset gate applied before the "
-                "recurrent product) is not supported: use reset_after=True, Keras' default"
-            )
         super().__init__(units, *args, **kwargs)
-        self.reset_after = True
+        self.reset_after = check.boolean("reset_after", reset_after)
+
+    def _cell_settings(self) -> dict[str, Any]:
+        return {**super()._cell_settings(), "reset_after": self.reset_after}
 
 
 class Bidirectional(KerasLayer):

@@ -27,6 +27,11 @@ product (``x @ kernel``, as cuDNN does), the recurrent ones step by step (infere
 in padded blocks, as Dense), and the params' gradients as sums over the batch in linalg's
 chunks and tree, so the reproducibility contract holds.
 
+Dropout (the cell's ``dropout`` and ``recurrent_dropout``, Keras' semantics) acts in
+training mode only and needs ``rng``: each sequence's masks are drawn once, from the key
+row by row, and used at all of its steps (Bidirectional: ``key.fold_in(0)`` for the
+forward copy, ``key.fold_in(1)`` for the backward one).
+
 For generation, :meth:`RNN.scan` runs from a given state and returns the final state, and
 :meth:`RNN.step` takes one step: no prefix is computed twice.
 """
@@ -39,12 +44,19 @@ import attrs
 import numpy as np
 from numpy.typing import DTypeLike
 
-from funcnn import linalg
 from funcnn import validate as check
 from funcnn.layers.base import Layer, RngArg, as_input, as_shape, is_shape_tuple
-from funcnn.layers.cells import Cell, CellParams, GRUCell, LSTMCell, SimpleRNNCell, cell_grads
+from funcnn.layers.cells import (
+    Cell,
+    CellParams,
+    GRUCell,
+    LSTMCell,
+    Masks,
+    SimpleRNNCell,
+    cell_grads,
+)
 from funcnn.layers.masking import as_mask, mask_grad
-from funcnn.random import RngLike, split
+from funcnn.random import RngLike, as_key, split
 from funcnn.types import Cache, LayerState, Params, Shape
 
 State = tuple[np.ndarray, ...]
@@ -156,11 +168,12 @@ def _split_dy(dy: Any, n_head: int, n_state: int, return_state: bool) -> tuple[t
 
 
 class _ScanCache(NamedTuple):
-    x: np.ndarray  # (batch * time, features)
-    h_prev: np.ndarray  # (batch, time, units): the state's h before each step
+    x: tuple[np.ndarray, ...]  # (batch * time, features): one, or one per gate (dropout)
+    rec: list[np.ndarray]  # (batch, time, units) each: the recurrent inputs of each step
     steps: list[Any]  # each step's cache, by time index
     mask: np.ndarray | None
     order: range
+    masks: Masks  # the dropout masks
 
 
 def _scan(
@@ -171,26 +184,36 @@ def _scan(
     train: bool,
     reverse: bool,
     sequences: bool,
+    rng: RngArg = None,
 ) -> tuple[np.ndarray, State, _ScanCache]:
     """(outputs: (batch, time, units) with ``sequences`` else the last (batch, units);
-    final state; cache)."""
+    final state; cache). ``rng``: the key of the dropout masks (training mode)."""
     x, mask, state = inputs
     batch, time, features = x.shape
     cell.check_params(params, features)
     group = max(time, 1)
-    xp = cell.project(params, x.reshape(batch * time, features), group=group, train=train)
+    masks = cell.dropout_masks(rng, batch, features, x.dtype, train=train)
+    if masks.inputs is None:
+        xs: tuple[np.ndarray, ...] = (x.reshape(batch * time, features),)
+    else:  # each sequence's mask on all of its steps
+        xs = tuple((x * m[:, None, :]).reshape(batch * time, features) for m in masks.inputs)
+    xp = cell.project_gates(params, xs, group=group, train=train)
     xp = xp.reshape(batch, time, params.kernel.shape[1])
     dtype, u = xp.dtype, cell.units
     if state is None:
         state = tuple(np.zeros((batch, *s), dtype) for s in cell.state_shapes())
     out = np.zeros((batch, u), dtype)  # the last output: zeros before the first real step
     ys = np.empty((batch, time, u), dtype) if sequences else None
-    h_prev = np.empty((batch, time, u), dtype)
+    rec_mask = masks.recurrent
+    extra = {} if rec_mask is None else {"rec_mask": rec_mask}
+    n_rec = max(cell.gate_sources(rec_mask is not None)) + 1
+    rec = [np.empty((batch, time, u), dtype) for _ in range(n_rec)]
     steps: list[Any] = [None] * time
     order = range(time - 1, -1, -1) if reverse else range(time)
     for t in order:
-        h_prev[:, t] = state[0]
-        new, steps[t] = cell.step(params, xp[:, t], state, train=train)
+        new, steps[t] = cell.step(params, xp[:, t], state, train=train, **extra)
+        for store, a in zip(rec, cell.recurrent_inputs(state[0], steps[t], rec_mask)):
+            store[:, t] = a
         if mask is None:
             state, out = new, new[0]
         else:
@@ -199,7 +222,7 @@ def _scan(
             out = np.where(m, new[0], out)
         if ys is not None:
             ys[:, t] = out
-    cache = _ScanCache(x.reshape(batch * time, features), h_prev, steps, mask, order)
+    cache = _ScanCache(xs, rec, steps, mask, order, masks)
     return (out if ys is None else ys), state, cache
 
 
@@ -215,10 +238,10 @@ def _scan_backward(
     """Backpropagation through time. ``d_out``: the outputs' gradient ((batch, time, units)
     for sequences, else (batch, units)); ``d_state``: the final state's (or None).
     Returns (params' gradients, dx or None, the initial state's gradient)."""
-    x, h_prev, steps, mask, order = cache
-    batch, time, u = h_prev.shape
+    xs, rec, steps, mask, order, masks = cache
+    batch, time, u = rec[0].shape
     width = params.recurrent_kernel.shape[1]
-    dtype = h_prev.dtype
+    dtype = rec[0].dtype
     sequences = d_out is not None and d_out.ndim == 3
     ds = (
         tuple(np.zeros((batch, *s), dtype) for s in cell.state_shapes())
@@ -243,10 +266,16 @@ def _scan_backward(
             dout = np.where(m, 0, dout)
     group = max(time, 1)
     d_xp2, d_rec2 = d_xp.reshape(batch * time, width), d_rec.reshape(batch * time, width)
-    grads = cell_grads(params, x, h_prev.reshape(batch * time, u), d_xp2, d_rec2, group)
+    flat = [a.reshape(batch * time, u) for a in rec]
+    sources = cell.gate_sources(masks.recurrent is not None)
+    hs = flat if len(flat) == 1 else [flat[k] for k in sources]
+    grads = cell_grads(params, xs, hs, d_xp2, d_rec2, group)
     if not need_dx:
         return grads, None, ds
-    dx = linalg.matmul(d_xp2, params.kernel.T, group=group)
+    in_masks = None
+    if masks.inputs is not None:  # each sample's mask on its time rows
+        in_masks = np.repeat(masks.inputs, time, axis=1)
+    dx = cell.input_grad(params, d_xp2, in_masks, group)
     dx = dx.reshape(batch, time, params.kernel.shape[0])
     return grads, dx, ds
 
@@ -288,7 +317,7 @@ class RNN(Layer):
         return self.cell.init_cell(rng, features, dtype=dtype)
 
     def _run(
-        self, params: Params, inputs: _Inputs, *, train: bool
+        self, params: Params, inputs: _Inputs, *, train: bool, rng: RngArg = None
     ) -> tuple[tuple[Any, ...], State, _ScanCache]:
         """(the outputs before the state, the final state, the scan's cache)."""
         seq, final, cache = _scan(
@@ -298,6 +327,7 @@ class RNN(Layer):
             train=train,
             reverse=self.reverse,
             sequences=self.return_sequences,
+            rng=rng,
         )
         return _head(inputs, seq, self.return_sequences), final, cache
 
@@ -305,7 +335,7 @@ class RNN(Layer):
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
     ) -> tuple[Any, LayerState, Cache]:
         inputs = _parse_inputs(self, x, self._states())
-        out, final, cache = self._run(params, inputs, train=train)
+        out, final, cache = self._run(params, inputs, train=train, rng=rng)
         if self.return_state:
             out = (*out, *final)
         return (out if len(out) > 1 else out[0]), state, (inputs, cache)
@@ -324,13 +354,19 @@ class RNN(Layer):
     # -- for generation: explicit state in, final state out
 
     def scan(
-        self, params: CellParams, x: Any, state: State | None = None, *, train: bool = False
+        self,
+        params: CellParams,
+        x: Any,
+        state: State | None = None,
+        *,
+        train: bool = False,
+        rng: RngArg = None,
     ) -> tuple[Any, State]:
         """``(outputs, final state)`` for ``x`` or ``(x, mask)`` from ``state`` (zeros when
         None): the outputs as the layer gives them without return_state."""
         inputs = _parse_inputs(self, x, self._states())
         inputs = inputs._replace(state=None if state is None else tuple(state))
-        out, final, _ = self._run(params, inputs, train=train)
+        out, final, _ = self._run(params, inputs, train=train, rng=rng)
         return (out if len(out) > 1 else out[0]), final
 
     def step(self, params: CellParams, state: State | None, x_t: Any) -> tuple[np.ndarray, State]:
@@ -436,6 +472,7 @@ class Bidirectional(Layer):
             )
         inputs = _parse_inputs(self, x, self._states())
         n = len(self.layer.cell.state_shapes())
+        key = as_key(rng)
         runs = []
         for i, (copy, p) in enumerate(zip(self._copies, params)):
             part = inputs._replace(
@@ -449,6 +486,7 @@ class Bidirectional(Layer):
                     train=train,
                     reverse=copy.reverse,
                     sequences=copy.return_sequences,
+                    rng=None if key is None else key.fold_in(i),
                 )
             )
         (a, fa, ca), (b, fb, cb) = runs
