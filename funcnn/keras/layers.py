@@ -16,7 +16,19 @@ from typing import Any
 
 from funcnn import layers as L
 from funcnn import validate as check
+from funcnn.keras.attention import MultiHeadAttention
 from funcnn.keras.base import Input, KerasLayer, KerasTensor, _common, _with_activation
+from funcnn.keras.conv_layers import (
+    Conv1DTranspose,
+    Conv2DTranspose,
+    Cropping1D,
+    Cropping2D,
+    DepthwiseConv2D,
+    SeparableConv2D,
+    UpSampling1D,
+    UpSampling2D,
+    ZeroPadding1D,
+)
 from funcnn.keras.names import get_activation, get_initializer
 from funcnn.keras.recurrent import (
     GRU,
@@ -25,6 +37,7 @@ from funcnn.keras.recurrent import (
     Embedding,
     Masking,
     SimpleRNN,
+    TakeOutput,
     TimeDistributed,
 )
 from funcnn.layers.base import Layer
@@ -59,13 +72,25 @@ __all__ = [
     "Masking",
     "MaxPooling1D",
     "MaxPooling2D",
+    "MultiHeadAttention",
     "ReLU",
     "Reshape",
     "SimpleRNN",
     "Softmax",
+    "TakeOutput",
     "TimeDistributed",
     "Wrap",
     "ZeroPadding2D",
+    # the convolution family (funcnn.keras.conv_layers)
+    "Conv1DTranspose",
+    "Conv2DTranspose",
+    "Cropping1D",
+    "Cropping2D",
+    "DepthwiseConv2D",
+    "SeparableConv2D",
+    "UpSampling1D",
+    "UpSampling2D",
+    "ZeroPadding1D",
 ]
 
 
@@ -126,6 +151,7 @@ class _Conv(KerasLayer):
         kernel_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
         dilation_rate: Any = 1,
+        groups: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**_common(kwargs, type(self).__name__))
@@ -135,6 +161,7 @@ class _Conv(KerasLayer):
         self.activation, self.use_bias = activation, use_bias
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
         self.dilation_rate = _size(dilation_rate, r)
+        self.groups = groups
         self.core()  # every setting is checked now, where it was written
 
     def core(self) -> Layer:
@@ -148,13 +175,14 @@ class _Conv(KerasLayer):
             w_init=get_initializer(self.kernel_initializer),
             b_init=get_initializer(self.bias_initializer),
             use_bias=self.use_bias,
+            groups=self.groups,
         )
         return _with_activation(conv, self.activation)
 
 
 class Conv2D(_Conv):
     """``Conv2D(filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
-    ...)`` on channels-last images ``(height, width, channels)``."""
+    ..., groups=1)`` on channels-last images ``(height, width, channels)``."""
 
 
 class Conv1D(_Conv):
