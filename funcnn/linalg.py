@@ -385,13 +385,21 @@ def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1, padded: bool = False
     a = np.ascontiguousarray(a)  # one memory layout: full and padded blocks take one path
     rows, k = a.shape
     n = b.shape[1]
-    if not padded and rows <= CHUNK * group and 2.0 * rows * k * n < INLINE_FLOPS:
-        hold_blas_to_one_thread()  # one small chunk: one BLAS call (the loop below agrees)
+    flops = 2.0 * rows * k * n
+    one_chunk = not padded and rows <= CHUNK * group
+    if one_chunk and flops < THREAD_FLOPS:
+        hold_blas_to_one_thread()  # one small chunk: one BLAS call (the blocks agree)
         return a @ b
     tested = least_rows(k, n, a.dtype, b) if rows else None
     if tested is None:
+        if one_chunk and flops < INLINE_FLOPS:
+            hold_blas_to_one_thread()
+            return a @ b
         return _matmul_fixed(a, b, group, padded)
     least, most = tested
+    if one_chunk and rows < least:  # a small batch in training: as it is, one BLAS call
+        hold_blas_to_one_thread()
+        return a @ b
     out = np.empty((rows, n), dtype=np.result_type(a, b))
     blocks = row_blocks(rows, k, n, least, most)
 
@@ -415,6 +423,10 @@ def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1, padded: bool = False
     return out
 
 
+THREAD_FLOPS = 2**23
+"""Products proven row-split invariant are cut for threads from this many flops (about
+0.1 ms on one core): their blocks' bits are those of one call, so the cut costs nothing
+but the hand-off. (Other products wait for :data:`INLINE_FLOPS`.)"""
 TARGET_FLOPS = 2**28
 """A product is cut into about one block of rows per this many flops (at least
 :data:`MIN_TASKS` where it is worth threads): large blocks run at the BLAS's best."""
@@ -426,12 +438,12 @@ def row_blocks(rows: int, k: int, n: int, least: int, most: int) -> list[tuple[i
     """The ``(start, stop)`` rows of each block of an ``(rows, k) @ (k, n)`` product whose
     BLAS is row-split invariant for blocks of ``least`` to ``most`` rows: as few blocks as
     :data:`TARGET_FLOPS` allows, at least :data:`MIN_TASKS` when the product is worth
-    threads (:data:`INLINE_FLOPS`), each a multiple of :data:`QUANTUM` rows, at least
+    threads (:data:`THREAD_FLOPS`), each a multiple of :data:`QUANTUM` rows, at least
     ``least`` and at most ``most`` where ``most`` is past :data:`BIG_MNK`. Set by the
     shapes alone, never by the worker count (and the bits do not depend on them anyway:
     that is what :func:`least_rows` found)."""
     flops = 2.0 * rows * k * n
-    parts = 1 if flops < INLINE_FLOPS else max(MIN_TASKS, int(-(-flops // TARGET_FLOPS)))
+    parts = 1 if flops < THREAD_FLOPS else max(MIN_TASKS, int(-(-flops // TARGET_FLOPS)))
     units = -(-rows // QUANTUM)
     parts = max(1, min(parts, units, -(-rows // least)))
     base, extra = divmod(units, parts)  # the quanta shared out as evenly as they go

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
+from funcnn import kernels
 from funcnn import validate as check
 from funcnn.layers.base import (
     IMAGES,
@@ -104,6 +105,12 @@ class MaxPool2D(_Pool2D):
     def forward_with_state(
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
     ) -> tuple[np.ndarray, LayerState, Cache]:
+        if kernels.compiled():  # one compiled pass: the maxima and where each first is
+            x = self._input(x)
+            pads, out = self._geometry((x.shape[1], x.shape[2]))
+            xp = pad_spatial(x, pads, -np.inf)
+            y, arg = kernels.maxpool_forward(xp, self.pool_size, self._steps, out)
+            return y, state, (None, y, pads, xp.shape, arg)
         y, xp, pads = self._max(x)
         if train:  # find the maxima now, while the input is in cache: backward needs only them
             return y, state, (None, y, pads, xp.shape, self._hits(xp, y))
@@ -117,13 +124,22 @@ class MaxPool2D(_Pool2D):
         xp, y, pads, shape, hits = cache
         if hits is None:  # an inference-mode forward kept the input instead
             hits = self._hits(xp, y)
-        slices = self._slices(y.shape[1:3])
         overlapping = any(s < p for s, p in zip(self._steps, self.pool_size))
         # The windows tile the padded input (stride = pool size, no position left after the
         # last window) only where every position is written below: then no zero fill.
         tiled = self._steps == self.pool_size and shape[1:3] == tuple(
             o * p for o, p in zip(y.shape[1:3], self.pool_size)
         )
+        if hits.shape == y.shape:  # the compiled forward's first-maximum offsets
+            dy = np.asarray(dy)
+            if kernels.compiled() and dy.dtype == y.dtype and dy.shape == y.shape:
+                dxp = kernels.maxpool_backward(
+                    dy, hits, shape, self.pool_size, self._steps, overlapping, tiled
+                )
+                h, w = shape[1] - sum(pads[0]), shape[2] - sum(pads[1])
+                return (), dxp[:, pads[0][0] : pads[0][0] + h, pads[1][0] : pads[1][0] + w, :]
+            hits = np.stack([hits == k for k in range(len(self._slices((1, 1))))])
+        slices = self._slices(y.shape[1:3])
         dxp = (np.empty if tiled else np.zeros)(shape, dtype=dy.dtype)
         for hit, s in zip(hits, slices):
             if overlapping:
