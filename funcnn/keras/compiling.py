@@ -103,3 +103,15 @@ def _on_activation(metric: metrics_lib.Metric, activation: Layer) -> metrics_lib
     return metrics_lib.Metric(
         metric.name, lambda logits, t: metric(activation.apply((), logits), t)
     )
+
+
+def unique_names(metrics: list[metrics_lib.Metric]) -> list[metrics_lib.Metric]:
+    """``metrics`` with the second of a name logged as ``name_1``, the third ``name_2``...
+    (two ``AUC()`` objects, both named "auc", would share one entry of the logs)."""
+    seen: dict[str, int] = {}
+    renamed = []
+    for m in metrics:
+        n = seen.get(m.name, 0)
+        seen[m.name] = n + 1
+        renamed.append(m if n == 0 else metrics_lib.Metric(f"{m.name}_{n}", m.fn))
+    return renamed

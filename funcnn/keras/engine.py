@@ -28,6 +28,7 @@ from funcnn.callbacks import ModelCheckpoint
 from funcnn.keras import callbacks as keras_callbacks
 from funcnn.keras import compiling, config, masks, summary, weights
 from funcnn.keras import layers as K
+from funcnn.keras import metrics as keras_metrics
 from funcnn.keras.utils import class_labels
 from funcnn.layers.base import Layer, as_shape, is_shape_tuple
 from funcnn.random import RngLike, as_generator
@@ -233,13 +234,14 @@ class Model:
         )
         self.loss, self._sparse, loss_config = compiling.resolve_loss(loss, loss_weights)
         self.optimizer, optimizer_config = compiling.resolve_optimizer(optimizer)
-        self.metrics = [metrics_lib.get(m, logits=self.loss.takes_logits) for m in metrics]
+        resolved = [keras_metrics.resolve(m, logits=self.loss.takes_logits) for m in metrics]
+        self.metrics = compiling.unique_names([m for m, _ in resolved])
+        metric_configs = [c for _, c in resolved]
         self.penalty = penalty
         self.opt_state = None
-        named = all(isinstance(m, str) for m in metrics)
         self.compile_config = (
-            {"loss": loss_config, "optimizer": optimizer_config, "metrics": list(metrics)}
-            if named and loss_config is not None and optimizer_config is not None
+            {"loss": loss_config, "optimizer": optimizer_config, "metrics": metric_configs}
+            if None not in (loss_config, optimizer_config, *metric_configs)
             else None
         )
 
