@@ -306,11 +306,21 @@ def train_test_split(
 class Standardizer:
     """``(x - mean) / std`` per feature, with mean and std fitted on training data only.
 
-    Features with zero spread keep std 1 (they become 0, not NaN).
+    ``scaler = Standardizer.fit(x_train)`` returns a fitted scaler (``Standardizer().fit(x)``,
+    scikit-learn's spelling, gives the same). Features with zero spread keep std 1 (they
+    become 0, not NaN).
     """
 
-    mean: np.ndarray
-    std: np.ndarray
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.mean is None or self.std is None:
+            raise ValueError(
+                "this Standardizer is not fitted: fit returns the fitted scaler, so write "
+                "scaler = Standardizer.fit(x_train), then scaler.transform(x)"
+            )
+        return self.mean, self.std
 
     @classmethod
     def fit(cls, x: Any) -> Standardizer:
@@ -330,10 +340,12 @@ class Standardizer:
         return cls(mean, std)
 
     def transform(self, x: Any) -> np.ndarray:
+        mean, std = self._fitted()
         x = np.asarray(x)
-        if x.shape[1:] != self.mean.shape:
-            raise ValueError(f"fitted on features {self.mean.shape}, got x of shape {x.shape}")
-        return ((x - self.mean) / self.std).astype(np.result_type(x.dtype, np.float32))
+        if x.shape[1:] != mean.shape:
+            raise ValueError(f"fitted on features {mean.shape}, got x of shape {x.shape}")
+        return ((x - mean) / std).astype(np.result_type(x.dtype, np.float32))
 
     def inverse_transform(self, z: Any) -> np.ndarray:
-        return np.asarray(z) * self.std + self.mean
+        mean, std = self._fitted()
+        return np.asarray(z) * std + mean

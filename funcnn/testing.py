@@ -7,11 +7,16 @@ loss; ``check_layer`` runs the whole layer protocol (shapes, purity, grads).
 ``poisoned_empty`` fills the memory a layer takes from ``np.empty`` with NaN, so a
 backward pass that reads what it never wrote fails every time. Use them in your own
 tests when you write a layer.
+
+``digest(tree)`` pins a seeded run's bits in one string (params, state, optimizer state:
+every leaf's path, dtype, shape and bytes), and ``assert_same_bits(actual, expected)``
+compares two trees leaf by leaf and names the first that differs, where and by how much.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -206,7 +211,10 @@ def check_layer(
             if not np.array_equal(a, b):
                 raise AssertionError(f"{layer!r}: the same seed gave different params")
             if a.flags.writeable:
-                raise AssertionError(f"{layer!r}: init returned a writable params array")
+                raise AssertionError(
+                    f"{layer!r}: init returned a writable params array; mark the arrays "
+                    "read-only before returning them: return funcnn.tree.freeze(params)"
+                )
         x = random_input(gen, input_shape, batch)
         x_before, params_before = tree.map(np.copy, x), tree.map(np.copy, params)
         state = layer.init_state(input_shape, dtype=np.float64)
@@ -291,3 +299,69 @@ def poisoned_empty(modules: tuple[str, ...] = ("funcnn",)) -> Iterator[None]:
         if not _POISONED:
             for name, allocate in _ALLOCATORS.items():
                 setattr(np, name, allocate)
+
+
+def _run_trees(t: Any) -> Any:
+    """What :func:`fit` returns as its trees (params, state, opt_state); anything else as is."""
+    if all(hasattr(t, name) for name in ("params", "state", "opt_state")) and not isinstance(
+        t, tuple
+    ):
+        return (t.params, t.state, t.opt_state)
+    return t
+
+
+def _leaf_array(leaf: Any) -> np.ndarray:
+    a = np.asarray(leaf)
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)  # 0-d stays 0-d
+
+
+def digest(t: Any) -> str:
+    """The SHA-256 (64 hex digits) of a tree's bits: for every leaf in order, its path, dtype,
+    shape and bytes. Params, state and optimizer state (step counts and learning rates
+    included) all count; so does ``fit``'s result, as its ``(params, state, opt_state)``.
+
+    Two trees have the same digest only if they hold the same structure and the same bits,
+    so a seeded test can pin a run in one line::
+
+        assert digest(fit(...)) == "9f2c..."   # the digest this run gave before
+    """
+    h = hashlib.sha256()
+    for path, leaf in tree.leaves_with_path(_run_trees(t)):
+        a = _leaf_array(leaf)
+        h.update(f"{path}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def assert_same_bits(actual: Any, expected: Any) -> None:
+    """Raise AssertionError unless ``actual`` and ``expected`` (trees, or ``fit`` results) have
+    the same structure and every leaf the same dtype, shape and bits (NaN equals NaN of the
+    same bits). The message names the first leaf that differs: its path, how many entries
+    differ, the first such entry's index and both values, and the largest difference."""
+    a_tree, e_tree = _run_trees(actual), _run_trees(expected)
+    where = tree.structure_difference(a_tree, e_tree, shapes=False)
+    if where is not None:
+        raise AssertionError(f"the trees differ in structure: {where}")
+    for (path, a_leaf), (_, e_leaf) in zip(
+        tree.leaves_with_path(a_tree), tree.leaves_with_path(e_tree)
+    ):
+        a, e = _leaf_array(a_leaf), _leaf_array(e_leaf)
+        name = path or "the leaf"
+        if a.dtype != e.dtype or a.shape != e.shape:
+            raise AssertionError(
+                f"{name}: actual is {a.dtype}{list(a.shape)}, expected {e.dtype}{list(e.shape)}"
+            )
+        if a.tobytes() == e.tobytes():
+            continue
+        bits_a = a.reshape(-1).view(np.uint8).reshape(a.size, -1)
+        differs = np.any(bits_a != e.reshape(-1).view(np.uint8).reshape(e.size, -1), axis=1)
+        first = tuple(int(i) for i in np.unravel_index(int(np.argmax(differs)), a.shape))
+        message = (
+            f"{name} ({a.dtype}{list(a.shape)}): {int(differs.sum())} of {a.size} entries "
+            f"differ; first at index {list(first)}: actual {a[first]}, expected {e[first]}"
+        )
+        if a.dtype.kind in "fc":
+            with np.errstate(invalid="ignore", over="ignore"):
+                gap = np.abs(a.astype(np.float64) - e.astype(np.float64))
+            message += f"; largest difference {float(np.nanmax(gap)) if gap.size else 0.0:.3g}"
+        raise AssertionError(message)

@@ -15,6 +15,22 @@ from funcnn.random import RngLike, split
 from funcnn.tree import freeze
 from funcnn.types import Cache, LayerState, Params, Shape
 
+_ACTIVATION_LAYERS = {
+    "relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax",
+    "linear": "Linear", "elu": "Elu", "selu": "Selu", "gelu": "Gelu", "softplus": "Softplus",
+    "leaky_relu": "LeakyRelu(0.2)", "log_softmax": "LogSoftmax",
+}  # fmt: skip
+
+
+def _activation_advice(activation: Any, units: Any) -> str:
+    layer = _ACTIVATION_LAYERS.get(str(activation).lower(), "Relu")
+    return (
+        f"Dense takes no activation (got activation={activation!r}): in funcnn an activation "
+        f"is a layer of its own, so write serial(Dense({units}), {layer}); or use Keras' "
+        f"form through the facade: funcnn.keras.layers.Dense({units}, "
+        f"activation={activation!r})"
+    )
+
 
 class DenseParams(NamedTuple):
     w: np.ndarray  # (in_features, units)
@@ -38,6 +54,11 @@ class Dense(Layer):
         default=initializers.zeros, kw_only=True, validator=attrs.validators.is_callable()
     )
     use_bias: bool = attrs.field(default=True, kw_only=True, validator=check.field(check.boolean))
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Dense:
+        if "activation" in kwargs:  # what Keras' Dense takes; here an activation is a layer
+            raise TypeError(_activation_advice(kwargs["activation"], args[0] if args else "n"))
+        return super().__new__(cls)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = as_shape(input_shape)
