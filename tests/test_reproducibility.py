@@ -71,6 +71,20 @@ MODELS = {
         L.serial(L.Conv2D(6, 3), L.BatchNorm(), L.Relu, L.MaxPool2D(2), L.Flatten, L.Dense(5)),
         (9, 9, 2),
     ),
+    "conv_family": (  # an autoencoder of the convolution family (issue 26)
+        L.serial(
+            L.Conv2D(4, 3, strides=2, padding="same"),
+            L.Relu,
+            L.SeparableConv2D(4, 3, 2, padding="same"),
+            L.DepthwiseConv2D(3, 2, padding="same"),
+            L.Conv2D(4, 1, groups=2),
+            L.Conv2DTranspose(3, 3, strides=2, padding="same"),
+            L.UpSampling2D(2, interpolation="bilinear"),
+            L.Cropping2D(((1, 1), (2, 0))),
+            L.Conv2D(2, 3, strides=2),
+        ),
+        (10, 10, 2),
+    ),
 }
 
 
@@ -287,3 +301,51 @@ def test_a_sequences_prediction_does_not_depend_on_its_batch(dtype):
         assert np.array_equal(funcnn.predict(model, params, ids, batch_size=size), whole)
     order = np.random.default_rng(2).permutation(len(ids))
     assert np.array_equal(funcnn.predict(model, params, ids[order]), whole[order])
+
+
+# ---------------------------------------------------------------- the convolution family
+
+CONV_FAMILY_FIT = """
+import json, sys
+import numpy as np
+import funcnn
+from funcnn import fit, losses, optim
+from funcnn import layers as L
+sys.path.insert(0, sys.argv[1])
+from fit_digest import digest
+
+rng = np.random.default_rng(0)
+x = rng.random((80, 8, 8, 3)).astype(np.float32)
+model = L.serial(
+    L.Conv2D(6, 3, padding="same", groups=3), L.Relu, L.MaxPool2D(2),
+    L.SeparableConv2D(8, 3, padding="same"), L.DepthwiseConv2D(3, 2, padding="same"), L.Relu,
+    L.Conv2DTranspose(6, 3, strides=2, padding="same", output_padding=1),
+    L.UpSampling2D(2, interpolation="bilinear"), L.Cropping2D(4), L.ZeroPadding2D(((1, 0), (0, 1))),
+    L.Conv2D(3, 2), L.Sigmoid,
+)
+params = model.init(0, (8, 8, 3))
+result = fit(model, params, losses.mean_squared_error, optim.adam(1e-2), x, x,
+             epochs=2, batch_size=32, rng=7, verbose=0)
+pred = funcnn.predict(model, result.params, x)
+print(json.dumps({"params": digest(result.params), "predict": digest(pred)}))
+"""
+
+
+@pytest.mark.slow
+def test_a_conv_family_autoencoder_trains_to_the_same_bits_for_any_thread_and_worker_count():
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    clean.pop("FUNCNN_WORKERS", None)
+    settings = [
+        {"FUNCNN_WORKERS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        {"FUNCNN_WORKERS": "2", "OPENBLAS_NUM_THREADS": "2"},
+        {"FUNCNN_WORKERS": "3", "OPENBLAS_NUM_THREADS": "1"},
+    ]
+    results = []
+    for env in settings:
+        done = subprocess.run(
+            [sys.executable, "-c", CONV_FAMILY_FIT, str(SCRIPT.parent)],
+            env={**clean, **env}, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for env, result in zip(settings[1:], results[1:]):
+        assert result == results[0], f"{env} gave other bits than {settings[0]}"
