@@ -29,7 +29,7 @@ def assert_same_bits(a, b):
     for x, y in zip(la, lb):
         x, y = np.asarray(x), np.asarray(y)
         assert x.dtype == y.dtype and x.shape == y.shape
-        assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), (x, y)
+        assert x.tobytes() == y.tobytes(), (x, y)
 
 
 def hostile(shape, dtype, rng):
@@ -126,3 +126,30 @@ def test_import_funcnn_does_not_import_numba():
     code = "import sys, funcnn; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [optim.adam, optim.adamw, optim.nadam], ids=lambda f: f.__name__)
+def test_the_optimizers_adam_runs_compiled_with_the_same_bits(make, dtype, monkeypatch):
+    from funcnn.optim import compiled
+
+    calls = []
+    real = compiled.adam_update
+    monkeypatch.setattr(
+        compiled, "adam_update", lambda *a: calls.append(1) or real(*a)
+    )  # the compiled tier's loop is the one that runs
+    rng = np.random.default_rng(4)
+    params = (rng.standard_normal((70, 30)).astype(dtype), rng.standard_normal(30).astype(dtype))
+    grads = [tuple(rng.standard_normal(p.shape).astype(dtype) for p in params) for _ in range(3)]
+    opt = make(1e-2)
+
+    def run():
+        p, state = params, opt.init(params)
+        for g in grads:
+            u, state = opt.update(g, state, p)
+            p = optim.apply_updates(p, u)
+        return p, state
+
+    a, b = both(run)
+    assert len(calls) == 3
+    assert_same_bits(a, b)

@@ -87,33 +87,46 @@ def compiled_adam_loop() -> Callable[..., None]:
     return _compiled
 
 
+def adam_update(
+    b1: float, b2: float, eps: float, eps_root: float, nesterov: bool,
+    updates: Updates, s: ScaleByAdamState,
+) -> UpdateResult | None:  # fmt: skip
+    """One compiled Adam step (the NumPy path's bits), or None for leaves of mixed dtypes
+    (NumPy's type promotion decides there, as in the NumPy path)."""
+    loop = compiled_adam_loop()
+    c2, eps_add, k1, k2, out_scale = adam_scalars(b1, b2, eps, eps_root, nesterov, s.step + 1)
+    leaves = [*tree.leaves(updates), *tree.leaves(s.mu), *tree.leaves(s.nu)]
+    dtype = leaves[0].dtype if leaves else None
+    if dtype not in (np.float32, np.float64) or any(
+        not isinstance(a, np.ndarray) or a.dtype != dtype for a in leaves
+    ):
+        return None
+    t = dtype.type
+    scalars = [t(c) for c in (b1, b2, 1 - b1, 1 - b2, c2, eps_root, eps_add)]
+    tail = (nesterov, t(k1), t(k2), t(out_scale))
+
+    def fill(*arrays: np.ndarray) -> None:  # g, mu, nu, u, new_mu, new_nu: flat spans
+        loop(*arrays, *scalars, *tail)
+
+    out, mu, nu = leafwise_into(
+        "compiled.scale_by_adam", fill, lambda *leaves: (dtype,) * 3, updates, s.mu, s.nu
+    )
+    return out, ScaleByAdamState(s.step + 1, mu, nu)
+
+
 def scale_by_adam(*args: Any, **kwargs: Any) -> GradientTransformation:
-    """:func:`funcnn.optim.scale_by_adam` (same arguments, state and bits), compiled."""
+    """:func:`funcnn.optim.scale_by_adam` (same arguments, state and bits), compiled.
+    (In the compiled tier, ``FUNCNN_KERNELS=numba`` or :func:`funcnn.kernels.using`,
+    :func:`funcnn.optim.scale_by_adam` and the aliases built on it take this loop too.)"""
     numpy_path = numpy_scale_by_adam(*args, **kwargs)  # checks the arguments
     bound = inspect.signature(numpy_scale_by_adam).bind(*args, **kwargs)
     bound.apply_defaults()
     b1, b2, eps, eps_root, nesterov = bound.arguments.values()
-    loop = compiled_adam_loop()  # fail now, not at the first update
+    compiled_adam_loop()  # fail now, not at the first update
 
     def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
         s = expect_state(state, ScaleByAdamState, "compiled.scale_by_adam")
-        c2, eps_add, k1, k2, out_scale = adam_scalars(b1, b2, eps, eps_root, nesterov, s.step + 1)
-        leaves = [*tree.leaves(updates), *tree.leaves(s.mu), *tree.leaves(s.nu)]
-        dtype = leaves[0].dtype if leaves else None
-        if dtype not in (np.float32, np.float64) or any(
-            not isinstance(a, np.ndarray) or a.dtype != dtype for a in leaves
-        ):  # mixed dtypes: NumPy's type promotion decides, as in the NumPy path
-            return numpy_path.update(updates, state, params)
-        t = dtype.type
-        scalars = [t(c) for c in (b1, b2, 1 - b1, 1 - b2, c2, eps_root, eps_add)]
-        tail = (nesterov, t(k1), t(k2), t(out_scale))
-
-        def fill(*arrays: np.ndarray) -> None:  # g, mu, nu, u, new_mu, new_nu: flat spans
-            loop(*arrays, *scalars, *tail)
-
-        out, mu, nu = leafwise_into(
-            "compiled.scale_by_adam", fill, lambda *leaves: (dtype,) * 3, updates, s.mu, s.nu
-        )
-        return out, ScaleByAdamState(s.step + 1, mu, nu)
+        done = adam_update(b1, b2, eps, eps_root, nesterov, updates, s)
+        return numpy_path.update(updates, state, params) if done is None else done
 
     return GradientTransformation(adam_init, update)

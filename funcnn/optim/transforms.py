@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from funcnn import tree
+from funcnn import kernels, tree
 from funcnn import validate as check
 from funcnn.optim.base import (
     EmptyState,
@@ -259,6 +259,12 @@ def scale_by_adam(
 
     def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
         s = expect_state(state, ScaleByAdamState, "scale_by_adam")
+        if kernels.compiled():  # the compiled tier: one loop per span, the same bits
+            from funcnn.optim.compiled import adam_update
+
+            done = adam_update(b1, b2, eps, eps_root, nesterov, updates, s)
+            if done is not None:
+                return done
         c2, eps_add, k1, k2, out_scale = adam_scalars(b1, b2, eps, eps_root, nesterov, s.step + 1)
 
         def fill(g: np.ndarray, mu: np.ndarray, nu: np.ndarray, u: np.ndarray,
