@@ -19,6 +19,10 @@ samples a task, so the worker count never changes a result):
 - ``MaxPool2D`` (and ``MaxPool1D``) forward and backward: one pass finds each window's
   maximum and the offset of its first maximum (row-major window order, NaN never a
   maximum's position, as ``np.equal`` finds them), one pass routes the gradient there.
+- ``Relu`` in training: one pass gives the output and where it is positive; backward
+  one pass, both over spans on funcnn's threads.
+- Adam's update (:func:`funcnn.optim.scale_by_adam` and the aliases on it): the loop of
+  :mod:`funcnn.optim.compiled`, one pass per span.
 """
 
 from __future__ import annotations
@@ -186,3 +190,62 @@ def maxpool_backward(
     per = dy[0].size * pool[0] * pool[1] if len(dy) else 0
     _by_samples(len(dy), per, lambda lo, hi: loop(dy, arg, dxp, lo, hi, *pool, *steps, overlapping))
     return dxp
+
+
+# ---------------------------------------------------------------- ReLU
+
+
+def relu_forward_loop(x: np.ndarray, y: np.ndarray, positive: np.ndarray, lo: int, hi: int) -> None:
+    """``y = np.maximum(x, 0)`` (NaN stays, -0.0 becomes 0.0: NumPy's ties take the 0) and
+    ``positive = y > 0`` over the flat span ``lo:hi``."""
+    zero = x.dtype.type(0)
+    for i in range(lo, hi):
+        v = x[i]
+        out = v if (v > zero or v != v) else zero
+        y[i] = out
+        positive[i] = out > zero
+
+
+def relu_backward_loop(
+    dy: np.ndarray, positive: np.ndarray, dx: np.ndarray, lo: int, hi: int
+) -> None:
+    """``dx = dy * positive`` (the bool as 1 or 0 in dy's dtype: -0.0 where dy < 0 is
+    masked, NaN stays) over the flat span ``lo:hi``."""
+    one, zero = dy.dtype.type(1), dy.dtype.type(0)
+    for i in range(lo, hi):
+        dx[i] = dy[i] * (one if positive[i] else zero)
+
+
+def _spans(size: int, task: Callable[[int, int], None]) -> None:
+    """``task(lo, hi)`` over spans of a flat array, on funcnn's threads when worth it."""
+    span = linalg.ELEMENTWISE_MIN // 2
+    tasks = [functools.partial(task, lo, min(lo + span, size)) for lo in range(0, size, span)]
+    linalg.run_elementwise(tasks, size)
+
+
+def floating(*arrays: Any) -> bool:
+    """Whether the compiled loops take these arrays: float32 or float64 ndarrays of one dtype."""
+    first = arrays[0]
+    return all(
+        isinstance(a, np.ndarray) and a.dtype == first.dtype and a.dtype.kind == "f"
+        and a.dtype.itemsize in (4, 8) for a in arrays
+    )  # fmt: skip
+
+
+def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(np.maximum(x, 0), y > 0)`` in one pass (x float32 or float64)."""
+    loop = _jit(relu_forward_loop)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    y, positive = np.empty_like(flat), np.empty(flat.shape, bool)
+    _spans(flat.size, lambda lo, hi: loop(flat, y, positive, lo, hi))
+    return y.reshape(x.shape), positive.reshape(x.shape)
+
+
+def relu_backward(dy: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """``dy * positive`` in dy's dtype, one pass."""
+    loop = _jit(relu_backward_loop)
+    flat = np.ascontiguousarray(dy).reshape(-1)
+    mask = np.ascontiguousarray(positive).reshape(-1)
+    dx = np.empty_like(flat)
+    _spans(flat.size, lambda lo, hi: loop(flat, mask, dx, lo, hi))
+    return dx.reshape(dy.shape)

@@ -153,3 +153,19 @@ def test_the_optimizers_adam_runs_compiled_with_the_same_bits(make, dtype, monke
     a, b = both(run)
     assert len(calls) == 3
     assert_same_bits(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_forward_and_backward(dtype):
+    rng = np.random.default_rng(5)
+    x = hostile((300, 7, 11), dtype, rng)
+    x.reshape(-1)[7::29] = np.inf
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    dy.reshape(-1)[::5] = -0.0
+    dy.reshape(-1)[3] = np.nan
+
+    def run():
+        y, _, cache = L.Relu.forward_with_state((), (), x, train=True)
+        return y, cache.positive, L.Relu.backward((), cache, dy)[1]
+
+    assert_same_bits(*both(run))

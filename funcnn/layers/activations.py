@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import attrs
 import numpy as np
 
-from funcnn import nn
+from funcnn import kernels, nn
 from funcnn import validate as check
 from funcnn.layers.base import Layer, RngArg, as_input, layer_value
 from funcnn.types import Cache, LayerState, Params
@@ -72,6 +72,9 @@ class _Relu(Activation):
     def forward_with_state(
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
     ) -> tuple[np.ndarray, LayerState, Cache]:
+        if train and kernels.compiled() and kernels.floating(x):  # one pass for both
+            y, positive = kernels.relu_forward(x)
+            return y, state, PositiveMask(positive, y.dtype)
         y, state, cache = super().forward_with_state(params, state, x, train=train, rng=rng)
         return y, state, (PositiveMask(y > 0, y.dtype) if train else cache)
 
@@ -82,6 +85,10 @@ class _Relu(Activation):
             return super().backward(params, cache, dy, need_dx=need_dx)
         if not need_dx:
             return (), None
+        dy = np.asarray(dy)
+        if kernels.compiled() and kernels.floating(dy) and dy.dtype == cache.dtype:
+            if dy.shape == cache.positive.shape:
+                return (), kernels.relu_backward(dy, cache.positive)
         return (), np.multiply(dy, cache.positive, dtype=np.result_type(dy, cache.dtype))
 
 
