@@ -69,6 +69,24 @@ def _holds_rnn(layer: Any) -> bool:
     return any(_holds_rnn(child) for child in inner if isinstance(child, Layer))
 
 
+def _attends(layer: Any) -> bool:
+    """Whether a layer inside ``layer`` reads every step at once or by its position
+    (attention, positions): such a model runs on the whole prefix."""
+    if getattr(layer, "attends", False):
+        return True
+    inner = [getattr(layer, "layer", None), *getattr(layer, "layers", ())]
+    return any(_attends(child) for child in inner if isinstance(child, Layer))
+
+
+def _context(layer: Any) -> int | None:
+    """The most steps a model's positions reach (its PositionalEmbeddings' max_len)."""
+    found = [getattr(layer, "max_len", None)] if getattr(layer, "attends", False) else []
+    inner = [getattr(layer, "layer", None), *getattr(layer, "layers", ())]
+    found += [_context(child) for child in inner if isinstance(child, Layer)]
+    sizes = [n for n in found if isinstance(n, int)]
+    return min(sizes) if sizes else None
+
+
 def generate(
     model: Layer,
     params: Any,
@@ -90,6 +108,11 @@ def generate(
     recurrent layer carried (:meth:`funcnn.layers.RNN.scan`), so the prefix is never
     computed again. ``state`` is the model's layer state (BatchNorm), as ``fit`` returns
     it. Ids are drawn by :func:`sample`; the same ``rng`` seed gives the same text.
+
+    A model with attention or positions (a transformer, e.g.
+    ``layers.DecoderOnlyTransformer``) runs on the whole prefix at every step, its last
+    ``context`` ids (its PositionalEmbedding's ``max_len``, or all of them): no key/value
+    cache, the prefix is recomputed.
     """
     ids = np.asarray(prompt_ids)
     if ids.ndim != 2 or ids.shape[1] < 1 or ids.dtype.kind not in "iu":
@@ -109,6 +132,8 @@ def generate(
                 "holds one inside another layer: make it a layer of the model's serial"
             )
     gen = as_generator(rng)
+    if _attends(model):
+        return _generate_again(model, params, ids, steps, gen, temperature, top_k, state)
     carried: list[Any] = [None] * len(parts)
     out = [ids.astype(np.int64)]
     x: Any = out[0]
@@ -123,3 +148,26 @@ def generate(
         x = sample(logits, gen, temperature=temperature, top_k=top_k)[:, None]
         out.append(x)
     return np.concatenate(out, axis=1)
+
+
+def _generate_again(
+    model: Layer,
+    params: Any,
+    ids: np.ndarray,
+    steps: int,
+    gen: np.random.Generator,
+    temperature: float,
+    top_k: int | None,
+    state: Any,
+) -> np.ndarray:
+    """:func:`generate` by recomputation: the model on the last ``context`` ids each step."""
+    context = _context(model)
+    out = ids.astype(np.int64)
+    for _ in range(steps):
+        window = out if context is None else out[:, -context:]
+        y = model.apply_with_state(params, state, window)[0]
+        logits = y[0] if isinstance(y, tuple) else y
+        logits = logits[:, -1] if logits.ndim == 3 else logits
+        new = sample(logits, gen, temperature=temperature, top_k=top_k)[:, None]
+        out = np.concatenate([out, new], axis=1)
+    return out

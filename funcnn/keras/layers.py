@@ -17,6 +17,7 @@ from typing import Any
 from funcnn import layers as L
 from funcnn import validate as check
 from funcnn.keras.attention import MultiHeadAttention
+from funcnn.keras.attention import MultiHeadAttention
 from funcnn.keras.base import Input, KerasLayer, KerasTensor, _common, _with_activation
 from funcnn.keras.conv_layers import (
     Conv1DTranspose,
@@ -72,6 +73,7 @@ __all__ = [
     "Masking",
     "MaxPooling1D",
     "MaxPooling2D",
+    "MultiHeadAttention",
     "MultiHeadAttention",
     "ReLU",
     "Reshape",

@@ -435,6 +435,8 @@ class Graph(_Combinator):
                 grads[i] = tree.zeros_like(params[i])
                 continue
             grads[i], dx = self.layers[i].backward(params[i], caches[i], d, need_dx=wanted[i])
+            if not wanted[i]:  # every parent is an input whose gradient no one asked for
+                continue
             ids = self.parents[i]
             parts = (dx,) if len(ids) == 1 else dx
             for v, part in zip(ids, parts):
