@@ -55,3 +55,22 @@ def test_blocks_are_large_and_set_by_the_shapes_alone():
     assert linalg.row_blocks(32, 256, 10, 128, 820) == [(0, 32)]  # padded to 128 when run
     assert linalg.row_blocks(10**6, 2, 4, 1, 32768)[0] == (0, 32768)  # only tested sizes
     assert linalg.row_blocks(100, 2000, 2000, 2, 20) == [(0, 48), (48, 80), (80, 100)]
+
+
+@pytest.mark.parametrize(
+    ("p_dtype", "u_dtype"), [("f4", "f4"), ("f4", "f8"), ("f8", "f4"), ("f2", "f4")]
+)
+def test_apply_updates_in_spans_has_the_bits_of_one_add(p_dtype, u_dtype, workers):
+    from funcnn import optim
+
+    rng = np.random.default_rng(6)
+    params = (rng.standard_normal((700, 300)).astype(p_dtype), np.float32(2.0), np.ones(3))
+    updates = (rng.standard_normal((700, 300)).astype(u_dtype) * 1e-3, np.float32(1), np.ones(3))
+    for n in (1, 2):
+        workers(n)
+        new = optim.apply_updates(params, updates)
+        for got, p, u in zip(new, params, updates):
+            want = np.asarray(np.add(p, u, dtype=np.asarray(p).dtype, casting="same_kind"))
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+            assert not got.flags.writeable
+    assert params[0].flags.writeable  # the inputs are untouched
