@@ -203,13 +203,18 @@ def test_save_load_and_json_round_trips(tmp_path):
     assert np.array_equal(fresh.predict(IDS), pred)
 
 
-def test_return_state_in_a_sequential_and_its_limit_in_the_functional_api():
+def test_return_state_in_a_sequential_and_in_the_functional_api():
     model = keras.Sequential([keras.Input((5, 2)), layers.LSTM(3, return_state=True)])
     out, h, c = model.predict(np.ones((2, 5, 2), np.float32))
     assert out.shape == h.shape == c.shape == (2, 3) and np.array_equal(out, h)
-    tensor = layers.LSTM(3, return_state=True)(keras.Input((5, 2)))
-    with pytest.raises(TypeError, match="return_state"):
-        _, _, _ = tensor
+    inputs = keras.Input((5, 2))
+    out_t, _, c_t = layers.LSTM(3, return_state=True)(inputs)  # taken apart
+    functional = keras.Model(inputs, [out_t, c_t])
+    functional.set_weights(model.get_weights())
+    got = functional.predict(np.ones((2, 5, 2), np.float32))
+    assert np.array_equal(got[0], out) and np.array_equal(got[1], c)
+    with pytest.raises(TypeError, match="return_state=True"):
+        _, _ = layers.LSTM(3)(inputs)
 
 
 def test_merging_masked_sequences_is_refused():

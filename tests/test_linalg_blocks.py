@@ -74,3 +74,17 @@ def test_apply_updates_in_spans_has_the_bits_of_one_add(p_dtype, u_dtype, worker
             assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
             assert not got.flags.writeable
     assert params[0].flags.writeable  # the inputs are untouched
+
+
+@pytest.mark.parametrize("factor", [-1e-3, np.float64(-1e-3), np.float32(0.5), 3])
+def test_scaling_in_spans_has_the_bits_of_one_multiply(factor, workers):
+    from funcnn.optim.leaves import scaled
+
+    rng = np.random.default_rng(7)
+    updates = {"w": rng.standard_normal((600, 400)).astype("f4"), "b": np.ones(3, "f8")}
+    for n in (1, 2):
+        workers(n)
+        got = scaled(updates, factor)
+        for key in updates:
+            want = updates[key] * factor
+            assert got[key].dtype == want.dtype and got[key].tobytes() == want.tobytes()

@@ -325,3 +325,100 @@ def test_options_match_keras_outputs_and_training(name):
     np.testing.assert_allclose(h_ours["loss"], h_theirs["loss"], rtol=1e-4)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- states in the functional API
+
+
+def _seq2seq(lib, layers_, *, masked=False, units=5):
+    """keras-io's character-level seq2seq training model (fixed lengths here)."""
+    if masked:
+        enc_in = lib.Input((7,), dtype="int32")
+        encoder_inputs = layers_.Embedding(10, 4, mask_zero=True)(enc_in)
+    else:
+        enc_in = encoder_inputs = lib.Input((6, 4))
+    encoder = layers_.LSTM(units, return_state=True)
+    _encoder_outputs, state_h, state_c = encoder(encoder_inputs)
+    encoder_states = [state_h, state_c]
+    dec_in = lib.Input((5, 3))
+    decoder_lstm = layers_.LSTM(units, return_sequences=True, return_state=True)
+    decoder_outputs, _, _ = decoder_lstm(dec_in, initial_state=encoder_states)
+    decoder_dense = layers_.Dense(3, activation="softmax")
+    return lib.Model([enc_in, dec_in], decoder_dense(decoder_outputs))
+
+
+def _seq2seq_data(masked):
+    gen = np.random.default_rng(20)
+    a = IDS if masked else gen.random((4, 6, 4)).astype(np.float32)
+    b = gen.random((4, 5, 3)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[gen.integers(0, 3, (4, 5))]
+    return a, b, y
+
+
+def test_seq2seq_functional_api_runs_trains_and_round_trips(tmp_path):
+    model = _seq2seq(keras, layers)
+    a, b, y = _seq2seq_data(False)
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit([a, b], y, batch_size=2, epochs=2, verbose=0)
+    assert np.isfinite(history["loss"]).all()
+    pred = model.predict([a, b])
+    assert pred.shape == (4, 5, 3)
+    for name in ("m.keras", "m.json"):
+        again = keras.models.load_model(model.save(tmp_path / name))
+        assert again.get_config() == model.get_config()
+        assert np.array_equal(again.predict([a, b]), pred)
+    # the core: the states enter the decoder as inputs; float64 finite differences
+    core = model.model
+    params = core.init(np.random.default_rng(0), ((6, 4), (5, 3)), dtype=np.float64)
+    check_grads(core, params, (a.astype(np.float64), b.astype(np.float64)))
+
+
+def test_bidirectional_states_taken_apart():
+    inputs = keras.Input((6, 4))
+    out, fh, _, _, bc = layers.Bidirectional(layers.LSTM(3, return_state=True))(inputs)
+    assert [t.shape for t in (out, fh, bc)] == [(6,), (3,), (3,)]
+    joined = layers.Concatenate()([out, fh, bc])
+    model = keras.Model(inputs, layers.Dense(2)(joined))
+    x = np.random.default_rng(21).standard_normal((3, 6, 4))
+    params = model.model.init(np.random.default_rng(0), (6, 4), dtype=np.float64)
+    check_grads(model.model, params, x)
+    h0 = [keras.Input((3,)) for _ in range(4)]
+    seq = layers.Bidirectional(layers.GRU(3, return_sequences=True))(inputs, initial_state=h0[:2])
+    assert seq.shape == (6, 6)
+
+
+def test_functional_states_say_what_was_expected():
+    inputs = keras.Input((6, 4))
+    with pytest.raises(TypeError, match="return_state=True"):
+        _, _ = layers.LSTM(3)(inputs)
+    with pytest.raises(TypeError, match="one tensor, an Input's"):
+        _, _ = inputs
+    with pytest.raises(TypeError, match="returns one output"):
+        _, _ = layers.Dense(3)(inputs)
+    _, h, c = layers.LSTM(3, return_state=True)(inputs)
+    with pytest.raises(ValueError, match="initial_state as a list of 2 tensors, got 1"):
+        layers.LSTM(3)(inputs, initial_state=[h])
+    with pytest.raises(ValueError, match="expects input shapes"):
+        layers.LSTM(4)(inputs, initial_state=[h, c])  # 3 units of state for 4
+    with pytest.raises(TypeError, match=r"mask=\.\.\.") as info:
+        layers.LSTM(3)(inputs, mask=h)
+    assert "Embedding(mask_zero=True)" in str(info.value)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked"])
+def test_seq2seq_matches_keras(masked):
+    real = _keras_real()
+    theirs = _seq2seq(real, real.layers, masked=masked)
+    ours = _seq2seq(keras, layers, masked=masked)
+    ours.set_weights(theirs.get_weights())
+    a, b, y = _seq2seq_data(masked)
+    np.testing.assert_allclose(
+        ours.predict([a, b]), np.asarray(theirs.predict([a, b], verbose=0)), rtol=2e-5, atol=2e-6
+    )
+    theirs.compile(loss="categorical_crossentropy", optimizer=real.optimizers.SGD(0.5))
+    ours.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.5))
+    h_theirs = theirs.fit([a, b], y, epochs=3, batch_size=2, shuffle=False, verbose=0).history
+    h_ours = ours.fit([a, b], y, epochs=3, batch_size=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(h_ours["loss"], h_theirs["loss"], rtol=1e-4)
+    for w_ours, w_theirs in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(w_ours, np.asarray(w_theirs), rtol=1e-4, atol=1e-5)

@@ -71,10 +71,24 @@ class KerasLayer:
             )
         shapes = tuple(t.shape for t in items)
         if len(items) > 1:
-            refuse_masked_merge(self, shapes)
-            return KerasTensor(self.core().output_shape(shapes), self, tuple(items))
+            core = self.core_for_several(shapes)
+            return KerasTensor(core.output_shape(shapes), self, tuple(items))
         core = self.core_for(is_masked_shape(shapes[0]))
         return KerasTensor(core.output_shape(shapes[0]), self, tuple(items))
+
+    def core_for_several(self, shapes: Any) -> Layer:
+        """The core for several inputs of these ``shapes`` (a merge; a recurrent layer's
+        sequence and initial state)."""
+        refuse_masked_merge(self, shapes)
+        return self.core()
+
+    def unpack(self, tensor: KerasTensor) -> list[KerasTensor]:
+        """``tensor``'s parts, where this layer returns several (return_state): what
+        ``a, b, c = layer(x)`` gives in the functional API."""
+        raise TypeError(
+            f"{tensor!r} is one tensor: {type(self).__name__} returns one output; only a "
+            "recurrent layer with return_state=True returns several to take apart"
+        )
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if v is not None)
@@ -109,11 +123,9 @@ class KerasTensor:
         return f"<KerasTensor shape={(None, *self.shape)}>"
 
     def __iter__(self) -> Any:
-        raise TypeError(
-            f"{self!r} is one tensor: taking a layer's several outputs apart (return_state's "
-            "output, state) is not supported in the functional API yet; use them as the "
-            "model's output, or the layer in a Sequential"
-        )
+        if self.layer is None:
+            raise TypeError(f"{self!r} is one tensor, an Input's: it has no parts to take apart")
+        return iter(self.layer.unpack(self))
 
 
 def Input(shape: Any, name: str | None = None, **unused: Any) -> KerasTensor:

@@ -11,7 +11,7 @@ from typing import Any
 
 from funcnn import losses
 from funcnn import metrics as metrics_lib
-from funcnn.keras.base import KerasLayer, refuse_masked_merge
+from funcnn.keras.base import KerasLayer
 from funcnn.keras.config import Wiring
 from funcnn.layers.base import Layer, is_shape_tuple
 from funcnn.layers.masking import is_masked_shape
@@ -34,8 +34,7 @@ def cores(specs: Sequence[KerasLayer], wiring: Wiring | None, input_shape: Any) 
         given = [shapes[i] for i in ids]
         try:
             if len(given) > 1:
-                refuse_masked_merge(spec, given)
-                core = spec.core()
+                core = spec.core_for_several(tuple(given))
                 shapes.append(core.output_shape(tuple(given)))
             else:
                 core = spec.core_for(is_masked_shape(given[0]))

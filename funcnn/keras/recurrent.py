@@ -16,14 +16,21 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, cast
 
+import attrs
+import numpy as np
+from numpy.typing import DTypeLike
+
 from funcnn import layers as L
 from funcnn import validate as check
-from funcnn.keras.base import KerasLayer, _common, keras_layer, nested_config
+from funcnn.keras.base import KerasLayer, KerasTensor, _common, keras_layer, nested_config
 from funcnn.keras.core_layers import MaskValues, ReverseSteps
 from funcnn.keras.names import get_activation, get_initializer
-from funcnn.layers.base import Layer
+from funcnn.layers.base import Layer, RngArg, as_shape, is_shape_tuple
 from funcnn.layers.cells import Cell, GRUCell, LSTMCell, SimpleRNNCell
+from funcnn.layers.masking import is_masked_shape
 from funcnn.layers.recurrent import MERGE_MODES
+from funcnn.random import RngLike
+from funcnn.types import Cache, LayerState, Params, Shape
 
 
 def _none_only(who: str, **options: Any) -> None:
@@ -94,7 +101,181 @@ class Masking(KerasLayer):
         return MaskValues(self.mask_value)
 
 
-class _Recurrent(KerasLayer):
+# ---------------------------------------------------------------- states in the functional API
+
+
+@attrs.frozen(repr=False)
+class InitialState(Layer):
+    """``layer`` (a recurrent core) given its initial state as separate inputs, as Keras'
+    ``layer(x, initial_state=[h, c])`` wires it: ``(x, h, c)`` (``x`` or the masked pair
+    ``(x, mask)``) becomes the core's ``(x, (h, c))`` or ``(x, mask, (h, c))``. Params:
+    ``layer``'s."""
+
+    layer: Layer
+    states: int = attrs.field(validator=check.field(check.positive_int))
+
+    def _inner_shape(self, input_shape: Any) -> Any:
+        if not is_shape_tuple(input_shape) or len(input_shape) != 1 + self.states:
+            raise ValueError(
+                f"{self!r} takes a sequence and {self.states} initial state(s), got the "
+                f"shapes {input_shape!r}"
+            )
+        first, states = input_shape[0], tuple(as_shape(s) for s in input_shape[1:])
+        head = tuple(first) if is_masked_shape(first) else (as_shape(first),)
+        return (*head, states)
+
+    def output_shape(self, input_shape: Shape) -> Any:
+        return self.layer.output_shape(self._inner_shape(input_shape))
+
+    def init(self, rng: RngLike, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> Params:
+        return self.layer.init(rng, self._inner_shape(input_shape), dtype=dtype)
+
+    def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> LayerState:
+        return self.layer.init_state(self._inner_shape(input_shape), dtype=dtype)
+
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, LayerState, Cache]:
+        if not isinstance(x, (tuple, list)) or len(x) != 1 + self.states:
+            raise ValueError(
+                f"{self!r} takes the tuple (x, *initial_state) of {1 + self.states} entries"
+            )
+        masked = isinstance(x[0], (tuple, list))
+        head = tuple(x[0]) if masked else (x[0],)
+        y, state, cache = self.layer.forward_with_state(
+            params, state, (*head, tuple(x[1:])), train=train, rng=rng
+        )
+        return y, state, (masked, cache)
+
+    def backward(
+        self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
+    ) -> tuple[Params, Any]:
+        masked, inner = cache
+        grads, dx = self.layer.backward(params, inner, dy, need_dx=need_dx)
+        if dx is None:
+            return grads, None
+        first = (dx[0], dx[1]) if masked else dx[0]
+        return grads, (first, *dx[-1])
+
+
+@attrs.frozen(repr=False)
+class Take(Layer):
+    """Entries ``indices`` of a tuple input: one entry, or a tuple of several (a masked
+    sequence's pair). Its gradient puts ``dy`` in their places and zeros elsewhere."""
+
+    indices: tuple[int, ...] = attrs.field(
+        converter=lambda v: tuple(check.non_negative_int("Take index", i) for i in v)
+    )
+
+    def _pick(self, values: Any) -> Any:
+        if not isinstance(values, tuple) or max(self.indices) >= len(values):
+            raise ValueError(
+                f"{self!r} takes entries {self.indices} of a tuple, got {values!r:.80}"
+            )
+        picked = tuple(values[i] for i in self.indices)
+        return picked[0] if len(picked) == 1 else picked
+
+    def output_shape(self, input_shape: Shape) -> Any:
+        return self._pick(tuple(input_shape) if is_shape_tuple(input_shape) else input_shape)
+
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[Any, LayerState, Cache]:
+        values = tuple(x) if isinstance(x, list) else x
+        return self._pick(values), state, [(np.shape(a), np.asarray(a).dtype) for a in values]
+
+    def backward(
+        self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
+    ) -> tuple[Params, Any]:
+        if not need_dx:
+            return (), None
+        parts = (dy,) if len(self.indices) == 1 else tuple(dy)
+        given = dict(zip(self.indices, parts))
+        floats = [d if d.kind == "f" else np.dtype(np.float64) for _, d in cache]
+        return (), tuple(
+            given[i] if i in given else np.zeros(shape, dtype)
+            for i, ((shape, _), dtype) in enumerate(zip(cache, floats))
+        )
+
+
+class TakeOutput(KerasLayer):
+    """One of the outputs of a layer that returns several: what unpacking its tensor
+    gives (``output, h, c = LSTM(8, return_state=True)(x)``). Not a Keras layer: Keras
+    returns a list of tensors there; here each is this step of the graph, without weights."""
+
+    masking = "takes"
+
+    def __init__(self, indices: Any, **kwargs: Any) -> None:
+        super().__init__(**_common(kwargs, "TakeOutput"))
+        self.indices = [check.non_negative_int("indices", i) for i in indices]
+        if not self.indices:
+            raise ValueError("TakeOutput takes at least one index")
+
+    def core(self) -> Layer:
+        return Take(tuple(self.indices))
+
+
+class _ReturnsStates:
+    """What the recurrent layers and Bidirectional share in the functional API: the
+    initial state as inputs (``layer(x, initial_state=[h, c])``), and the outputs with
+    ``return_state=True`` taken apart (``output, h, c = layer(x)``)."""
+
+    def states(self) -> int:
+        """How many state arrays the layer takes and returns."""
+        raise NotImplementedError
+
+    def __call__(self, inputs: Any, initial_state: Any = None, **kwargs: Any) -> KerasTensor:
+        for key, value in kwargs.items():  # Keras' mask= and training= are given elsewhere
+            if key not in ("mask", "training") or value is not None:
+                raise TypeError(
+                    f"{type(self).__name__}(...)(x, {key}=...) is not supported in funcnn's "
+                    "Keras facade: masks come from Embedding(mask_zero=True) or Masking, "
+                    "training from fit and predict"
+                )
+        call = KerasLayer.__call__
+        if initial_state is None:
+            return call(cast(KerasLayer, self), inputs)
+        states = (
+            list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        )
+        if len(states) != self.states():
+            raise ValueError(
+                f"{type(self).__name__} takes initial_state as a list of {self.states()} "
+                f"tensors, got {len(states)}"
+            )
+        return call(cast(KerasLayer, self), [inputs, *states])
+
+    def core_for_several(self, shapes: Any) -> Layer:
+        if len(shapes) != 1 + self.states():
+            raise ValueError(
+                f"{type(self).__name__} takes a sequence and {self.states()} initial state "
+                f"tensor(s) (initial_state=[...]), got {len(shapes)} tensors"
+            )
+        layer = cast(KerasLayer, self)
+        return InitialState(layer.core_for(is_masked_shape(shapes[0])), self.states())
+
+    def unpack(self, tensor: KerasTensor) -> list[KerasTensor]:
+        shape = tensor.shape
+        n = self.states()
+        if not getattr(self, "returns_states", False) or not is_shape_tuple(shape):
+            raise TypeError(
+                f"{tensor!r} is one tensor: give {type(self).__name__} return_state=True to "
+                "take its output and final state apart"
+            )
+        head = len(shape) - n
+        masked_head = head == 2 and is_masked_shape(tuple(shape[:2]))
+        if head == 1 or masked_head:
+            items = [tuple(range(head))]
+        else:  # Bidirectional(merge_mode=None): forward and backward outputs
+            items = [(i,) for i in range(head)]
+        items += [(i,) for i in range(head, len(shape))]
+        return [
+            KerasTensor(Take(ix).output_shape(shape), TakeOutput(list(ix)), (tensor,))
+            for ix in items
+        ]
+
+
+class _Recurrent(_ReturnsStates, KerasLayer):
     """What SimpleRNN, LSTM and GRU share: Keras' keywords, the RNN they build."""
 
     masking = "takes"
@@ -139,6 +320,13 @@ class _Recurrent(KerasLayer):
         self.go_backwards = check.boolean("go_backwards", go_backwards)
         for init in (kernel_initializer, recurrent_initializer, bias_initializer):
             get_initializer(init)
+
+    @property
+    def returns_states(self) -> bool:
+        return self.return_state
+
+    def states(self) -> int:
+        return len(self.cell_class(1).state_shapes())
 
     def _cell_settings(self) -> dict[str, Any]:
         return {
@@ -247,7 +435,7 @@ class GRU(_Gated):
         return {**super()._cell_settings(), "reset_after": self.reset_after}
 
 
-class Bidirectional(KerasLayer):
+class Bidirectional(_ReturnsStates, KerasLayer):
     """``Bidirectional(layer, merge_mode="concat", backward_layer=None)``: ``layer`` (a
     SimpleRNN, LSTM or GRU) forwards and a copy with its own weights backwards, outputs
     merged by ``merge_mode`` ("concat", "sum", "mul", "ave", or None for the pair).
@@ -296,6 +484,13 @@ class Bidirectional(KerasLayer):
                 "go_backwards=True (the default when backward_layer is None): other settings "
                 "for the backward direction are not supported"
             )
+
+    @property
+    def returns_states(self) -> bool:
+        return cast(_Recurrent, self.layer).return_state
+
+    def states(self) -> int:
+        return 2 * cast(_Recurrent, self.layer).states()
 
     def core(self) -> Layer:
         forward = cast(_Recurrent, self.layer)  # the constructor refused anything else

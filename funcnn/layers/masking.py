@@ -41,10 +41,12 @@ def mask_grad(mask: np.ndarray, dtype: DTypeLike) -> np.ndarray:
 
 def is_masked_shape(input_shape: Any) -> bool:
     """True for the shapes of a pair ``(values, mask)``: two shapes, the mask's the values'
-    leading axes."""
+    leading axes, fewer of them (the values have features; two shapes of one length are
+    two arrays, such as SimpleRNN's output and state)."""
     return (
         is_shape_tuple(input_shape)
         and len(input_shape) == 2
+        and len(input_shape[1]) < len(input_shape[0])
         and tuple(input_shape[1]) == tuple(input_shape[0])[: len(input_shape[1])]
     )
 

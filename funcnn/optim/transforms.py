@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from funcnn import kernels, tree
+from funcnn import kernels
 from funcnn import validate as check
 from funcnn.optim.base import (
     EmptyState,
@@ -32,6 +32,7 @@ from funcnn.optim.leaves import (
     leafwise,
     leafwise_into,
     leafwise_transform,
+    scaled,
     zeros,
 )
 from funcnn.optim.schedules import Schedule
@@ -49,7 +50,7 @@ def scale(factor: float) -> GradientTransformation:
 
     def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
         expect_state(state, EmptyState, "scale")
-        return tree.map(lambda g: g * factor, updates), state
+        return scaled(updates, factor), state
 
     return GradientTransformation(no_state, update)
 
@@ -89,7 +90,7 @@ def scale_by_learning_rate(
     def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
         s = expect_state(state, ScaleByLearningRateState, "scale_by_learning_rate")
         factor, new = _advance_rate(learning_rate, sign, s)
-        return tree.map(lambda g: g * factor, updates), new
+        return scaled(updates, factor), new
 
     return GradientTransformation(init, update)
 
@@ -98,6 +99,10 @@ def _advance_rate(
     learning_rate: ScalarOrSchedule, sign: float, s: ScaleByLearningRateState
 ) -> tuple[float, ScaleByLearningRateState]:
     """(the factor this update multiplies by, the state after it)."""
+    if not callable(learning_rate) and learning_rate == 0:
+        # A constant 0 is a placeholder for the rate a callback sets (Keras' SGD(
+        # learning_rate=0.0) with a LearningRateScheduler): the state's rate is the rate.
+        return sign * s.learning_rate, s._replace(step=s.step + 1)
     factor = sign * _rate_at(learning_rate, s.step) * s.multiplier
     count = s.step + 1
     new = ScaleByLearningRateState(
@@ -133,6 +138,22 @@ def scale_learning_rate(state: OptState, factor: float) -> OptState:
         return type(state)(*(scale_learning_rate(s, factor) for s in state))
     if isinstance(state, tuple):
         return tuple(scale_learning_rate(s, factor) for s in state)
+    return state
+
+
+def set_learning_rate(state: OptState, value: float) -> OptState:
+    """A new state whose learning rate(s) are ``value`` from the next update on: a rate of
+    0 (a constant 0, a placeholder) is replaced; any other is rescaled to ``value``
+    (:func:`scale_learning_rate`: a schedule goes on, multiplied)."""
+    value = check.non_negative("learning rate", value)
+    if isinstance(state, ScaleByLearningRateState):
+        if state.learning_rate == 0:
+            return state._replace(learning_rate=value)
+        return scale_learning_rate(state, value / state.learning_rate)
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(set_learning_rate(s, value) for s in state))
+    if isinstance(state, tuple):
+        return tuple(set_learning_rate(s, value) for s in state)
     return state
 
 
