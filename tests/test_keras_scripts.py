@@ -25,6 +25,7 @@ EXPECTED = {
         False,
     ),
     "imdb_bidirectional_lstm.py": (lambda g: g["acc"] > 0.75, True),
+    "text_classification_transformer.py": (lambda g: g["acc"] > 0.75, True),
 }
 
 
