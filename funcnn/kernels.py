@@ -249,3 +249,44 @@ def relu_backward(dy: np.ndarray, positive: np.ndarray) -> np.ndarray:
     dx = np.empty_like(flat)
     _spans(flat.size, lambda lo, hi: loop(flat, mask, dx, lo, hi))
     return dx.reshape(dy.shape)
+
+
+# ---------------------------------------------------------------- im2col
+
+
+def gather_windows_loop(
+    xp: np.ndarray, cols: np.ndarray, lo: int, hi: int,
+    kh: int, kw: int, dh: int, dw: int, sh: int, sw: int, groups: int,
+) -> None:  # fmt: skip
+    """``cols[n, i, j]`` (one row of ``kh * kw * C`` values, in ``(groups, kh, kw, C /
+    groups)`` order) for samples ``lo:hi``: the window of output (i, j) of ``xp[n]``."""
+    _, oh, ow, width = cols.shape
+    channels = xp.shape[3]
+    per = channels // groups
+    for n in range(lo, hi):
+        for i in range(oh):
+            for j in range(ow):
+                k = 0
+                for g in range(groups):
+                    for a in range(kh):
+                        for b in range(kw):
+                            for c in range(g * per, (g + 1) * per):
+                                cols[n, i, j, k] = xp[n, i * sh + a * dh, j * sw + b * dw, c]
+                                k += 1
+
+
+def gather_windows(
+    xp: np.ndarray, kernel: tuple[int, int], dilation: tuple[int, int],
+    strides: tuple[int, int], out: tuple[int, int], groups: int = 1,
+) -> np.ndarray:  # fmt: skip
+    """:func:`funcnn.layers.conv.gather_windows` (im2col) as one compiled copy over blocks
+    of samples: ``(N * oh * ow, kh * kw * C)``, the same values in the same order."""
+    loop = _jit(gather_windows_loop)
+    xp = np.ascontiguousarray(xp)
+    width = kernel[0] * kernel[1] * xp.shape[3]
+    cols = np.empty((xp.shape[0], *out, width), xp.dtype)
+    per = out[0] * out[1] * width
+    _by_samples(
+        len(xp), per, lambda lo, hi: loop(xp, cols, lo, hi, *kernel, *dilation, *strides, groups)
+    )
+    return cols.reshape(-1, width)

@@ -169,3 +169,29 @@ def test_relu_forward_and_backward(dtype):
         return y, cache.positive, L.Relu.backward((), cache, dy)[1]
 
     assert_same_bits(*both(run))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        L.Conv2D(4, 3),
+        L.Conv2D(3, (2, 3), strides=(2, 1), padding="same"),
+        L.Conv2D(4, 3, dilation=2, padding="same"),
+        L.Conv2D(6, 3, groups=3),
+        L.Conv1D(4, 3, padding="same"),
+    ],
+    ids=repr,
+)
+def test_convolution_windows(layer, dtype):
+    rng = np.random.default_rng(8)
+    shape = (9, 3) if "1D" in repr(layer) else (7, 8, 3)
+    x = hostile((3, *shape), dtype, rng)
+    x = np.where(np.isfinite(x), x, 1.5).astype(dtype)
+    params = layer.init(0, shape, dtype=dtype)
+
+    def run():
+        y, _, cache = layer.forward_with_state(params, (), x, train=True)
+        return y, layer.backward(params, cache, np.ones_like(y))
+
+    assert_same_bits(*both(run))

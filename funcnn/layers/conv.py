@@ -27,7 +27,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import DTypeLike
 
-from funcnn import initializers, linalg
+from funcnn import initializers, kernels, linalg
 from funcnn import validate as check
 from funcnn.layers.base import (
     IMAGES,
@@ -120,6 +120,8 @@ def gather_windows(
     outputs reads, as ``(N * oh * ow, kh * kw * C)``, columns in the kernel's
     ``(kh, kw, C)`` order; with ``groups`` > 1, ``(groups, kh, kw, C / groups)`` order, so
     each group's columns are one contiguous block."""
+    if kernels.compiled() and kernels.floating(xp):  # one compiled copy, the same values
+        return kernels.gather_windows(xp, kernel, dilation, strides, out, groups)
     (kh, kw), (dh, dw), (sh, sw), (oh, ow) = kernel, dilation, strides, out
     channels = xp.shape[3]
     if channels == 1:  # one channel: a copy per kernel offset, each a run of ow values
