@@ -290,3 +290,31 @@ def gather_windows(
         len(xp), per, lambda lo, hi: loop(xp, cols, lo, hi, *kernel, *dilation, *strides, groups)
     )
     return cols.reshape(-1, width)
+
+
+def add_window_loop(
+    dxp: np.ndarray, part: np.ndarray, lo: int, hi: int,
+    a: int, b: int, dh: int, dw: int, sh: int, sw: int,
+) -> None:  # fmt: skip
+    """``dxp[n, i * sh + a * dh, j * sw + b * dw] += part[n, i, j]`` for samples ``lo:hi``."""
+    _, oh, ow, channels = part.shape
+    for n in range(lo, hi):
+        for i in range(oh):
+            for j in range(ow):
+                for c in range(channels):
+                    dxp[n, i * sh + a * dh, j * sw + b * dw, c] += part[n, i, j, c]
+
+
+def add_window(
+    dxp: np.ndarray, part: np.ndarray, offset: tuple[int, int],
+    dilation: tuple[int, int], strides: tuple[int, int],
+) -> None:  # fmt: skip
+    """col2im's step in place on ``dxp`` (the caller's fresh array): kernel offset
+    ``offset``'s contribution ``part`` (N, oh, ow, C) added where that offset read, as
+    ``dxp[offset_slices(...)] += part`` adds it, over blocks of samples on funcnn's threads."""
+    loop = _jit(add_window_loop)
+    part = np.ascontiguousarray(part)
+    _by_samples(
+        len(part), part[0].size if len(part) else 0,
+        lambda lo, hi: loop(dxp, part, lo, hi, *offset, *dilation, *strides),
+    )  # fmt: skip

@@ -182,6 +182,7 @@ def scatter_windows(
     result has ``padded_shape`` ``(N, H + pads, W + pads, C)``."""
     n, oh, ow = padded_shape[0], out[0], out[1]
     dxp = np.zeros(padded_shape, dtype=dy2.dtype)
+    compiled = kernels.compiled() and kernels.floating(dxp)
     for a in range(w.shape[0]):
         for b in range(w.shape[1]):
             # What kernel offset (a, b) contributed, as one contiguous matrix product,
@@ -189,7 +190,10 @@ def scatter_windows(
             blocks = [block.T for block in kernel_blocks(w[a, b], groups)]
             part = grouped_matmul(dy2, blocks, group=oh * ow, padded=padded)
             part = part.reshape(n, oh, ow, padded_shape[3])
-            dxp[offset_slices((a, b), dilation, strides, (oh, ow))] += part
+            if compiled and part.dtype == dxp.dtype:
+                kernels.add_window(dxp, part, (a, b), dilation, strides)
+            else:
+                dxp[offset_slices((a, b), dilation, strides, (oh, ow))] += part
     return dxp
 
 
