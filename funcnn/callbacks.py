@@ -269,8 +269,9 @@ def _set_learning_rate(ctx: TrainingContext, new: float) -> None:
     current = optim.current_learning_rate(ctx.opt_state)
     if new == current:
         return
-    if current == 0:
-        raise ValueError("cannot rescale a learning rate of 0")
+    if current == 0:  # a constant 0 is set, as Keras sets it
+        ctx.opt_state = optim.set_learning_rate(ctx.opt_state, new)
+        return
     ctx.opt_state = optim.scale_learning_rate(ctx.opt_state, new / current)
 
 

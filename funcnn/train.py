@@ -217,6 +217,18 @@ class Callback:
     def on_train_end(self, ctx: TrainingContext) -> None:
         pass
 
+    def on_test_begin(self, ctx: TrainingContext) -> None:
+        """Before an epoch's validation (only where there is validation data)."""
+
+    def on_test_end(self, logs: dict[str, float], ctx: TrainingContext) -> None:
+        """After an epoch's validation: ``logs`` are its scores, without the ``val_``."""
+
+
+def _hook(callback: Any, name: str) -> Callable[..., None]:
+    """``callback``'s method ``name``, or one that does nothing where a callback written
+    before the method existed (a duck-typed one) lacks it."""
+    return getattr(callback, name, None) or (lambda *args: None)
+
 
 # ---------------------------------------------------------------- predict and evaluate
 
@@ -461,6 +473,8 @@ def _loop(
         order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else None
         logs = one_epoch.run(ctx, order, seed)
         if validation is not None and not ctx.stop_training:
+            for cb in callbacks:
+                _hook(cb, "on_test_begin")(ctx)
             # each process predicts its share (a prediction does not depend on its batch)
             xv, size = validation[0], max(one_epoch.batch_size, 256)
             mine = one_epoch.plan.share(batching.count(xv))
@@ -479,6 +493,8 @@ def _loop(
             pred = one_epoch.plan.gather(part)
             scores = _score(loss, one_epoch.metric_list, pred, validation[1])
             logs.update({f"val_{k}": v for k, v in scores.items()})
+            for cb in callbacks:
+                _hook(cb, "on_test_end")(dict(scores), ctx)
         logs.update(_learning_rate(ctx.opt_state), time=time.perf_counter() - started)
         ctx.history.append(epoch, logs)
         progress.epoch_end(logs)

@@ -36,12 +36,28 @@ class KerasLayer:
     masking: ClassVar[str] = "drops"
 
     def __init__(
-        self, *, name: str | None = None, input_shape: Any = None, input_dim: Any = None
+        self,
+        *,
+        name: str | None = None,
+        input_shape: Any = None,
+        input_dim: Any = None,
+        trainable: bool = True,
     ) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, got {name!r}")
         self.name = name
         self.declared_input_shape = _shape(input_shape, input_dim)
+        self.trainable = trainable
+
+    @property
+    def trainable(self) -> bool:
+        """False freezes the layer, as in Keras: ``fit`` leaves its weights as they are and
+        runs a BatchNormalization in inference mode (see :mod:`funcnn.keras.freezing`)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = check.boolean("trainable", value)
 
     def core(self) -> Layer:
         raise NotImplementedError
@@ -59,6 +75,8 @@ class KerasLayer:
         shape = config.pop("declared_input_shape")
         if shape is not None:
             config["input_shape"] = list(shape)
+        if not self.trainable:
+            config["trainable"] = False
         return config
 
     def __call__(self, inputs: Any) -> KerasTensor:
@@ -138,17 +156,15 @@ def Input(shape: Any, name: str | None = None, **unused: Any) -> KerasTensor:
     )
 
 
-_COMMON = ("name", "input_shape")
+_COMMON = ("name", "input_shape", "trainable")
 
 
 def _common(kwargs: dict[str, Any], who: str, dim: bool = False) -> dict[str, Any]:
     """The keywords every Keras layer takes; a clear error for one funcnn does not know."""
     known = _COMMON + (("input_dim",) if dim else ())
-    if kwargs.get("trainable", True) is not True:
-        raise ValueError(f"{who}(trainable=False): funcnn's Keras facade trains every layer")
     if kwargs.get("dtype") not in (None, "float32"):
         raise ValueError(f"{who}(dtype={kwargs['dtype']!r}): the Keras facade computes in float32")
-    unknown = [k for k in kwargs if k not in known and k not in ("trainable", "dtype")]
+    unknown = [k for k in kwargs if k not in known and k != "dtype"]
     if unknown:
         raise TypeError(
             f"{who} got keyword(s) {', '.join(map(repr, unknown))} that funcnn's Keras facade "

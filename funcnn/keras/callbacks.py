@@ -71,18 +71,49 @@ class Callback:
     def on_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
         pass
 
+    def on_test_begin(self, logs: dict[str, float] | None = None) -> None:
+        pass
+
+    def on_test_end(self, logs: dict[str, float] | None = None) -> None:
+        pass
+
+    def on_test_batch_begin(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        pass
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        pass
+
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+    def on_predict_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+
+HOOKS = (
+    "on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end", "on_train_begin",
+    "on_train_end", "on_train_batch_begin", "on_train_batch_end", "on_test_begin",
+    "on_test_end", "on_test_batch_begin", "on_test_batch_end", "on_predict_begin",
+    "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end",
+)  # fmt: skip
+
 
 class LambdaCallback(Callback):
     """Keras' ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)`` and the others:
     ``on_epoch_begin/on_epoch_end(epoch, logs)``, ``on_batch_begin/on_batch_end(batch,
-    logs)``, ``on_train_begin/on_train_end(logs)``."""
+    logs)``, ``on_train_begin/on_train_end(logs)``, and the ``on_train_batch_*``,
+    ``on_test_*`` and ``on_predict_*`` hooks with Keras' arguments."""
 
     def __init__(self, **functions: Callable[..., Any] | None) -> None:
-        names = ("on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end",
-                 "on_train_begin", "on_train_end")  # fmt: skip
-        unknown = set(functions) - set(names)
+        unknown = set(functions) - set(HOOKS)
         if unknown:
-            raise TypeError(f"LambdaCallback takes {', '.join(names)}; got {sorted(unknown)}")
+            raise TypeError(f"LambdaCallback takes {', '.join(HOOKS)}; got {sorted(unknown)}")
         for name, fn in functions.items():
             if fn is not None:
                 if not callable(fn):
@@ -131,3 +162,10 @@ class Adapter(train.Callback):
     def on_train_end(self, ctx: train.TrainingContext) -> None:
         self._sync(ctx)
         self.callback.on_train_end({})
+
+    def on_test_begin(self, ctx: train.TrainingContext) -> None:
+        self._sync(ctx)
+        self.callback.on_test_begin({})
+
+    def on_test_end(self, logs: dict[str, float], ctx: train.TrainingContext) -> None:
+        self.callback.on_test_end(dict(logs))

@@ -26,7 +26,7 @@ from funcnn import metrics as metrics_lib
 from funcnn import validate as check
 from funcnn.callbacks import ModelCheckpoint
 from funcnn.keras import callbacks as keras_callbacks
-from funcnn.keras import compiling, config, masks, summary, weights
+from funcnn.keras import compiling, config, freezing, inference, masks, summary, weights
 from funcnn.keras import layers as K
 from funcnn.keras import metrics as keras_metrics
 from funcnn.keras.utils import class_labels
@@ -146,6 +146,19 @@ class Model:
         self._specs.append(spec)
 
     @property
+    def trainable(self) -> bool:
+        """Whether any layer trains; setting it sets every layer's ``trainable`` (Keras'
+        ``model.trainable = False`` freezes the whole model, a base model in transfer
+        learning)."""
+        return any(spec.trainable for spec in self._specs) if self._specs else True
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = check.boolean("trainable", value)
+        for spec in self._specs:
+            spec.trainable = value
+
+    @property
     def layers(self) -> list[K.KerasLayer]:
         """The Keras layers, in order (an activation given to a layer is part of it)."""
         return list(self._specs)
@@ -254,12 +267,22 @@ class Model:
     def metrics_names(self) -> list[str]:
         return ["loss", *(m.name for m in self.metrics)]
 
-    def _scoring(self, loss: losses.Loss) -> tuple[Layer, losses.Loss, list[metrics_lib.Metric]]:
+    def _scoring(
+        self, loss: losses.Loss, *, training: bool = False
+    ) -> tuple[Layer, losses.Loss, list[metrics_lib.Metric]]:
         """(model, loss, metrics) that training and evaluation score with: an output
         Softmax (Sigmoid) with categorical (binary) cross-entropy becomes Identity and the
         fused, stable loss on logits (the same params tree); metrics still see
-        probabilities. One definition, so fit's val_loss equals evaluate's loss."""
+        probabilities. One definition, so fit's val_loss equals evaluate's loss. With
+        ``training``, a frozen BatchNormalization runs in inference mode (as in Keras)."""
         cores = self._cores()
+        if training:
+            cores = [
+                freezing.InferenceMode(core)
+                if isinstance(spec, K.BatchNormalization) and not spec.trainable
+                else core
+                for spec, core in zip(self._specs, cores)
+            ]
         last = self._output_index()
         fused = None if last is None else compiling.fuse(cores[last], loss, self.metrics)
         metrics = self.metrics
@@ -373,7 +396,11 @@ class Model:
                 self.input_shape
                 or (tuple(a.shape[1:] for a in x) if isinstance(x, tuple) else x.shape[1:])
             )
-        train_model, train_loss, metrics = self._scoring(loss)
+        train_model, train_loss, metrics = self._scoring(loss, training=True)
+        trainable = [spec.trainable for spec in self._specs]
+        if not all(trainable):  # frozen layers: no updates (read at each fit, as Keras)
+            mask = freezing.trainable_mask(self.params, trainable)
+            optimizer = freezing.frozen_updates(optimizer, mask)
         weights = self._weights(y, sample_weight, class_weight)
         if weights is not None:
             train_loss, y = losses.weighted(train_loss), (y, weights)
@@ -438,15 +465,29 @@ class Model:
         self.params, self.state, self.opt_state = ctx.params, ctx.state, ctx.opt_state
 
     def predict(
-        self, x: Any, batch_size: int | None = None, verbose: Any = "auto", **unused: Any
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        steps: Any = None,
+        callbacks: Any = None,
+        **unused: Any,
     ) -> Any:
-        """Inference-mode outputs (probabilities for a Softmax/Sigmoid output)."""
+        """Inference-mode outputs (probabilities for a Softmax/Sigmoid output); Keras
+        callbacks' ``on_predict_*`` hooks run around each batch (32 rows by default)."""
         self._require_built()
         x = self._inputs(x)
         self._check_examples(x, "x")
         model = self.model
+        masked = masks.is_masked_output(model, self.input_shape)
+        hooks = inference.keras_callbacks(callbacks, self)
+        if hooks:
+            return inference.predict(
+                hooks, model, self.params, self.state, x, batch_size or 32,
+                masks.values if masked else (lambda pred: pred),
+            )  # fmt: skip
         pred = train.predict(model, self.params, x, batch_size=batch_size or 256, state=self.state)
-        return masks.values(pred) if masks.is_masked_output(model, self.input_shape) else pred
+        return masks.values(pred) if masked else pred
 
     def __call__(self, x: Any, training: bool = False) -> Any:
         """``model(x)``: the outputs for a batch of arrays (inference mode only)."""
@@ -464,20 +505,29 @@ class Model:
         verbose: Any = "auto",
         sample_weight: Any = None,
         return_dict: bool = False,
+        steps: Any = None,
+        callbacks: Any = None,
         **unused: Any,
     ) -> Any:
         """The loss and each metric on ``(x, y)``: ``[loss, *metrics]`` (a float without
-        metrics), or a dict with ``return_dict=True``."""
+        metrics), or a dict with ``return_dict=True``. Keras callbacks' ``on_test_*``
+        hooks run around each batch (32 rows by default), with the running scores."""
         loss, _ = self._require_compiled()
         self._require_built()
         x, y = self._inputs(x), self._targets(y)
         model, loss, metrics = self._scoring(loss)  # the loss fit's val_loss reports
         if sample_weight is not None:
             loss, y = losses.weighted(loss), (y, self._weights(y, sample_weight, None))
-        scores = train.evaluate(
-            model, self.params, loss, x, y,
-            metrics=metrics, batch_size=batch_size or 256, state=self.state,
-        )  # fmt: skip
+        hooks = inference.keras_callbacks(callbacks, self)
+        if hooks:
+            scores = inference.evaluate(
+                hooks, model, self.params, self.state, loss, metrics, x, y, batch_size or 32
+            )
+        else:
+            scores = train.evaluate(
+                model, self.params, loss, x, y,
+                metrics=metrics, batch_size=batch_size or 256, state=self.state,
+            )  # fmt: skip
         if verbose:  # Keras prints the scores unless verbose=0
             print(" - ".join(f"{k}: {v:.4f}" for k, v in scores.items()))
         if return_dict:

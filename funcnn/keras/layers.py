@@ -361,7 +361,8 @@ class ZeroPadding2D(KerasLayer):
 
 
 class BatchNormalization(KerasLayer):
-    """``BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001)``, Keras' defaults."""
+    """``BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001)``, Keras' defaults; the
+    moving variance follows the biased batch variance, as Keras' does."""
 
     def __init__(
         self, axis: int = -1, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs: Any
@@ -371,7 +372,9 @@ class BatchNormalization(KerasLayer):
         self.core()
 
     def core(self) -> Layer:
-        return L.BatchNorm(momentum=self.momentum, eps=self.epsilon, axis=self.axis)
+        return L.BatchNorm(
+            momentum=self.momentum, eps=self.epsilon, axis=self.axis, biased_running_var=True
+        )
 
 
 class LayerNormalization(KerasLayer):

@@ -36,8 +36,9 @@ def table(model: Any) -> str:
     lines.append(rule)
     for row in rows[1:]:
         lines.append("".join(cell.ljust(w) for cell, w in zip(row, widths)))
-    trainable = tree.size(model.params)
-    frozen = 0 if model.state is None else tree.size(model.state)
+    trainable = sum(tree.size(p) for spec, p in zip(model.layers, model.params) if spec.trainable)
+    frozen = tree.size(model.params) - trainable  # frozen layers' weights, and the states
+    frozen += 0 if model.state is None else tree.size(model.state)
     lines += [
         rule,
         f"Total params: {trainable + frozen:,}",

@@ -24,7 +24,7 @@ class NormParams(NamedTuple):
 
 class BatchNormState(NamedTuple):
     mean: np.ndarray  # running mean (features,)
-    var: np.ndarray  # running variance (features,), unbiased
+    var: np.ndarray  # running variance (features,), unbiased (biased_running_var: biased)
 
 
 def _axis(ndim: int, axis: int, who: object) -> int:
@@ -134,13 +134,16 @@ class BatchNorm(_Normalization):
     Training (``train=True``): ``y = gamma * (x - mean_B) / sqrt(var_B + eps) + beta`` with
     the batch's mean and biased variance over every axis but ``axis``; the returned
     state holds ``running = momentum * running + (1 - momentum) * batch`` (the running
-    variance from the unbiased batch variance). Inference uses the running statistics.
+    variance from the unbiased batch variance, PyTorch's rule; with
+    ``biased_running_var=True`` from the biased one, Keras' rule). Inference uses the
+    running statistics.
     The statistics live in the state tree (``init_state``), never in params, so
     optimizers never touch them. Use ``apply_with_state``/``forward_with_state``.
     """
 
     momentum: float = attrs.field(default=0.99)
     eps: float = attrs.field(default=1e-3, validator=_eps)
+    biased_running_var: bool = attrs.field(default=False, kw_only=True)
 
     @momentum.validator
     def _momentum(self, attribute: attrs.Attribute, value: float) -> None:
@@ -189,12 +192,12 @@ class BatchNorm(_Normalization):
                 self.eps,
                 shape,
             )
-            unbiased = var * (count / max(count - 1, 1))
+            batch_var = var if self.biased_running_var else var * (count / max(count - 1, 1))
             m = self.momentum
             new_state = freeze(
                 BatchNormState(
                     (m * state.mean + (1 - m) * mean).astype(state.mean.dtype),
-                    (m * state.var + (1 - m) * unbiased).astype(state.var.dtype),
+                    (m * state.var + (1 - m) * batch_var).astype(state.var.dtype),
                 )
             )
         else:

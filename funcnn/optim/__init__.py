@@ -60,6 +60,7 @@ from funcnn.optim.transforms import (
     scale_by_rss,
     scale_by_stddev,
     scale_learning_rate,
+    set_learning_rate,
     trace,
 )
 from funcnn.optim.wrappers import (
