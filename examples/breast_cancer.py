@@ -41,6 +41,7 @@ def main(output_dir: str = "outputs", verbose: int = 2) -> dict:
         f"(after {len(history.epochs)} epochs)"
     )
     plot.plot_history(history, out / "breast_cancer_history.png")
+    print(f"plot saved in {out.resolve()}")
     return scores
 
 

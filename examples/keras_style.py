@@ -40,6 +40,7 @@ def main(output_dir: str = "outputs", verbose: int = 0) -> dict:
     more = restored.fit(x_train, y_train, epochs=5, batch_size=10, verbose=0)  # resumes training
     print(f"training resumed after loading: loss {more['loss'][-1]:.4f}")
     plot.plot_history(history, out / "iris_history.png")
+    print(f"model and plot saved in {out.resolve()}")
     return {"test_accuracy": accuracy, "identical_after_load": same}
 
 

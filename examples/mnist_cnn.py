@@ -60,6 +60,7 @@ def main(
     plot.plot_images(x_test[:24], predicted, y_test[:24], out / f"{stem}_predictions.png")
     filters = np.moveaxis(np.asarray(params[0].w)[:, :, 0, :], -1, 0)  # (32, 3, 3)
     plot.plot_images(filters, path=out / f"{stem}_filters.png", columns=8)
+    print(f"plots saved in {out.resolve()} (titles: the predicted digit, then the true one)")
     return {"test_accuracy": accuracy, "seconds": seconds}
 
 

@@ -45,6 +45,7 @@ def main(output_dir: str = "outputs", verbose: int = 0) -> dict:
     ax.set(xlabel="true", ylabel="predicted", title=f"Held-out predictions (R^2 = {r2:.3f})")
     fig.tight_layout()
     fig.savefig(out / "regression.png", dpi=100)
+    print(f"plot saved in {out.resolve()}")
     return {"r2": r2, "mse": mse}
 
 

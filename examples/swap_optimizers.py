@@ -68,11 +68,17 @@ def main(output="outputs/swap_optimizers.png"):
     fig, ax = plt.subplots(figsize=(8, 5))
     results = {}
     colors = plt.get_cmap("tab20").colors
+    styles = ["-", "--", ":", "-."]  # curves that coincide still show: each its own dashes
+    markers = "osD^v<>pXh*"
     for i, (name, optimizer) in enumerate(OPTIMIZERS.items()):
         curve, accuracy = train(optimizer, x, y)
         results[name] = (curve[-1], accuracy)
         label = f"{name} ({accuracy:.0%})"
-        ax.plot(range(1, len(curve) + 1), curve, label=label, color=colors[i % len(colors)])
+        ax.plot(
+            range(1, len(curve) + 1), curve, label=label, color=colors[i % len(colors)],
+            linestyle=styles[i % len(styles)], marker=markers[i % len(markers)],
+            markevery=max(1, len(curve) // 6), markersize=4, alpha=0.85,
+        )  # fmt: skip
         print(f"{name:10s} final loss {curve[-1]:.4f}  training accuracy {accuracy:.1%}")
     ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="One model, every optimizer")
     ax.legend(ncol=2, fontsize=8)
@@ -80,7 +86,7 @@ def main(output="outputs/swap_optimizers.png"):
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=100)
     plt.close(fig)
-    print(f"saved {output}")
+    print(f"plot saved in {Path(output).resolve()}")
     return results
 
 

@@ -7,6 +7,7 @@ here (:func:`split_validation`) and cuts its epochs into mini-batches (:func:`ba
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -121,8 +122,17 @@ def warn_if_one_class(train_y: Data, val_y: Data, validation_split: float) -> No
             "class. Shuffle them first (e.g. funcnn.datasets.train_test_split, or "
             "x[p], y[p] for a seeded permutation p), or pass validation_data",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by the function calling this point at
+    the first caller outside funcnn (the user's line, not fit's or the Keras facade's)."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("funcnn."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def batches(n: int, batch_size: int, order: np.ndarray | None) -> Iterator[Any]:

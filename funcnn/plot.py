@@ -169,7 +169,8 @@ def plot_images(
     image_shape: tuple[int, ...] | None = None,
     columns: int = 8,
 ) -> Figure:
-    """A grid of images titled "pred (true)"; wrong predictions in red.
+    """A grid of images titled "pred 3" (with ``true``: "pred 3, true 5"); wrong predictions
+    in red.
 
     ``images``: ``(n, H, W)``, ``(n, H, W, C)`` or flat ``(n, H*W)`` with ``image_shape``
     (square images are inferred).
@@ -195,6 +196,6 @@ def plot_images(
         if predicted is not None:
             p = int(np.asarray(predicted)[i])
             t = None if true is None else int(np.asarray(true)[i])
-            title = f"{p}" if t is None else f"{p} ({t})"
+            title = f"pred {p}" if t is None else f"pred {p}, true {t}"
             ax.set_title(title, fontsize=9, color="red" if t is not None and p != t else "black")
     return _finish(fig, path)

@@ -20,3 +20,14 @@ def test_standardizer_fits_in_either_spelling_and_refuses_unfitted_use():
     np.testing.assert_array_equal(by_class.transform(x), by_instance.transform(x))
     with pytest.raises(ValueError, match=r"not fitted: .*scaler = Standardizer\.fit\(x_train\)"):
         datasets.Standardizer().transform(x)
+
+
+def test_fits_warning_about_sorted_data_points_at_the_callers_line():
+    from funcnn import fit, losses, optim
+
+    x, y = np.zeros((40, 2), np.float32), np.repeat([0, 1], 20)  # sorted by class
+    model = L.serial(L.Dense(2))
+    with pytest.warns(UserWarning, match="look sorted by class") as caught:
+        fit(model, model.init(0, (2,)), losses.softmax_cross_entropy, optim.sgd(0.1), x, y,
+            epochs=1, validation_split=0.25, verbose=0)  # fmt: skip
+    assert caught[0].filename == __file__

@@ -247,3 +247,34 @@ def test_a_batch_size_larger_than_the_data_trains_on_the_whole_data():
     """The memory estimate counts the batch fit will use, min(batch_size, samples)."""
     X, y = np.random.default_rng(0).random((100, 10)), np.arange(100) % 2
     NeuralNetClassifier(epochs=2, batch_size=10**9).fit(X, y)
+
+
+def test_learning_rate_is_never_silently_ignored_and_may_be_a_schedule():
+    from funcnn import schedules
+
+    X, y = iris()
+    with pytest.raises(ValueError, match=r"learning_rate=0.5 would not be used: the optimizer"):
+        NeuralNetClassifier(optimizer=optim.sgd(0.1), learning_rate=0.5, epochs=1).fit(X, y)
+    decay = schedules.exponential_decay(0.05, 10, 0.5)
+    kwargs = {"epochs": 3, "n_iter_no_change": 0}
+    scheduled = NeuralNetClassifier(optimizer="sgd", learning_rate=decay, **kwargs).fit(X, y)
+    same = NeuralNetClassifier(optimizer=optim.sgd(decay), **kwargs).fit(X, y)
+    for u, v in zip(tree.leaves(scheduled.params_), tree.leaves(same.params_)):
+        assert u.tobytes() == v.tobytes()
+    assert scheduled.history_["lr"][-1] < 0.05
+
+
+@pytest.mark.parametrize("estimator", [NeuralNetClassifier, NeuralNetRegressor])
+def test_help_shows_every_parameter(estimator):
+    import pydoc
+
+    text = pydoc.render_doc(estimator, renderer=pydoc.plaintext)
+    for name in estimator().get_params():
+        assert f"{name} :" in text or f"{name} " in text.split("Parameters")[1]
+
+
+def test_the_convergence_warning_points_at_the_callers_line():
+    X, y = iris()
+    with pytest.warns(ConvergenceWarning, match="ran all 2 epochs") as caught:
+        NeuralNetClassifier(epochs=2).fit(X, y)
+    assert caught[0].filename == __file__

@@ -35,9 +35,9 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from funcnn import batching, losses, nn, optim, train, tree
 from funcnn import callbacks as C
 from funcnn import layers as L
-from funcnn import losses, nn, optim, train, tree
 from funcnn import validate as check
 from funcnn.layers.base import Layer
 from funcnn.random import as_generator
@@ -84,6 +84,54 @@ def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
     return w
 
 
+_PARAMETERS_DOC = """
+    Parameters
+    ----------
+    model : funcnn Layer or None, default=None
+        The network's hidden part; the output layer is added to it. None: an MLP of
+        ``hidden_layer_sizes`` units and ``activation`` ("relu", "tanh", "logistic",
+        "identity"), as scikit-learn's ``MLPClassifier`` (which is also here, drop-in:
+        ``funcnn.sklearn.MLPClassifier``).
+    hidden_layer_sizes : sequence of int, default=(100,)
+        The MLP's hidden widths (when ``model`` is None).
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        The MLP's activation (when ``model`` is None).
+    optimizer : str or GradientTransformation, default="adam"
+        A name in ``funcnn.optim`` ("adam", "sgd", "rmsprop", ...), called with
+        ``learning_rate``; or an optimizer object, which holds its own rate (then
+        ``learning_rate`` must be None).
+    learning_rate : float, schedule or None, default=None
+        The named optimizer's rate: a number or a schedule ``step -> rate``
+        (``funcnn.schedules``); None is 1e-3.
+    alpha : float, default=0.0
+        The L2 penalty on the weights (not the biases), as scikit-learn's.
+    epochs : int, default=200
+        Passes over the data at most.
+    batch_size : int, default=32
+        Examples per update.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (a seeded split, stratified for the
+        classifier) and stop when its loss has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, keeping the best epoch's params. Without it the
+        training loss is watched the same way.
+    validation_fraction : float, default=0.1
+        The share held out by ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement by ``tol`` before stopping (0: never stop early).
+    tol : float, default=1e-4
+        The improvement of the watched loss that counts.
+    warm_start : bool, default=False
+        A second ``fit`` continues from the fitted params and optimizer state.
+    callbacks : list of funcnn callbacks or None, default=None
+        Run during each ``fit``.
+    random_state : int or None, default=0
+        Seeds the initialization, the shuffles, dropout and the validation split (None: a
+        fresh seed each fit). The same seed gives the same bits on any machine.
+    verbose : int, default=0
+        0 silent, 1 or 2 one line per epoch.
+"""
+
+
 class _NeuralNet(BaseEstimator):
     """What the classifier and the regressor share; see the module's docstring."""
 
@@ -94,7 +142,7 @@ class _NeuralNet(BaseEstimator):
         hidden_layer_sizes: Sequence[int] = (100,),
         activation: str = "relu",
         optimizer: Any = "adam",
-        learning_rate: float = 1e-3,
+        learning_rate: Any = None,
         alpha: float = 0.0,
         epochs: int = 200,
         batch_size: int = 32,
@@ -107,26 +155,6 @@ class _NeuralNet(BaseEstimator):
         random_state: int | None = 0,
         verbose: int = 0,
     ) -> None:
-        """
-        model: the network's hidden part, a funcnn layer (None: an MLP of
-            ``hidden_layer_sizes`` and ``activation``, one of "relu", "tanh",
-            "logistic", "identity"). The output layer is added to it.
-        optimizer: a name in ``funcnn.optim`` ("adam", "sgd", "rmsprop", ...) called
-            with ``learning_rate``, or a GradientTransformation (then
-            ``learning_rate`` is not used).
-        alpha: the L2 penalty on the weights (not the biases), as scikit-learn's.
-        epochs: passes over the data at most; ``batch_size``: examples per update.
-        early_stopping: hold out ``validation_fraction`` of the data (a seeded,
-            stratified split for the classifier) and stop when its loss has not
-            improved by ``tol`` for ``n_iter_no_change`` epochs, keeping the best
-            epoch's params. Without it the training loss is watched the same way.
-        warm_start: a second ``fit`` continues from the fitted params and optimizer
-            state instead of starting again.
-        callbacks: funcnn callbacks for each ``fit``.
-        random_state: an int seed (or None for a fresh seed each fit) for the
-            initialization, the shuffles, dropout and the validation split.
-        verbose: 0 silent, 1 or 2 one line per epoch.
-        """
         self.model = model
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -182,6 +210,12 @@ class _NeuralNet(BaseEstimator):
 
     def _optimizer(self) -> optim.GradientTransformation:
         if isinstance(self.optimizer, optim.GradientTransformation):
+            if self.learning_rate is not None:
+                raise ValueError(
+                    f"learning_rate={self.learning_rate!r} would not be used: the optimizer "
+                    "object holds its own rate. Pass learning_rate=None, or name the "
+                    "optimizer (optimizer='adam', learning_rate=...)"
+                )
             return self.optimizer
         if not isinstance(self.optimizer, str) or self.optimizer.startswith("_"):
             raise TypeError(
@@ -201,7 +235,10 @@ class _NeuralNet(BaseEstimator):
                 f"optimizer {self.optimizer!r} is {what}; use one of {', '.join(_OPTIMIZERS)} "
                 "or pass a GradientTransformation"
             )
-        return make(check.positive("learning_rate", self.learning_rate))
+        rate = 1e-3 if self.learning_rate is None else self.learning_rate
+        if not callable(rate):  # a schedule step -> rate is checked at each step
+            rate = check.positive("learning_rate", rate)
+        return make(rate)
 
     def _check_settings(self) -> None:
         check.positive_int("epochs", self.epochs)
@@ -288,7 +325,7 @@ class _NeuralNet(BaseEstimator):
                 f"{type(self).__name__} ran all {epochs} epochs and the loss was still "
                 "improving; more epochs may give a better model",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=batching.user_stacklevel(),
             )
 
     def _hold_out(
@@ -355,7 +392,8 @@ class _NeuralNet(BaseEstimator):
 
 
 class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
-    """A funcnn network as a scikit-learn classifier (softmax cross-entropy on the logits).
+    __doc__ = (
+        """A funcnn network as a scikit-learn classifier (softmax cross-entropy on the logits).
 
     Takes every parameter of the module's estimators, and ``class_weight``: None,
     "balanced" (weights inversely proportional to class frequencies) or a dict
@@ -365,6 +403,12 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
     funcnn model, output layer included), ``params_``, ``state_``, ``opt_state_``,
     ``history_`` (a dict of per-epoch logs), ``loss_curve_``, ``n_iter_`` (epochs run).
     """
+        + _PARAMETERS_DOC
+        + """
+    class_weight : None, "balanced" or dict, default=None
+        Multiplied into ``sample_weight``.
+    """
+    )
 
     classes_: np.ndarray
 
@@ -375,7 +419,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
         hidden_layer_sizes: Sequence[int] = (100,),
         activation: str = "relu",
         optimizer: Any = "adam",
-        learning_rate: float = 1e-3,
+        learning_rate: Any = None,
         alpha: float = 0.0,
         epochs: int = 200,
         batch_size: int = 32,
@@ -478,11 +522,14 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNet):
 
 
 class NeuralNetRegressor(RegressorMixin, _NeuralNet):
-    """A funcnn network as a scikit-learn regressor (mean squared error, linear outputs).
+    __doc__ = (
+        """A funcnn network as a scikit-learn regressor (mean squared error, linear outputs).
 
     ``y`` may be ``(n_samples,)`` or ``(n_samples, n_targets)``; ``predict`` returns
     the same shape. Attributes as :class:`NeuralNetClassifier`'s, without ``classes_``.
     """
+        + _PARAMETERS_DOC
+    )
 
     _multi = True
     _one_target: bool
