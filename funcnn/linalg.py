@@ -423,10 +423,12 @@ def matmul(a: np.ndarray, b: np.ndarray, *, group: int = 1, padded: bool = False
     return out
 
 
-THREAD_FLOPS = 2**23
+THREAD_FLOPS = 2**24
 """Products proven row-split invariant are cut for threads from this many flops (about
-0.1 ms on one core): their blocks' bits are those of one call, so the cut costs nothing
-but the hand-off. (Other products wait for :data:`INLINE_FLOPS`.)"""
+0.2 ms on one core): their blocks' bits are those of one call, so the cut costs nothing
+but the hand-off. Below it, a hand-off per product costs more than it saves (a recurrent
+step's 8.4 MFLOP product ran at 139 us on two threads against 92 us on one). (Products
+not proven invariant wait for :data:`INLINE_FLOPS`.)"""
 TARGET_FLOPS = 2**28
 """A product is cut into about one block of rows per this many flops (at least
 :data:`MIN_TASKS` where it is worth threads): large blocks run at the BLAS's best."""
