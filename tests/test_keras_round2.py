@@ -276,3 +276,39 @@ def test_batch_normalization_trains_as_keras_does():
     np.testing.assert_allclose(
         ours.predict(x), np.asarray(theirs.predict(x, verbose=0)), rtol=2e-4, atol=2e-5
     )
+
+
+# ---------------------------------------------------------------- the surface scripts use
+
+
+def test_version_image_format_and_the_function_forms_of_losses():
+    assert keras.__version__.startswith("3.") and keras.backend.image_data_format() == (
+        "channels_last"
+    )
+    with pytest.raises(ValueError, match="channels-last"):
+        keras.backend.set_image_data_format("channels_first")
+    y, p = np.eye(3)[[0, 1, 2, 1]], np.full((4, 3), 1 / 3)
+    np.testing.assert_allclose(keras.losses.categorical_crossentropy(y, p), np.log(3) * np.ones(4))
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(3, activation="softmax")])
+    model.compile("sgd", keras.losses.categorical_crossentropy)
+    assert model.compile_config["loss"] == "categorical_crossentropy"  # fused and saved
+
+
+@pytest.mark.parametrize(
+    "name", ["mean_squared_error", "mean_absolute_error", "binary_crossentropy",
+             "categorical_crossentropy", "hinge", "kl_divergence", "poisson", "log_cosh",
+             "mean_absolute_percentage_error", "cosine_similarity"],
+)  # fmt: skip
+def test_loss_functions_match_keras(name):
+    k = keras_real()
+    rng = np.random.default_rng(0)
+    y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 10)]
+    p = rng.random((10, 4)).astype(np.float32) + 0.05
+    p /= p.sum(axis=1, keepdims=True)
+    ours = getattr(keras.losses, name)(y, p)
+    np.testing.assert_allclose(ours, np.asarray(getattr(k.losses, name)(y, p)), rtol=1e-5)
+    labels = np.argmax(y, axis=1).astype(np.int32)
+    np.testing.assert_allclose(
+        keras.losses.sparse_categorical_crossentropy(labels, p),
+        np.asarray(k.losses.sparse_categorical_crossentropy(labels, p)), rtol=1e-5,
+    )  # fmt: skip

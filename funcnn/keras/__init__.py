@@ -59,6 +59,10 @@ from funcnn.keras.names import (
 )
 from funcnn.keras.sequential import Sequential
 
+__version__ = "3.0.0"
+"""The Keras API the facade follows (Keras 3's), for scripts that read or compare it;
+funcnn's own version is ``funcnn.__version__``."""
+
 __all__ = [
     "ACTIVATIONS",
     "INITIALIZERS",
@@ -74,6 +78,7 @@ __all__ = [
     "MaxPooling2D",
     "Model",
     "Sequential",
+    "__version__",
     "backend",
     "callbacks",
     "datasets",

@@ -10,6 +10,7 @@ from typing import Any
 from funcnn import layers as L
 from funcnn import losses, optim
 from funcnn import metrics as metrics_lib
+from funcnn.keras import losses as keras_losses
 from funcnn.keras import optimizers as keras_optimizers
 from funcnn.keras.losses import KerasLoss
 from funcnn.keras.names import LOSSES, OPTIMIZERS, lookup
@@ -29,6 +30,8 @@ def resolve_loss(loss: Any, loss_weights: Any) -> tuple[losses.Loss, bool, Any]:
         return combined, False, None if None in configs else {"per_output": configs}
     if loss_weights is not None:
         raise ValueError("loss_weights go with a list of losses, one per output")
+    if callable(loss) and loss in keras_losses.FUNCTIONS:  # keras.losses.mse, the function
+        loss = keras_losses.FUNCTIONS[loss]
     if isinstance(loss, str):
         found = lookup(LOSSES, loss, "loss")
         return found, loss.lower() in SPARSE_NAMES, loss

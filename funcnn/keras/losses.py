@@ -1,6 +1,10 @@
 """Keras' loss objects: ``SparseCategoricalCrossentropy(from_logits=True)`` and the rest,
 each naming the funcnn loss it is (``from_logits=False`` losses take probabilities: the
 output layer's Softmax or Sigmoid, which training fuses into the loss as the strings do).
+
+Keras' function forms are here too: ``categorical_crossentropy(y_true, y_pred)`` and the
+others give one value per sample, as Keras 3's do, and ``compile(loss=...)`` takes the
+ones that name a funcnn loss as their name.
 """
 
 from __future__ import annotations
@@ -9,8 +13,41 @@ from typing import Any
 
 from funcnn import losses
 from funcnn import validate as check
+from funcnn.keras import metrics as keras_metrics
+from funcnn.keras.metrics import (
+    binary_crossentropy,
+    categorical_crossentropy,
+    categorical_hinge,
+    hinge,
+    kl_divergence,
+    log_cosh,
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_squared_error,
+    mean_squared_logarithmic_error,
+    poisson,
+    sparse_categorical_crossentropy,
+    squared_hinge,
+)
 
 __all__ = [
+    "FUNCTIONS",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "categorical_hinge",
+    "cosine_similarity",
+    "hinge",
+    "kl_divergence",
+    "log_cosh",
+    "mae",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_error",
+    "mean_squared_logarithmic_error",
+    "mse",
+    "poisson",
+    "sparse_categorical_crossentropy",
+    "squared_hinge",
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
     "Huber",
@@ -109,3 +146,21 @@ CLASSES = {
         MeanSquaredError, MeanAbsoluteError, Huber,
     )
 }  # fmt: skip
+
+mse, mae = mean_squared_error, mean_absolute_error
+
+
+def cosine_similarity(y_true: Any, y_pred: Any) -> Any:
+    """Minus the cosine of the angle between ``y_true`` and ``y_pred`` (a loss: Keras'
+    sign, the metric's negative)."""
+    return -keras_metrics.cosine_similarity(y_true, y_pred)
+
+
+# The function forms compile takes as a loss: the name of the funcnn loss each one is.
+FUNCTIONS: dict[Any, str] = {
+    mean_squared_error: "mean_squared_error",
+    mean_absolute_error: "mean_absolute_error",
+    binary_crossentropy: "binary_crossentropy",
+    categorical_crossentropy: "categorical_crossentropy",
+    sparse_categorical_crossentropy: "sparse_categorical_crossentropy",
+}
