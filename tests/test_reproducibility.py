@@ -349,3 +349,94 @@ def test_a_conv_family_autoencoder_trains_to_the_same_bits_for_any_thread_and_wo
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     for env, result in zip(settings[1:], results[1:]):
         assert result == results[0], f"{env} gave other bits than {settings[0]}"
+
+
+# ---------------------------------------------------------------- a transformer
+
+TRANSFORMER_FIT = """
+import json, sys
+import numpy as np
+import funcnn
+from funcnn import fit, losses, optim, schedules, tree
+from funcnn import layers as L
+sys.path.insert(0, sys.argv[1])
+from fit_digest import digest
+
+comm = None
+if len(sys.argv) > 2:
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+rng = np.random.default_rng(0)
+ids = rng.integers(0, 12, (300, 10))
+y = (ids + 1) % 12
+model = L.DecoderOnlyTransformer(12, 10, 16, 2, 2, dropout=0.1)
+params = model.init(0, (10,))
+optimizer = optim.chain(
+    optim.clip_by_global_norm(1.0),
+    optim.adamw(schedules.warmup_cosine_decay(0.0, 1e-2, 3, 20), mask=tree.kernel_mask),
+)
+result = fit(model, params, losses.softmax_cross_entropy, optimizer, ids, y,
+             epochs=2, batch_size=32, rng=7, verbose=0, comm=comm)
+pred = funcnn.predict(model, result.params, ids)
+rank = "" if comm is None else f"{comm.Get_rank()} "
+print(rank + json.dumps({"params": digest(result.params), "predict": digest(pred)}))
+"""
+MPI_ENV = {
+    "OMPI_ALLOW_RUN_AS_ROOT": "1",
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    "OMPI_MCA_rmaps_base_oversubscribe": "1",
+}
+
+
+def transformer_digests(ranks: int | None = None, **env: str) -> list[dict]:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    clean.pop("FUNCNN_WORKERS", None)
+    command = [sys.executable, "-c", TRANSFORMER_FIT, str(SCRIPT.parent)]
+    if ranks is not None:
+        mpirun = Path(sys.executable).with_name("mpirun")
+        if not mpirun.exists():
+            pytest.skip("mpirun is not installed (the distributed extra)")
+        command = [str(mpirun), "-n", str(ranks), "--oversubscribe", *command, "--mpi"]
+        clean.update(MPI_ENV)
+    done = subprocess.run(
+        command, env={**clean, **env}, capture_output=True, text=True, check=True, timeout=240
+    )
+    lines = [line for line in done.stdout.splitlines() if "{" in line]
+    return [json.loads(line[line.index("{") :]) for line in lines]
+
+
+@pytest.mark.slow
+def test_a_transformer_trains_to_the_same_bits_for_any_thread_and_worker_count():
+    settings = [
+        {"FUNCNN_WORKERS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        {"FUNCNN_WORKERS": "2", "OPENBLAS_NUM_THREADS": "2"},
+        {"FUNCNN_WORKERS": "2", "OPENBLAS_NUM_THREADS": "1"},
+    ]
+    results = [transformer_digests(**env) for env in settings]
+    for env, result in zip(settings[1:], results[1:]):
+        assert result == results[0], f"{env} gave other bits than {settings[0]}"
+
+
+@pytest.mark.slow
+def test_a_transformer_trains_to_the_same_bits_on_two_processes():
+    (alone,) = transformer_digests()
+    both = transformer_digests(ranks=2)
+    assert len(both) == 2 and all(r == alone for r in both)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_transformers_prediction_does_not_depend_on_its_batch(dtype):
+    model = L.serial(
+        L.Embedding(12, 8, mask_zero=True),
+        L.PositionalEmbedding(9, 8),
+        L.TransformerEncoder(8, 2, 2, rotary=True),
+        L.AttentionPool1D(),
+        L.Dense(12),
+    )
+    params = model.init(0, (9,), dtype=dtype)
+    ids = np.random.default_rng(1).integers(0, 12, (70, 9))
+    whole = funcnn.predict(model, params, ids, batch_size=256)
+    for size in (1, 7, 64):
+        assert np.array_equal(funcnn.predict(model, params, ids, batch_size=size), whole)
+    order = np.random.default_rng(2).permutation(len(ids))
+    assert np.array_equal(funcnn.predict(model, params, ids[order]), whole[order])
