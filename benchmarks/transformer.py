@@ -26,6 +26,7 @@ import argparse
 import datetime
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,11 @@ run = _load_run()  # its timing helpers, machine facts and busy cores
 
 VOCAB, CONTEXT, DIM, HEADS, BLOCKS, BATCH = 65, 64, 64, 4, 2, 32
 WORKLOAD = "transformer train step"
+DESCRIPTION = (
+    f"layers.DecoderOnlyTransformer(vocabulary {VOCAB}, context {CONTEXT}, width {DIM}, "
+    f"{HEADS} heads, {BLOCKS} blocks), a batch of {BATCH} windows of {CONTEXT} ids, softmax "
+    "cross-entropy over every step, Adam (1e-3), float32."
+)
 INNER = 3  # calls per repetition
 GELU_LEVER = "funcnn, Gelu x*x*x (lever)"
 COMPETITORS = ["funcnn", run.NUMBA, GELU_LEVER, "PyTorch"]
@@ -230,7 +236,11 @@ def agreement() -> list[str]:
     notes.append(f"{WORKLOAD}: compiled tier losses identical to the NumPy path's over 3 steps")
     lever = setup(GELU_LEVER)
     lc = [lever() for _ in range(3)]
-    notes.append(f"{WORKLOAD}: Gelu lever losses {lc} (funcnn {la}; not the same bits)")
+    same = "equal here" if lc == la else "not equal"
+    notes.append(
+        f"{WORKLOAD}: Gelu lever losses {lc} ({same} to funcnn's {la}; x * x * x and x ** 3 "
+        "differ in the last bit for some x, so Gelu's outputs are not funcnn's bits)"
+    )
     return notes
 
 
@@ -323,6 +333,7 @@ def main() -> None:
             for p in spinners:
                 p.kill()
     total, gelu = gelu_share()
+    load = os.getloadavg()[0]
     report = "\n".join(
         [
             "# funcnn's transformer training step vs PyTorch eager",
@@ -334,9 +345,17 @@ def main() -> None:
             "",
             *run.machine(run.gemm_peak()),
             "",
-            f"Workload: {WORKLOAD}: {__doc__.split('Workload (float32): ')[1].split('.')[0]}.",
+            f"Workload: {WORKLOAD}: {DESCRIPTION}",
             "",
             table(rows),
+            "",
+            f"The load average at the end of the run was {load:.1f} on {os.cpu_count()} cores: "
+            + (
+                "other programs were running, so every time is inflated, PyTorch's two threads "
+                "most (they wait for each other); regenerate on a quiet machine."
+                if load > 1.0
+                else "the machine was quiet."
+            ),
             "",
             "Agreement before timing:",
             "",
