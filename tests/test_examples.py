@@ -31,7 +31,8 @@ def test_examples_have_a_real_help(tmp_path):
 
     names = ("xor", "mnist_mlp", "mnist_cnn", "regression", "breast_cancer", "keras_style")
     sequences = ("mnist_lstm", "char_rnn", "timeseries", "char_transformer", "attention_classifier")
-    for name in (*names, *sequences):
+    convolutions = ("conv_autoencoder", "unet_segmentation")
+    for name in (*names, *sequences, *convolutions):
         done = subprocess.run(
             [sys.executable, str(EXAMPLES / f"{name}.py"), "--help"],
             cwd=tmp_path, capture_output=True, text=True, timeout=60,
@@ -136,3 +137,25 @@ def test_attention_classifier_example_reads_order_a_bag_cannot(tmp_path):
     result = load("attention_classifier").main(str(tmp_path), verbose=0)
     assert result["accuracy"] > 0.95 and result["bag_accuracy"] < 0.6  # 0.994 and 0.511 seen
     assert (tmp_path / "attention_classifier_history.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_conv_autoencoder_example_reconstructs_held_out_digits(tmp_path, capsys):
+    """Two epochs (its whole run, 6 epochs: MSE 0.0022 against the mean image's 0.068)."""
+    result = load("conv_autoencoder").main(str(tmp_path), epochs=2, verbose=0)
+    assert result["test_mse"] < result["baseline_mse"] / 5
+    assert "test reconstruction error" in capsys.readouterr().out
+    for name in ("reconstructions", "history"):
+        assert (tmp_path / f"conv_autoencoder_{name}.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_unet_example_segments_shapes_from_noise(tmp_path, capsys):
+    """Five epochs (0.97 and 0.72 seen; its whole run, 8 epochs: pixel accuracy 98%, mean
+    IoU 0.80); both shapes are found, not only the foreground."""
+    result = load("unet_segmentation").main(str(tmp_path), epochs=5, verbose=0)
+    assert result["pixel_accuracy"] > result["background_share"] + 0.05
+    assert result["mean_iou"] > 0.5 and min(result["iou_disc"], result["iou_bar"]) > 0.4
+    assert "IoU disc" in capsys.readouterr().out
+    for name in ("unet_segmentation", "unet_history"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 5000
