@@ -17,7 +17,6 @@ from typing import Any
 from funcnn import layers as L
 from funcnn import validate as check
 from funcnn.keras.attention import MultiHeadAttention
-from funcnn.keras.attention import MultiHeadAttention
 from funcnn.keras.base import Input, KerasLayer, KerasTensor, _common, _with_activation
 from funcnn.keras.conv_layers import (
     Conv1DTranspose,
@@ -73,7 +72,6 @@ __all__ = [
     "Masking",
     "MaxPooling1D",
     "MaxPooling2D",
-    "MultiHeadAttention",
     "MultiHeadAttention",
     "ReLU",
     "Reshape",
