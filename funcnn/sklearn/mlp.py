@@ -63,29 +63,38 @@ _OUTPUT_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def _mean(per_sample: np.ndarray, w: np.ndarray | None) -> float:
+    """The (weighted) mean over the samples."""
+    return float(per_sample.mean() if w is None else np.average(per_sample, weights=w))
+
+
 def _log_loss(Y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> float:
-    """Cross-entropy of probabilities ``p`` (clipped to [eps, 1 - eps]) against ``Y``,
-    summed over the columns (a single column is the positive class of two)."""
+    """Cross-entropy of softmax probabilities ``p`` (clipped to [eps, 1 - eps]) against the
+    one-hot ``Y``."""
+    eps = np.finfo(p.dtype).eps
+    return -_mean(xlogy(Y, np.clip(p, eps, 1 - eps)).sum(axis=1), w)
+
+
+def _binary_log_loss(Y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> float:
+    """Cross-entropy of each logistic output against its 0/1 column of ``Y``, summed over
+    the columns (one for two classes, one per label for multilabel)."""
     eps = np.finfo(p.dtype).eps
     p = np.clip(p, eps, 1 - eps)
-    if p.shape[1] == 1 or not np.all(Y.sum(axis=1) == 1):  # binary or multilabel
-        terms = xlogy(Y, p) + xlogy(1 - Y, 1 - p)
-    else:
-        terms = xlogy(Y, p)
-    return float(-np.average(terms, weights=w, axis=0).sum())
+    terms = xlogy(Y, p) + xlogy(1 - Y, 1 - p)
+    return -_mean(terms.sum(axis=1), w)
 
 
 def _squared_loss(Y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> float:
     """Half the mean squared error, averaged over the targets."""
-    return float(0.5 * np.average((Y - p) ** 2, weights=w, axis=0).mean())
+    return 0.5 * _mean(np.square(Y - p).mean(axis=1), w)
 
 
 def _poisson_loss(Y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> float:
     """Half the Poisson deviance, summed over the targets."""
-    return float(np.average(xlogy(Y, Y / p) - Y + p, weights=w, axis=0).sum())
+    return _mean((xlogy(Y, Y / p) - Y + p).sum(axis=1), w)
 
 
-_LOSSES = {"softmax": _log_loss, "logistic": _log_loss, "identity": _squared_loss}
+_LOSSES = {"softmax": _log_loss, "logistic": _binary_log_loss, "identity": _squared_loss}
 _LOSSES["exp"] = _poisson_loss
 
 
@@ -191,7 +200,7 @@ class _BaseMLP(BaseEstimator):
         grads, _ = self.network_.backward(params, cache, delta, need_dx=False)
         if self.alpha:
             decay = self.alpha / total
-            loss += 0.5 * decay * sum(float(np.sum(np.square(p.w))) for p in params[::2])
+            loss += 0.5 * decay * sum(float(np.sum(np.square(q.w))) for q in params[::2])
             grads = tuple(
                 g if not isinstance(g, DenseParams) else DenseParams(g.w + decay * q.w, g.b)
                 for g, q in zip(grads, params)
@@ -598,7 +607,7 @@ _ATTRIBUTES_DOC = """
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    (
+    __doc__ = (
         """scikit-learn's ``MLPClassifier``, computed by funcnn: minimises the log loss.
 
     Two classes give one logistic output, more a softmax; a label-indicator ``y`` is
@@ -761,7 +770,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """scikit-learn's ``MLPRegressor``, computed by funcnn: minimises half the squared error
+    __doc__ = """scikit-learn's ``MLPRegressor``, computed by funcnn: minimises half the squared
+    error
     (identity outputs) or, with ``loss="poisson"``, half the Poisson deviance (exp outputs).
 
     Parameters
