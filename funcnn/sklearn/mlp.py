@@ -7,7 +7,7 @@ MLPClassifier`` to ``from funcnn.sklearn import MLPClassifier`` is the whole mig
 - the same network (``hidden_layer_sizes`` of ``activation`` units, then softmax for
   several classes, one logistic unit for two classes or per label, identity or exp for
   regression), initialised from the same ``random_state`` draws (Glorot uniform, biases
-  too), shuffled the same way, in batches of ``min(200, n_samples)`` for "auto";
+  too), shuffled the same way, in S.batches of ``min(200, n_samples)`` for "auto";
 - the same loss (log loss, or half the squared error / Poisson deviance) plus
   ``alpha / 2 * sum(w**2)`` over each batch's weight, and its gradient;
 - the same solvers: "adam", "sgd" with ``momentum``, ``nesterovs_momentum`` and the
@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from itertools import pairwise
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.optimize
 import scipy.sparse
-from scipy.special import xlogy
 from sklearn import neural_network
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
@@ -47,55 +45,14 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from funcnn import layers as L
-from funcnn import linalg, nn, optim
+from funcnn import linalg, optim
 from funcnn.layers.base import Layer
 from funcnn.layers.dense import DenseParams
+from funcnn.sklearn import solvers as S
 from funcnn.sklearn.neuralnet import ACTIVATIONS, _as_float32, _sample_weights
 from funcnn.tree import freeze
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
-
-_OUTPUT_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "softmax": nn.softmax,
-    "logistic": nn.sigmoid,
-    "identity": nn.identity,
-    "exp": np.exp,
-}
-
-
-def _mean(per_sample: np.ndarray, w: np.ndarray | None) -> float:
-    """The (weighted) mean over the samples."""
-    return float(per_sample.mean() if w is None else np.average(per_sample, weights=w))
-
-
-def _log_loss(Y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> float:
-    """Cross-entropy of softmax probabilities ``p`` (clipped to [eps, 1 - eps]) against the
-    one-hot ``Y``."""
-    eps = np.finfo(p.dtype).eps
-    return -_mean(xlogy(Y, np.clip(p, eps, 1 - eps)).sum(axis=1), w)
-
-
-def _binary_log_loss(Y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> float:
-    """Cross-entropy of each logistic output against its 0/1 column of ``Y``, summed over
-    the columns (one for two classes, one per label for multilabel)."""
-    eps = np.finfo(p.dtype).eps
-    p = np.clip(p, eps, 1 - eps)
-    terms = xlogy(Y, p) + xlogy(1 - Y, 1 - p)
-    return -_mean(terms.sum(axis=1), w)
-
-
-def _squared_loss(Y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> float:
-    """Half the mean squared error, averaged over the targets."""
-    return 0.5 * _mean(np.square(Y - p).mean(axis=1), w)
-
-
-def _poisson_loss(Y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> float:
-    """Half the Poisson deviance, summed over the targets."""
-    return _mean((xlogy(Y, Y / p) - Y + p).sum(axis=1), w)
-
-
-_LOSSES = {"softmax": _log_loss, "logistic": _binary_log_loss, "identity": _squared_loss}
-_LOSSES["exp"] = _poisson_loss
 
 
 class _BaseMLP(BaseEstimator):
@@ -179,19 +136,19 @@ class _BaseMLP(BaseEstimator):
         """The output layer's activations for ``X``, in inference mode, a block at a time."""
         pieces = []
         with linalg.blas_held():
-            for rows in _batches(X.shape[0], 1024):
-                x = _dense_rows(X, rows, params[0].w.dtype)
+            for rows in S.batches(X.shape[0], 1024):
+                x = S.dense_rows(X, rows, params[0].w.dtype)
                 pieces.append(self.network_.apply(params, x))
         z = np.concatenate(pieces) if pieces else np.zeros((0, self.n_outputs_))
-        return _OUTPUT_ACTIVATIONS[self.out_activation_](z)
+        return S.OUTPUT_ACTIVATIONS[self.out_activation_](z)
 
     def _loss_and_grads(
         self, params: tuple[Any, ...], x: np.ndarray, Y: np.ndarray, w: np.ndarray | None
     ) -> tuple[float, tuple[Any, ...]]:
         """The batch's loss (with the L2 term) and its gradient in the params."""
         z, _, cache = self.network_.forward_with_state(params, self._state, x, train=True)
-        p = _OUTPUT_ACTIVATIONS[self.out_activation_](z)
-        loss = _LOSSES[self.out_activation_](Y, p, w)
+        p = S.OUTPUT_ACTIVATIONS[self.out_activation_](z)
+        loss = S.LOSSES[self.out_activation_](Y, p, w)
         delta = p - Y  # the canonical link: d loss / dz
         if w is not None:
             delta *= w[:, None]
@@ -232,8 +189,8 @@ class _BaseMLP(BaseEstimator):
                 f"the fitted network has layer widths {self.network_units_}, the data and "
                 f"hidden_layer_sizes ask for {units}; set warm_start=False to start again"
             )
-        X = _in_range(X, dtype)
-        params = freeze(tuple(_as_dtype(p, dtype) for p in self.params_))
+        X = S.in_range(X, dtype)
+        params = freeze(tuple(S.as_dtype(p, dtype) for p in self.params_))
         self._state = self.network_.init_state((units[0],))
         Y = _as_float32(Y, "y").astype(dtype, copy=False)
         with linalg.blas_held():
@@ -272,16 +229,16 @@ class _BaseMLP(BaseEstimator):
     def _optimizer(self) -> optim.GradientTransformation:
         if self.solver == "adam":
             return optim.adam(self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
-        return _sgd(self.learning_rate_init, self.momentum, self.nesterovs_momentum)
+        return S.sgd(self.learning_rate_init, self.momentum, self.nesterovs_momentum)
 
     def _rate(self) -> float:
-        if isinstance(self._opt_state, _SGDState):
+        if isinstance(self._opt_state, S.SGDState):
             return self._opt_state.learning_rate
         return optim.current_learning_rate(self._opt_state)
 
     def _set_rate(self, rate: float) -> None:
-        """The learning rate of the next updates ("invscaling" and "adaptive": sgd only)."""
-        if isinstance(self._opt_state, _SGDState):
+        """The learning rate of the next updates ("invscaling" and "adaptive": S.sgd only)."""
+        if isinstance(self._opt_state, S.SGDState):
             self._opt_state = self._opt_state._replace(learning_rate=rate)
 
     def _fit_stochastic(
@@ -292,7 +249,7 @@ class _BaseMLP(BaseEstimator):
         weights: np.ndarray | None,
         incremental: bool,
     ) -> tuple[Any, ...]:
-        flat = freeze(_flat(params))  # one vector: one optimizer leaf, not one per array
+        flat = freeze(S.flat(params))  # one vector: one optimizer leaf, not one per array
         if not incremental or not hasattr(self, "_opt_state"):
             self._opt_state = self._optimizer().init(flat)
         if self.early_stopping and incremental:
@@ -338,14 +295,14 @@ class _BaseMLP(BaseEstimator):
                 self._random_state.shuffle(permutation)
                 order = order[permutation]
             total = 0.0
-            for batch in _batches(n, batch_size):
+            for batch in S.batches(n, batch_size):
                 rows = order[batch]
                 w = None if weights is None else weights[rows].astype(dtype)
-                loss, grads = self._loss_and_grads(params, _dense_rows(X, rows, dtype), Y[rows], w)
+                loss, grads = self._loss_and_grads(params, S.dense_rows(X, rows, dtype), Y[rows], w)
                 total += loss * (batch.stop - batch.start)
-                updates, self._opt_state = update(_flat(grads), self._opt_state, flat)
+                updates, self._opt_state = update(S.flat(grads), self._opt_state, flat)
                 flat = optim.apply_updates(flat, updates)
-                params = _unflat(flat, params)
+                params = S.unflat(flat, params)
             self.n_iter_ += 1
             self.t_ += n
             self.loss_ = total / n
@@ -418,16 +375,16 @@ class _BaseMLP(BaseEstimator):
     def _fit_lbfgs(
         self, params: tuple[Any, ...], X: Any, Y: np.ndarray, weights: np.ndarray | None
     ) -> tuple[Any, ...]:
-        x = _dense_rows(X, slice(None), np.float64)
+        x = S.dense_rows(X, slice(None), np.float64)
 
         def unpack(flat: np.ndarray) -> tuple[Any, ...]:
-            return _unflat(freeze(flat.copy()), params)
+            return S.unflat(freeze(flat.copy()), params)
 
         def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
             loss, grads = self._loss_and_grads(unpack(flat), x, Y, weights)
-            return loss, _flat(grads)
+            return loss, S.flat(grads)
 
-        start = _flat(params)
+        start = S.flat(params)
         result = scipy.optimize.minimize(
             objective,
             start,
@@ -455,85 +412,12 @@ class _BaseMLP(BaseEstimator):
         X = validate_data(
             self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32)
         )
-        return self._outputs(self.params_, _in_range(X, self.coefs_[0].dtype))
+        return self._outputs(self.params_, S.in_range(X, self.coefs_[0].dtype))
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
-
-
-def _dense_rows(X: Any, rows: Any, dtype: Any) -> np.ndarray:
-    """Rows of ``X`` as a dense array of ``dtype`` (a sparse ``X`` is densified a batch at
-    a time, so memory grows with the batch, not the data)."""
-    part = X[rows]
-    if scipy.sparse.issparse(part):
-        part = part.toarray()
-    return np.asarray(part, dtype=dtype)
-
-
-class _SGDState(NamedTuple):
-    velocity: np.ndarray
-    learning_rate: float
-
-
-def _sgd(learning_rate: float, momentum: float, nesterov: bool) -> optim.GradientTransformation:
-    """scikit-learn's SGD: the velocity holds steps, v <- momentum v - lr g, and the update
-    is v (Nesterov: momentum v - lr g). Unlike optax's trace of gradients, a velocity made
-    at one rate keeps its size when "invscaling" or "adaptive" changes the rate."""
-
-    def init(params: np.ndarray) -> _SGDState:
-        return _SGDState(freeze(np.zeros_like(params)), learning_rate)
-
-    def update(
-        grads: np.ndarray, state: _SGDState, params: Any = None
-    ) -> tuple[np.ndarray, _SGDState]:
-        del params
-        step = -state.learning_rate * grads
-        velocity = momentum * state.velocity + step
-        out = momentum * velocity + step if nesterov else velocity
-        return freeze(out), state._replace(velocity=freeze(velocity))
-
-    return optim.GradientTransformation(init, update)
-
-
-def _batches(n: int, size: int) -> list[slice]:
-    """``slice``s of ``size`` samples covering ``n`` (sklearn's gen_batches, without its
-    argument checks, which cost as much as a small batch's step)."""
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
-
-
-def _flat(params: tuple[Any, ...]) -> np.ndarray:
-    """The weights and biases of every layer, in order, as one vector."""
-    return np.concatenate([a.ravel() for p in params[::2] for a in p])
-
-
-def _unflat(flat: np.ndarray, like: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Params shaped as ``like``, viewing ``flat`` (read-only, as ``flat`` is)."""
-    out: list[Any] = []
-    at = 0
-    for p in like[::2]:
-        w = flat[at : at + p.w.size].reshape(p.w.shape)
-        at += p.w.size
-        b = flat[at : at + p.b.size]
-        at += p.b.size
-        out += [DenseParams(w, b), ()]
-    return tuple(out[:-1])
-
-
-def _in_range(X: Any, dtype: Any) -> Any:
-    """``X`` in float32 for a float32 network (a ValueError for values float32 cannot
-    hold); a sparse or float64 network's ``X`` as it is."""
-    if scipy.sparse.issparse(X) or dtype != np.float32:
-        return X
-    return _as_float32(X, "X")
-
-
-def _as_dtype(p: Any, dtype: Any) -> Any:
-    if isinstance(p, DenseParams):
-        b = p.b if p.b is None else p.b.astype(dtype, copy=False)
-        return DenseParams(p.w.astype(dtype, copy=False), b)
-    return p
 
 
 _PARAMETERS_DOC = """
