@@ -11,15 +11,16 @@ ROOT = Path(funcnn.__file__).parent
 LEVEL = {
     **dict.fromkeys(["types", "validate", "random", "tree", "nn", "allocator", "linalg"], 0),
     **dict.fromkeys(["version", "batching", "progress"], 0),
-    **dict.fromkeys(["initializers", "losses", "metrics", "optim"], 1),
-    "layers": 2,
-    **dict.fromkeys(["gradients", "testing", "plan", "distributed", "sequence"], 3),
-    "train": 4,
-    "io": 5,
-    **dict.fromkeys(["callbacks", "datasets", "plot"], 6),
-    **dict.fromkeys(["keras", "sklearn"], 7),
-    "schedules": 2,  # the old name of optim.schedules
-    "__init__": 8,
+    "kernels": 1,
+    **dict.fromkeys(["initializers", "losses", "metrics", "optim"], 2),
+    "layers": 3,
+    **dict.fromkeys(["gradients", "testing", "plan", "distributed", "sequence"], 4),
+    "train": 5,
+    "io": 6,
+    **dict.fromkeys(["callbacks", "datasets", "plot"], 7),
+    **dict.fromkeys(["keras", "sklearn"], 8),
+    "schedules": 3,  # the old name of optim.schedules
+    "__init__": 9,
 }
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from funcnn import optim, schedules, tree
-from funcnn.optim import compiled
+from funcnn.optim import adam_loop, compiled
 
 pytest.importorskip("numba")
 
@@ -98,7 +98,7 @@ def test_compiled_adam_takes_non_contiguous_grads_and_keeps_numpy_promotion():
 
 
 def test_compiled_adam_without_numba_names_the_extra(monkeypatch):
-    monkeypatch.setattr(compiled, "_compiled", None)
+    monkeypatch.setattr(adam_loop, "_compiled", None)
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba now fails
     with pytest.raises(ImportError, match=r"pip install 'funcnn\[numba\]'"):
         compiled.scale_by_adam()

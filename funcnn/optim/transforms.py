@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from funcnn import kernels
+from funcnn import kernels, tree
 from funcnn import validate as check
 from funcnn.optim.base import (
     EmptyState,
@@ -281,9 +281,7 @@ def scale_by_adam(
     def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
         s = expect_state(state, ScaleByAdamState, "scale_by_adam")
         if kernels.compiled():  # the compiled tier: one loop per span, the same bits
-            from funcnn.optim.compiled import adam_update
-
-            done = adam_update(b1, b2, eps, eps_root, nesterov, updates, s)
+            done = compiled_adam_update(b1, b2, eps, eps_root, nesterov, updates, s)
             if done is not None:
                 return done
         c2, eps_add, k1, k2, out_scale = adam_scalars(b1, b2, eps, eps_root, nesterov, s.step + 1)
@@ -313,6 +311,35 @@ def scale_by_adam(
         return out, ScaleByAdamState(s.step + 1, mu, nu)
 
     return GradientTransformation(adam_init, update)
+
+
+def compiled_adam_update(
+    b1: float, b2: float, eps: float, eps_root: float, nesterov: bool,
+    updates: Updates, s: ScaleByAdamState,
+) -> UpdateResult | None:  # fmt: skip
+    """One compiled Adam step (the NumPy path's bits), or None for leaves of mixed dtypes
+    (NumPy's type promotion decides there, as in the NumPy path)."""
+    from funcnn.optim.adam_loop import compiled_adam_loop
+
+    loop = compiled_adam_loop()
+    c2, eps_add, k1, k2, out_scale = adam_scalars(b1, b2, eps, eps_root, nesterov, s.step + 1)
+    leaves = [*tree.leaves(updates), *tree.leaves(s.mu), *tree.leaves(s.nu)]
+    dtype = leaves[0].dtype if leaves else None
+    if dtype not in (np.float32, np.float64) or any(
+        not isinstance(a, np.ndarray) or a.dtype != dtype for a in leaves
+    ):
+        return None
+    t = dtype.type
+    scalars = [t(c) for c in (b1, b2, 1 - b1, 1 - b2, c2, eps_root, eps_add)]
+    tail = (nesterov, t(k1), t(k2), t(out_scale))
+
+    def fill(*arrays: np.ndarray) -> None:  # g, mu, nu, u, new_mu, new_nu: flat spans
+        loop(*arrays, *scalars, *tail)
+
+    out, mu, nu = leafwise_into(
+        "compiled.scale_by_adam", fill, lambda *leaves: (dtype,) * 3, updates, s.mu, s.nu
+    )
+    return out, ScaleByAdamState(s.step + 1, mu, nu)
 
 
 def adam_dtypes(g: np.ndarray, mu: np.ndarray, nu: np.ndarray) -> tuple[np.dtype, ...]:
