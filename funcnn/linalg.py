@@ -486,9 +486,9 @@ def least_rows(k: int, n: int, a_dtype: Any, b: np.ndarray) -> tuple[int, int] |
     never the sum over ``k``), but a one-row product goes to GEMV and a small one to a
     "small matrix" kernel, each adding in another order. So this self-test, run once per
     shape, dtype and layout in a process (cached), takes block sizes ``q`` = 1, 2, 4, ...
-    in turn and compares the bits of blocks of ``q``, ``q + 1`` and ``2q + 3`` rows with
-    one product of ``most`` rows, past :data:`BIG_MNK` (at most 2**15 rows, or ``4q +
-    4``): the first ``q`` whose blocks all agree is ``least``."""
+    in turn and compares the bits of blocks of ``q`` to ``q + 15`` and ``2q + 3`` rows
+    with one product of ``most`` rows, past :data:`BIG_MNK` (at most 2**15 rows, or all
+    those blocks' rows): the first ``q`` whose blocks all agree is ``least``."""
     key = (k, n, np.dtype(a_dtype).str, b.dtype.str, _layout(b))
     found = _least.get(key, False)
     if found is not False:
@@ -502,7 +502,9 @@ def least_rows(k: int, n: int, a_dtype: Any, b: np.ndarray) -> tuple[int, int] |
 def _self_test(
     k: int, n: int, a_dtype: np.dtype, b_dtype: np.dtype, layout: str
 ) -> tuple[int, int] | None:
-    if max(a_dtype.itemsize, b_dtype.itemsize) * k * max(n, 4 * LEAST_CAP + 4) > SELF_TEST_BYTES:
+    if n == 1:  # NumPy hands one column to GEMV, which adds a group's leftover rows apart
+        return None
+    if max(a_dtype.itemsize, b_dtype.itemsize) * k * max(n, _rows(LEAST_CAP)) > SELF_TEST_BYTES:
         return None  # a product too large to test cheaply takes the fixed blocks
     hold_blas_to_one_thread()
     gen = np.random.default_rng(20261204)
@@ -514,12 +516,12 @@ def _self_test(
     a = np.empty((0, k), a_dtype)
     q = 1
     while q <= LEAST_CAP:
-        most = max(4 * q + 4, big)
+        most = max(_rows(q), big)
         if len(a) < most:
             a = np.concatenate([a, gen.standard_normal((most - len(a), k)).astype(a_dtype)])
         ref = a[:most] @ b
         lo, same = 0, True
-        for size in (q, q + 1, 2 * q + 3):
+        for size in _sizes(q):
             if not np.array_equal(a[lo : lo + size] @ b, ref[lo : lo + size]):
                 same = False
                 break
@@ -528,6 +530,17 @@ def _self_test(
             return q, most
         q *= 2
     return None
+
+
+def _sizes(q: int) -> list[int]:
+    """The block sizes the self-test tries for ``q``: ``q`` to ``q + 15`` (a kernel that
+    takes rows in groups, as GEMV's does for one column, adds a group's leftover rows in
+    another order: every remainder shows) and ``2q + 3``."""
+    return [*range(q, q + 16), 2 * q + 3]
+
+
+def _rows(q: int) -> int:
+    return sum(_sizes(q))
 
 
 def _matmul_fixed(a: np.ndarray, b: np.ndarray, group: int, padded: bool) -> np.ndarray:

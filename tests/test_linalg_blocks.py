@@ -88,3 +88,16 @@ def test_scaling_in_spans_has_the_bits_of_one_multiply(factor, workers):
         for key in updates:
             want = updates[key] * factor
             assert got[key].dtype == want.dtype and got[key].tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["f4", "f8"])
+@pytest.mark.parametrize(("k", "n"), [(64, 1), (288, 1), (3, 1), (64, 3)])
+def test_narrow_products_give_a_row_the_same_bits_in_any_batch(k, n, dtype):
+    """One output column goes to GEMV, whose bits move with a block's row count modulo its
+    group: such products keep the fixed padded blocks (a Dense(1) head, Conv2D(1, ...))."""
+    rng = np.random.default_rng(k)
+    a = rng.standard_normal((300, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    whole = linalg.matmul(a, b, padded=True)
+    for rows in range(1, 80):
+        assert np.array_equal(linalg.matmul(a[:rows], b, padded=True), whole[:rows]), rows
