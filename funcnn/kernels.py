@@ -260,7 +260,7 @@ def gather_windows_loop(
 ) -> None:  # fmt: skip
     """``cols[n, i, j]`` (one row of ``kh * kw * C`` values, in ``(groups, kh, kw, C /
     groups)`` order) for samples ``lo:hi``: the window of output (i, j) of ``xp[n]``."""
-    _, oh, ow, width = cols.shape
+    _, oh, ow, _ = cols.shape
     channels = xp.shape[3]
     per = channels // groups
     for n in range(lo, hi):
