@@ -106,51 +106,14 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 
 def apply_updates(params: Params, updates: Updates) -> Params:
     """``params + updates`` leaf by leaf: new read-only arrays in each param's dtype.
-
-    Large leaves are added in spans on funcnn's threads (elementwise: the bits of one
-    whole-leaf ``np.add``)."""
-    tasks: list[Callable[[], None]] = []
-    fresh: list[np.ndarray] = []
-
-    def add(p: Any, u: Any) -> np.ndarray:
-        if (
-            type(p) is np.ndarray and type(u) is np.ndarray and p.shape == u.shape and p.ndim
-            and p.flags.c_contiguous and u.flags.c_contiguous and p.size >= SPAN
-        ):  # fmt: skip
-            out = np.empty(p.shape, p.dtype)
-            flat_p, flat_u, flat_out = p.reshape(-1), u.reshape(-1), out.reshape(-1)
-            for lo in range(0, p.size, SPAN):
-                tasks.append(_span_add(flat_p[lo : lo + SPAN], flat_u[lo : lo + SPAN],
-                                       flat_out[lo : lo + SPAN]))  # fmt: skip
-            fresh.append(out)
-            return out
-        return _add_leaf(p, u)
-
+    (One add per leaf: spans on threads measured no faster here, benchmarks/LEVERS.md.)"""
     try:
-        new = tree.map(add, params, updates)
+        return tree.map(_add_leaf, params, updates)
     except tree.StructureMismatch:
         diff = tree.structure_difference(params, updates) or "in their nesting"
         raise ValueError(
             f"apply_updates: updates do not match params {diff} (params vs updates)"
         ) from None
-    if tasks:
-        from funcnn import linalg
-
-        linalg.run_elementwise(tasks, sum(a.size for a in fresh))
-        for out in fresh:
-            out.flags.writeable = False
-    return new
-
-
-SPAN = 2**17
-"""Elements per task of :func:`apply_updates`'s spans."""
-
-
-def _span_add(p: np.ndarray, u: np.ndarray, out: np.ndarray) -> Callable[[], None]:
-    def task() -> None:
-        np.add(p, u, out=out, dtype=out.dtype, casting="same_kind")
-
-    return task
 
 
 def _add_leaf(p: np.ndarray, u: np.ndarray) -> np.ndarray:
