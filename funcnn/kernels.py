@@ -121,23 +121,28 @@ def maxpool_forward_loop(
     -0.0 the later), for samples ``lo:hi``;
     ``arg``: the first offset whose value equals it (-1 when none: a NaN window)."""
     _, oh, ow, channels = y.shape
+    window = ph * pw
     for n in range(lo, hi):
         for i in range(oh):
             for j in range(ow):
+                # Offsets outermost and channels innermost: every pass reads contiguous
+                # channels, and the comparisons are selects the compiler vectorizes.
                 for c in range(channels):
-                    best = xp[n, i * sh, j * sw, c]
-                    for a in range(ph):
-                        for b in range(pw):
-                            v = xp[n, i * sh + a, j * sw + b, c]
-                            if not (best > v or best != best):  # np.maximum(best, v)
-                                best = v  # v unless best is larger or NaN (ties: v)
-                    y[n, i, j, c] = best
-                    found = -1
-                    for k in range(ph * pw):
-                        if xp[n, i * sh + k // pw, j * sw + k % pw, c] == best:
-                            found = k
-                            break
-                    arg[n, i, j, c] = found
+                    y[n, i, j, c] = xp[n, i * sh, j * sw, c]
+                    arg[n, i, j, c] = -1
+                for k in range(1, window):
+                    a, b = k // pw, k % pw
+                    for c in range(channels):
+                        v = xp[n, i * sh + a, j * sw + b, c]
+                        best = y[n, i, j, c]
+                        # np.maximum(best, v): v unless best is larger or NaN (ties: v)
+                        y[n, i, j, c] = best if (best > v or best != best) else v
+                for k in range(window):
+                    a, b = k // pw, k % pw
+                    for c in range(channels):
+                        hit = xp[n, i * sh + a, j * sw + b, c] == y[n, i, j, c]
+                        if hit and arg[n, i, j, c] < 0:
+                            arg[n, i, j, c] = k
 
 
 def maxpool_backward_loop(
