@@ -11,11 +11,8 @@ one training step. PyTorch runs the same network (``torch.nn.MultiheadAttention`
 before anything is timed.
 
 Competitors: funcnn (the NumPy tier), funcnn's compiled tier (the numba extra: Adam's
-update compiled and funcnn.kernels), a lever written here (Gelu's cube as ``x * x * x``
-instead of ``x ** 3``: NumPy's float power is about 600x slower than two products, and
-Gelu is most of the step; not the same bits, so not taken by funcnn without regenerating
-the golden files), and PyTorch eager. Timing is benchmarks/run.py's method: each
-competitor in its own fresh process, processes alternating over rounds, the median of
+update compiled and funcnn.kernels) and PyTorch eager. Timing is benchmarks/run.py's
+method: each competitor in its own fresh process, processes alternating over rounds, the median of
 repetitions after a warm-up; the ratio is PyTorch's time / funcnn's (above 1: funcnn is
 faster), idle and, with ``--busy-too``, with one spinning process per core.
 """
@@ -37,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from funcnn import layers as L
-from funcnn import losses, nn, optim, train_step
+from funcnn import losses, optim, train_step
 
 
 def _load_run() -> Any:
@@ -60,8 +57,7 @@ DESCRIPTION = (
     "cross-entropy over every step, Adam (1e-3), float32."
 )
 INNER = 3  # calls per repetition
-GELU_LEVER = "funcnn, Gelu x*x*x (lever)"
-COMPETITORS = ["funcnn", run.NUMBA, GELU_LEVER, "PyTorch"]
+COMPETITORS = ["funcnn", run.NUMBA, "PyTorch"]
 
 
 def funcnn_model() -> L.Serial:
@@ -154,35 +150,6 @@ def decayed(net: Any) -> tuple[list[Any], list[Any]]:
 # ---------------------------------------------------------------- the step
 
 
-class GeluCubeLever:
-    """nn.gelu and its backward with the cube as x * x * x, for the run of a lever."""
-
-    C, K = float(np.sqrt(2 / np.pi)), 0.044715
-
-    def __enter__(self) -> None:
-        self.saved = (L.Gelu.fn, L.Gelu.backward_fn)
-
-        def tanh_du(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            xc = np.clip(x, -10, 10)
-            return np.tanh(self.C * (xc + self.K * (xc * xc * xc))), self.C * (
-                1 + 3 * self.K * xc * xc
-            )
-
-        def gelu(x: np.ndarray) -> np.ndarray:
-            return 0.5 * x * (1 + tanh_du(x)[0])
-
-        def gelu_backward(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-            t, du = tanh_du(x)
-            return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
-
-        object.__setattr__(L.Gelu, "fn", gelu)
-        object.__setattr__(L.Gelu, "backward_fn", gelu_backward)
-
-    def __exit__(self, *exc: object) -> None:
-        object.__setattr__(L.Gelu, "fn", self.saved[0])
-        object.__setattr__(L.Gelu, "backward_fn", self.saved[1])
-
-
 def setup(competitor: str) -> Callable[[], float]:
     """One training step of ``competitor``, from the same weights."""
     x, y = data()
@@ -217,13 +184,6 @@ def setup(competitor: str) -> Callable[[], float]:
         state["params"], state["opt"], loss = step_fn(state["params"], state["opt"], x, y)
         return loss
 
-    if competitor == GELU_LEVER:
-
-        def lever_step() -> float:
-            with GeluCubeLever():
-                return step()
-
-        return lever_step
     return run.tiered(step, competitor)
 
 
@@ -234,13 +194,6 @@ def agreement() -> list[str]:
     if la != lb:
         raise SystemExit(f"the compiled tier's losses {lb} differ from funcnn's {la}")
     notes.append(f"{WORKLOAD}: compiled tier losses identical to the NumPy path's over 3 steps")
-    lever = setup(GELU_LEVER)
-    lc = [lever() for _ in range(3)]
-    same = "equal here" if lc == la else "not equal"
-    notes.append(
-        f"{WORKLOAD}: Gelu lever losses {lc} ({same} to funcnn's {la}; x * x * x and x ** 3 "
-        "differ in the last bit for some x, so Gelu's outputs are not funcnn's bits)"
-    )
     return notes
 
 
@@ -262,49 +215,48 @@ def isolated(rounds: int, repeats: int) -> dict[str, tuple[float, list[float]]]:
     return {c: (statistics.median(samples[c]), per_round[c]) for c in COMPETITORS}
 
 
-def gelu_share(calls: int = 5) -> tuple[float, float]:
-    """(seconds per funcnn step, seconds of it in Gelu's forward and backward)."""
+def where_it_goes(calls: int = 5) -> tuple[float, list[tuple[str, float]]]:
+    """(seconds per funcnn step, [(funcnn module, its own seconds per step)]), largest
+    first: cProfile's exclusive times summed by the file that spends them (NumPy's calls
+    count for the funcnn function that makes them)."""
+    import cProfile
+    import pstats
     import time
 
     step = setup("funcnn")
     for _ in range(2):
         step()
-    spent = [0.0]
-    fn, back = L.Gelu.fn, L.Gelu.backward_fn
-
-    def timed(f: Callable) -> Callable:
-        def wrapper(*args: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return f(*args)
-            finally:
-                spent[0] += time.perf_counter() - start
-
-        return wrapper
-
-    object.__setattr__(L.Gelu, "fn", timed(fn))
-    object.__setattr__(L.Gelu, "backward_fn", timed(back))
-    try:
-        start = time.perf_counter()
-        for _ in range(calls):
-            step()
-        total = (time.perf_counter() - start) / calls
-    finally:
-        object.__setattr__(L.Gelu, "fn", fn)
-        object.__setattr__(L.Gelu, "backward_fn", back)
-    assert nn.gelu is not None
-    return total, spent[0] / calls
+    start = time.perf_counter()
+    for _ in range(calls):
+        step()
+    total = (time.perf_counter() - start) / calls
+    profiler = cProfile.Profile()
+    profiler.runcall(lambda: [step() for _ in range(calls)])
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    by_file: dict[str, float] = {}
+    for (file, _, _), (_, _, own, _, callers) in stats.items():
+        if "/funcnn/" in file:
+            name = "funcnn/" + file.split("/funcnn/", 1)[1]
+        elif callers:  # a builtin (a NumPy call): charge its first funcnn caller's file
+            caller = next((c[0] for c in callers if "/funcnn/" in c[0]), None)
+            name = "funcnn/" + caller.split("/funcnn/", 1)[1] if caller else "other"
+        else:
+            name = "other"
+        by_file[name] = by_file.get(name, 0.0) + own / calls
+    profiled = sum(by_file.values())
+    shares = sorted(((n, t * total / profiled) for n, t in by_file.items()), key=lambda p: -p[1])
+    return total, shares
 
 
 def table(rows: dict[str, dict]) -> str:
     lines = [
-        "| conditions | funcnn | compiled tier | Gelu lever | PyTorch eager | "
-        "funcnn vs PyTorch (target >= 0.8x idle) | compiled vs PyTorch | lever vs PyTorch |",
-        "| --- " * 8 + "|",
+        "| conditions | funcnn | compiled tier | PyTorch eager | "
+        "funcnn vs PyTorch (target >= 0.8x idle) | compiled vs PyTorch |",
+        "| --- " * 6 + "|",
     ]
     for name, r in rows.items():
         cells = [name] + [run.cell(r, c) for c in COMPETITORS]
-        cells += [run.ratio_cell(run.speed(r, c, "PyTorch")) for c in COMPETITORS[:3]]
+        cells += [run.ratio_cell(run.speed(r, c, "PyTorch")) for c in COMPETITORS[:2]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -319,6 +271,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(*args.worker)))
         return
+    load = os.getloadavg()[0]  # before this script adds its own
     run.load_torch()
     rounds, repeats = (2, 3) if args.quick else (5, 5)
     notes = agreement()
@@ -332,8 +285,7 @@ def main() -> None:
         finally:
             for p in spinners:
                 p.kill()
-    total, gelu = gelu_share()
-    load = os.getloadavg()[0]
+    total, shares = where_it_goes()
     report = "\n".join(
         [
             "# funcnn's transformer training step vs PyTorch eager",
@@ -349,7 +301,7 @@ def main() -> None:
             "",
             table(rows),
             "",
-            f"The load average at the end of the run was {load:.1f} on {os.cpu_count()} cores: "
+            f"The load average before the run was {load:.1f} on {os.cpu_count()} cores: "
             + (
                 "other programs were running, so every time is inflated, PyTorch's two threads "
                 "most (they wait for each other); regenerate on a quiet machine."
@@ -361,8 +313,15 @@ def main() -> None:
             "",
             *[f"- {n}" for n in notes],
             "",
-            f"Where funcnn's step goes: {run.fmt(total)} per step, of which Gelu's forward "
-            f"and backward {run.fmt(gelu)} ({gelu / total:.0%}): NumPy's `x ** 3` on float32.",
+            f"Where funcnn's step goes ({run.fmt(total)} per step; cProfile's exclusive times "
+            "by the file that spends them, NumPy's calls charged to their caller, scaled to "
+            "the unprofiled step):",
+            "",
+            *[
+                f"- {name}: {run.fmt(t)} ({t / total:.0%})"
+                for name, t in shares
+                if t > 0.01 * total
+            ],
         ]
     )
     print(report)

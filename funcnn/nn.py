@@ -100,20 +100,22 @@ def gelu(x: np.ndarray) -> np.ndarray:
     The same as JAX's default (``approximate=True``) and PyTorch's ``approximate="tanh"``;
     NumPy has no vectorized erf for the exact form.
     """
-    return 0.5 * x * (1 + _gelu_tanh(x)[0])
+    return 0.5 * x * (1 + _gelu_tanh(np.clip(x, -10, 10)))
 
 
-def _gelu_tanh(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(tanh(u), du/dx) with u = sqrt(2/pi) (x + 0.044715 x^3), from x clipped to +-10: beyond
-    it tanh(u) is +-1 exactly in every float type, and x^3 would overflow (float16 beyond 40,
-    float32 beyond 7e12) and turn the gradient's 0 * inf into NaN."""
-    xc = np.clip(x, -10, 10)
-    return np.tanh(_GELU_C * (xc + _GELU_K * xc**3)), _GELU_C * (1 + 3 * _GELU_K * xc * xc)
+def _gelu_tanh(xc: np.ndarray) -> np.ndarray:
+    """tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3), from x clipped to +-10 (``xc``): beyond it
+    tanh(u) is +-1 exactly in every float type, and x^3 would overflow (float16 beyond 40,
+    float32 beyond 7e12) and turn the gradient's 0 * inf into NaN. x^3 is ``xc * xc * xc``:
+    NumPy's float32 ``xc ** 3`` calls ``powf`` per element, about 60x slower."""
+    return np.tanh(_GELU_C * (xc + _GELU_K * (xc * xc * xc)))
 
 
 def gelu_backward(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     del y
-    t, du = _gelu_tanh(x)
+    xc = np.clip(x, -10, 10)
+    t = _gelu_tanh(xc)
+    du = _GELU_C * (1 + 3 * _GELU_K * xc * xc)
     return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
 
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import attrs
 import numpy as np
 
-from funcnn import kernels, nn
+from funcnn import kernels, linalg, nn
 from funcnn import validate as check
 from funcnn.layers.base import Layer, RngArg, as_input, layer_value
 from funcnn.types import Cache, LayerState, Params
@@ -25,6 +25,9 @@ class Activation(Layer):
     name: str
     fn: Callable[[np.ndarray], np.ndarray] = attrs.field(eq=False)
     backward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] = attrs.field(eq=False)
+    pointwise: bool = attrs.field(default=False, eq=False)
+    """Each output element depends on the same element of the input alone (not Softmax):
+    forward and backward then run in cache-sized spans (:func:`funcnn.linalg.pointwise`)."""
 
     def __repr__(self) -> str:
         return self.name
@@ -33,27 +36,35 @@ class Activation(Layer):
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
     ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_input(x, self)
-        y = self.fn(x)
+        y = linalg.pointwise(self.fn, x) if self.pointwise else self.fn(x)
         return y, state, (x, y)
 
     def backward(
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
     ) -> tuple[Any, np.ndarray | None]:
         x, y = cache
-        return (), (self.backward_fn(x, y, dy) if need_dx else None)
+        if not need_dx:
+            return (), None
+        if self.pointwise:
+            return (), linalg.pointwise(self.backward_fn, x, y, np.asarray(dy))
+        return (), self.backward_fn(x, y, dy)
 
 
 def elementwise(
     name: str,
     fn: Callable[[np.ndarray], np.ndarray],
     backward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    *,
+    pointwise: bool = False,
 ) -> Activation:
     """Make an activation layer from a forward and its backward ``(x, y, dy) -> dx``.
+    With ``pointwise=True`` (each output element from the same input element alone) both
+    run over cache-sized spans on funcnn's threads, with the bits of one call.
 
     The layer is a value registered under ``name``, so models holding it can be
     saved and loaded (:mod:`funcnn.io`) in any process that made it the same way.
     """
-    return layer_value(Activation(name, fn, backward_fn))
+    return layer_value(Activation(name, fn, backward_fn, pointwise))
 
 
 class PositiveMask(NamedTuple):
@@ -93,13 +104,13 @@ class _Relu(Activation):
 
 
 Relu = layer_value(_Relu("Relu", nn.relu, nn.relu_backward))
-Sigmoid = elementwise("Sigmoid", nn.sigmoid, nn.sigmoid_backward)
-Tanh = elementwise("Tanh", nn.tanh, nn.tanh_backward)
-Softplus = elementwise("Softplus", nn.softplus, nn.softplus_backward)
-Elu = elementwise("Elu", nn.elu, nn.elu_backward)
+Sigmoid = elementwise("Sigmoid", nn.sigmoid, nn.sigmoid_backward, pointwise=True)
+Tanh = elementwise("Tanh", nn.tanh, nn.tanh_backward, pointwise=True)
+Softplus = elementwise("Softplus", nn.softplus, nn.softplus_backward, pointwise=True)
+Elu = elementwise("Elu", nn.elu, nn.elu_backward, pointwise=True)
 """ELU with alpha = 1."""
-Selu = elementwise("Selu", nn.selu, nn.selu_backward)
-Gelu = elementwise("Gelu", nn.gelu, nn.gelu_backward)
+Selu = elementwise("Selu", nn.selu, nn.selu_backward, pointwise=True)
+Gelu = elementwise("Gelu", nn.gelu, nn.gelu_backward, pointwise=True)
 Softmax = elementwise("Softmax", nn.softmax, nn.softmax_backward)
 """Softmax over the last axis."""
 LogSoftmax = elementwise("LogSoftmax", nn.log_softmax, nn.log_softmax_backward)
