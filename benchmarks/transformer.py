@@ -218,7 +218,8 @@ def isolated(rounds: int, repeats: int) -> dict[str, tuple[float, list[float]]]:
 def where_it_goes(calls: int = 5) -> tuple[float, list[tuple[str, float]]]:
     """(seconds per funcnn step, [(funcnn module, its own seconds per step)]), largest
     first: cProfile's exclusive times summed by the file that spends them (NumPy's calls
-    count for the funcnn function that makes them)."""
+    count for the funcnn function that makes them). cProfile sees the main thread only:
+    work on funcnn's threads shows as the main thread's wait for it (in linalg.py)."""
     import cProfile
     import pstats
     import time
@@ -234,15 +235,21 @@ def where_it_goes(calls: int = 5) -> tuple[float, list[tuple[str, float]]]:
     profiler.runcall(lambda: [step() for _ in range(calls)])
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     by_file: dict[str, float] = {}
-    for (file, _, _), (_, _, own, _, callers) in stats.items():
-        if "/funcnn/" in file:
-            name = "funcnn/" + file.split("/funcnn/", 1)[1]
-        elif callers:  # a builtin (a NumPy call): charge its first funcnn caller's file
-            caller = next((c[0] for c in callers if "/funcnn/" in c[0]), None)
-            name = "funcnn/" + caller.split("/funcnn/", 1)[1] if caller else "other"
-        else:
-            name = "other"
-        by_file[name] = by_file.get(name, 0.0) + own / calls
+
+    def charge(func: tuple, seconds: float, depth: int = 0) -> None:
+        file, callers = func[0], stats[func][4] if func in stats else {}
+        if "/funcnn/" in file or not callers or depth > 8:
+            name = "funcnn/" + file.split("/funcnn/", 1)[1] if "/funcnn/" in file else "other"
+            by_file[name] = by_file.get(name, 0.0) + seconds / calls
+            return
+        # NumPy's and the standard library's time goes to their callers, in proportion
+        # to the time each caller spent in them, up to the first funcnn file
+        total = sum(edge[3] for edge in callers.values()) or 1.0
+        for caller, edge in callers.items():
+            charge(caller, seconds * edge[3] / total, depth + 1)
+
+    for func, (_, _, own, _, _) in stats.items():
+        charge(func, own)
     profiled = sum(by_file.values())
     shares = sorted(((n, t * total / profiled) for n, t in by_file.items()), key=lambda p: -p[1])
     return total, shares
