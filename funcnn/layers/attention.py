@@ -30,10 +30,11 @@ layer's weights needs no reshaping: ``query_kernel`` ``(E_q, heads, key_dim)``,
 
 Products: the four projections and their weight gradients run in :mod:`funcnn.linalg`
 (batch sums in its chunks and tree); the per-sample products ``q k^T`` and ``weights @ v``
-are one fixed-shape BLAS call per sample and head with the BLAS held to one thread
-(:func:`_per_sample`), so a sample's bits never depend on its batch, the thread count or
-the worker count. Dropout on the attention weights draws from the layer's key, row by
-row (the same bits for any batch split).
+are one fixed-shape BLAS call per sample and head with the BLAS held to one thread, and a
+sample's scores, softmax, dropout and context run together, in slices of samples on
+funcnn's threads (:func:`_by_samples`), so a sample's bits never depend on its batch,
+the thread count or the worker count. Dropout on the attention weights draws from the
+layer's key, row by row (the same bits for any batch split).
 """
 
 from __future__ import annotations
@@ -60,6 +61,22 @@ def _per_sample(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     shape is set by the sample's, never by the batch; the BLAS held to one thread."""
     linalg.hold_blas_to_one_thread()
     return np.matmul(a, b)
+
+
+def _rows(a: np.ndarray | None, rows: slice) -> np.ndarray | None:
+    """Samples ``rows`` of ``a``, or ``a`` itself where it broadcasts over the batch."""
+    return a if a is None or a.shape[0] == 1 else a[rows]
+
+
+def _by_samples(scores_shape: tuple[int, ...], itemsize: int, body: Any) -> None:
+    """``body(rows)`` over slices of samples on funcnn's threads (each writes its own
+    samples' part of preallocated outputs), so many that a slice's scores fill about
+    :data:`funcnn.linalg.POINTWISE_SPAN` bytes (they stay in cache between the steps).
+    Every sample's products, softmax and dropout are its own: the bits of one pass."""
+    batch, per_sample = scores_shape[0], int(np.prod(scores_shape[1:])) * itemsize
+    step = max(1, linalg.POINTWISE_SPAN // max(1, per_sample))
+    tasks = [(lambda lo=lo: body(slice(lo, min(lo + step, batch)))) for lo in range(0, batch, step)]
+    linalg.run_elementwise(tasks, int(np.prod(scores_shape)))
 
 
 def masked_softmax(scores: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
@@ -387,9 +404,7 @@ class MultiHeadAttention(Layer):
             q = rotate(q, tables[0][:t], tables[1][:t])
             k = rotate(k, tables[0][:s], tables[1][:s])
         q = q * np.asarray(1 / np.sqrt(self.key_dim), q.dtype)
-        weights = masked_softmax(
-            _per_sample(q, k.transpose(0, 1, 3, 2)), self._allowed(inputs, t, s)
-        )
+        scores_shape = (batch, self.num_heads, t, s)
         drop = None
         if train and self.dropout > 0:
             key = as_key(rng)
@@ -399,10 +414,24 @@ class MultiHeadAttention(Layer):
                     "call apply(params, x, train=True, rng=seed) with an int seed (or a "
                     "funcnn.random.Key or a numpy Generator)"
                 )
-            keep = key.uniform(weights.shape) >= self.dropout
-            drop = keep * np.asarray(1 / (1 - self.dropout), weights.dtype)
-        dropped = weights if drop is None else weights * drop
-        context = _per_sample(dropped, v).transpose(0, 2, 1, 3)
+            keep = key.uniform(scores_shape) >= self.dropout
+            drop = keep * np.asarray(1 / (1 - self.dropout), np.result_type(q, k))
+        allowed = self._allowed(inputs, t, s)
+        k_t = k.transpose(0, 1, 3, 2)
+        weights = np.empty(scores_shape, np.result_type(q, k))
+        dropped = weights if drop is None else np.empty(scores_shape, weights.dtype)
+        context = np.empty((batch, self.num_heads, t, v.shape[3]), np.result_type(dropped, v))
+
+        def attend(r: slice) -> None:  # scores, softmax, dropout and context of samples r
+            w = masked_softmax(np.matmul(q[r], k_t[r]), _rows(allowed, r))
+            weights[r] = w
+            if drop is not None:
+                np.multiply(w, drop[r], out=dropped[r])
+            np.matmul(dropped[r], v[r], out=context[r])
+
+        linalg.hold_blas_to_one_thread()
+        _by_samples(scores_shape, weights.itemsize, attend)
+        context = context.transpose(0, 2, 1, 3)
         context = context.reshape(batch * t, self.num_heads * v.shape[3])
         out = p.output_kernel.shape[2]
         w_out = p.output_kernel.reshape(-1, out)
@@ -427,13 +456,23 @@ class MultiHeadAttention(Layer):
         d_b_out = linalg.sum_rows(dy2, group=group) if params.output_bias is not None else None
         d_context = linalg.matmul(dy2, w_out.T, group=group)
         d_context = d_context.reshape(batch, t, self.num_heads, v.shape[3]).transpose(0, 2, 1, 3)
-        d_dropped = _per_sample(d_context, v.transpose(0, 1, 3, 2))
-        dv = _per_sample(dropped.transpose(0, 1, 3, 2), d_context)
-        d_weights = d_dropped if drop is None else d_dropped * drop
-        d_scores = masked_softmax_backward(weights, d_weights)
-        scale = np.asarray(1 / np.sqrt(self.key_dim), q.dtype)
-        dq = _per_sample(d_scores, k) * scale  # q holds the scaled query
-        dk = _per_sample(d_scores.transpose(0, 1, 3, 2), q)
+        scale = np.asarray(1 / np.sqrt(self.key_dim), q.dtype)  # q holds the scaled query
+        v_t, dropped_t = v.transpose(0, 1, 3, 2), dropped.transpose(0, 1, 3, 2)
+        dv = np.empty(v.shape, np.result_type(dropped, d_context))
+        dq = np.empty(q.shape, np.result_type(weights, d_context, k, scale))
+        dk = np.empty(k.shape, np.result_type(weights, d_context, q))
+
+        def attend_back(r: slice) -> None:  # the gradients through samples r
+            d_weights = np.matmul(d_context[r], v_t[r])
+            np.matmul(dropped_t[r], d_context[r], out=dv[r])
+            if drop is not None:
+                d_weights = d_weights * drop[r]
+            d_scores = masked_softmax_backward(weights[r], d_weights)
+            np.multiply(np.matmul(d_scores, k[r]), scale, out=dq[r])
+            np.matmul(d_scores.transpose(0, 1, 3, 2), q[r], out=dk[r])
+
+        linalg.hold_blas_to_one_thread()
+        _by_samples(weights.shape, weights.itemsize, attend_back)
         if tables is not None:
             cos, sin = tables
             dq = rotate_backward(dq, cos[:t], sin[:t])
