@@ -316,6 +316,7 @@ class _Epoch:
     callbacks: Sequence[Callback]
     progress: Progress
     plan: Plan  # which rows of a batch this process computes, and how they come together
+    validation_penalty: Penalty | None = None  # added to the validation loss
 
     def run(self, ctx: TrainingContext, order: np.ndarray | None, seed: int) -> dict[str, float]:
         total, seen, preds = 0.0, 0, []
@@ -372,6 +373,7 @@ def fit(
     initial_epoch: int = 0,
     plan: Plan = LOCAL,
     comm: Any = None,
+    validation_penalty: Penalty | None = None,
 ) -> FitResult:
     """Train for ``epochs`` epochs of mini-batches; returns a :class:`FitResult`, which
     unpacks as ``params, history = fit(...)``.
@@ -382,6 +384,9 @@ def fit(
     ``state``/``opt_state`` default to fresh ones; pass those of a checkpoint with
     ``initial_epoch`` to resume. The result's ``.state``/``.opt_state`` hold the final
     values. ``verbose``: 0 silent, 1 progress bar and epoch lines, 2 epoch lines.
+    ``penalty`` is added to the training loss; ``validation_penalty`` (None: nothing) to
+    the validation loss, at the epoch's final params (Keras adds its layers'
+    regularizers to ``val_loss``).
 
     ``plan`` (:class:`funcnn.plan.Plan`) says which processes train: :data:`LOCAL`, this
     one alone. ``comm`` (an mpi4py communicator, e.g. ``MPI.COMM_WORLD``) is short for
@@ -402,6 +407,7 @@ def fit(
         metrics = [metrics] if isinstance(metrics, str) or callable(metrics) else list(metrics)
         callbacks = _callback_list(callbacks)
         train_step_with_state(model, loss, optimizer, penalty=penalty)  # checks all four
+        check_model_and_loss(model, loss, validation_penalty)
         x, y, validation = batching.split_validation(x, y, validation_split, validation_data)
         input_shape = (
             tuple(tuple(a.shape[1:]) for a in x) if isinstance(x, tuple) else tuple(x.shape[1:])
@@ -426,7 +432,10 @@ def fit(
             verbose = 0
             callbacks = [c for c in callbacks if not getattr(c, "writes_files", False)]
         progress = Progress(verbose, epochs, math.ceil(batching.count(x) / batch_size))
-        one_epoch = _Epoch(step, loss, x, y, batch_size, metric_list, callbacks, progress, plan)
+        one_epoch = _Epoch(
+            step, loss, x, y, batch_size, metric_list, callbacks, progress, plan,
+            validation_penalty,
+        )  # fmt: skip
         values, seed = plan.start(((ctx.params, ctx.state, ctx.opt_state), seed))
         ctx.params, ctx.state, ctx.opt_state = values
         _loop(ctx, one_epoch, range(initial_epoch, epochs), seed, shuffle, validation)
@@ -492,6 +501,8 @@ def _loop(
                     raise type(e)(f"the validation data does not fit the model: {e}") from e
             pred = one_epoch.plan.gather(part)
             scores = _score(loss, one_epoch.metric_list, pred, validation[1])
+            if one_epoch.validation_penalty is not None:
+                scores["loss"] += one_epoch.validation_penalty(ctx.params)
             logs.update({f"val_{k}": v for k, v in scores.items()})
             for cb in callbacks:
                 _hook(cb, "on_test_end")(dict(scores), ctx)

@@ -256,8 +256,8 @@ def test_optimizer_objects_take_keras_names_and_defaults():
 
 
 def test_layer_settings_are_checked_where_written():
-    with pytest.raises(TypeError, match=r"kernel_regularizer.*does not support"):
-        layers.Dense(3, kernel_regularizer="l2")
+    with pytest.raises(TypeError, match=r"kernel_constraint.*does not support"):
+        layers.Dense(3, kernel_constraint="max_norm")
     with pytest.raises(TypeError, match="trainable must be"):
         layers.Dense(3, trainable="no")
     with pytest.raises(ValueError, match="unknown initializer 'unifrom'"):

@@ -185,7 +185,7 @@ def test_configs_and_files_round_trip(tmp_path):
         (lambda: layers.Conv2DTranspose(2, 3, strides=2, output_padding=2), "smaller than"),
         (lambda: layers.Conv2D(3, 3, groups=2), "multiple of groups"),
         (lambda: layers.Cropping2D(((1, 2), (3,))), "cropping"),
-        (lambda: layers.SeparableConv2D(4, 3, depthwise_regularizer="l2"), "regularizer"),
+        (lambda: layers.SeparableConv2D(4, 3, depthwise_constraint="max_norm"), "constraint"),
     ],
 )
 def test_unsupported_or_wrong_settings_are_refused(make, message):

@@ -113,7 +113,7 @@ def test_keras_defaults_and_weights_in_keras_layout():
         (lambda: layers.GRU(4, activation="relu"), "activation='tanh'"),
         (lambda: layers.GRU(4, reset_after=0), "reset_after must be"),
         (lambda: layers.LSTM(4, stateful=True), "stateful=True"),
-        (lambda: layers.LSTM(4, kernel_regularizer="l2"), "kernel_regularizer"),
+        (lambda: layers.LSTM(4, kernel_constraint="max_norm"), "kernel_constraint"),
         (lambda: layers.Bidirectional(layers.Dense(3)), "SimpleRNN, LSTM or GRU"),
         (
             lambda: layers.Bidirectional(

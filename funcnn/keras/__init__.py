@@ -10,10 +10,10 @@
 It has the modules Keras scripts import: ``layers`` (Dense, Conv2D, MaxPooling2D,
 BatchNormalization, Dropout, Flatten, Input...), ``models`` (Sequential, Model,
 load_model, model_from_json), ``optimizers`` (Adam, SGD, RMSprop... with Keras'
-defaults, ``lr`` and ``decay`` included), ``losses``, ``callbacks``, ``utils``
-(to_categorical, pad_sequences), ``preprocessing.sequence`` and ``datasets`` (MNIST from
-the sample a package ships). The
-functional API (``keras.Input``, layer calls, ``keras.Model(inputs, outputs)``) builds a
+defaults, ``lr`` and ``decay`` included), ``losses``, ``callbacks``, ``regularizers``
+(l1, l2, l1_l2), ``utils`` (to_categorical, pad_sequences), ``preprocessing.sequence``
+and ``datasets`` (MNIST from the sample a package ships). The functional API
+(``keras.Input``, layer calls, ``keras.Model(inputs, outputs)``) builds a
 ``funcnn.layers.Graph``.
 
 Underneath it is the core: ``model.model`` (the funcnn layer), ``model.params``,
@@ -34,6 +34,7 @@ from funcnn.keras import (
     models,
     optimizers,
     preprocessing,
+    regularizers,
     utils,
 )
 from funcnn.keras.engine import Model
@@ -93,5 +94,6 @@ __all__ = [
     "models",
     "optimizers",
     "preprocessing",
+    "regularizers",
     "utils",
 ]

@@ -1,20 +1,43 @@
 """What every Keras layer of the facade shares: :class:`KerasLayer` (its settings, the
-funcnn layer they build, its config and its call in the functional API),
-:class:`KerasTensor` and ``Input`` (the functional API's values), and the check of the
-keywords every layer takes."""
+funcnn layer they build, its config and its call in the functional API, its regularizers,
+and its weights in the model that holds it), :class:`KerasTensor` and ``Input`` (the
+functional API's values), and the check of the keywords every layer takes."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
+import numpy as np
 
 from funcnn import layers as L
 from funcnn import validate as check
+from funcnn.keras import regularizers
+from funcnn.keras import weights as keras_weights
 from funcnn.keras.core_layers import DropMask
 from funcnn.keras.names import get_activation
+from funcnn.keras.weights import Weight
 from funcnn.layers.base import Layer, as_shape
 from funcnn.layers.masking import is_masked_shape
+
+_WEIGHT_ATTRIBUTES = frozenset(
+    (
+        "kernel",
+        "bias",
+        "recurrent_kernel",
+        "embeddings",
+        "gamma",
+        "beta",
+        "moving_mean",
+        "moving_variance",
+        "depthwise_kernel",
+        "pointwise_kernel",
+    )
+)
+"""Keras' attributes for a built layer's weights (``dense.kernel``)."""
+
+KERNEL_AND_BIAS = {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}
+"""The regularizer keywords of Dense and the convolutions (:attr:`KerasLayer.regularizable`)."""
 
 
 def _shape(input_shape: Any, input_dim: Any = None) -> tuple[int, ...] | None:
@@ -35,6 +58,11 @@ class KerasLayer:
     # drops the mask there, with a warning).
     masking: ClassVar[str] = "drops"
 
+    # The regularizer keywords the layer takes, each with the name of the weight it
+    # regularizes (Dense: kernel_regularizer -> "kernel"); activity_regularizer, Keras'
+    # penalty of a layer's outputs, is taken as None only.
+    regularizable: ClassVar[dict[str, str]] = {}
+
     def __init__(
         self,
         *,
@@ -42,12 +70,17 @@ class KerasLayer:
         input_shape: Any = None,
         input_dim: Any = None,
         trainable: bool = True,
+        **regularizer_keywords: Any,
     ) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, got {name!r}")
         self.name = name
         self.declared_input_shape = _shape(input_shape, input_dim)
         self.trainable = trainable
+        self._regularizers: dict[str, regularizers.Regularizer] = {}
+        self._owner: Any = None  # the model that holds the layer
+        for key, value in regularizer_keywords.items():
+            setattr(self, key, value)
 
     @property
     def trainable(self) -> bool:
@@ -58,6 +91,138 @@ class KerasLayer:
     @trainable.setter
     def trainable(self, value: bool) -> None:
         self._trainable = check.boolean("trainable", value)
+
+    # -- regularizers
+
+    if not TYPE_CHECKING:  # hidden from mypy: a misspelt attribute stays an error there
+
+        def __setattr__(self, key: str, value: Any) -> None:
+            if key.endswith("_regularizer"):  # layer.kernel_regularizer = ...: at next fit
+                self._set_regularizer(key, value)
+            else:
+                super().__setattr__(key, value)
+
+        def __getattr__(self, key: str) -> Any:
+            # Called for what the instance lacks: its regularizers, and Keras' attributes
+            # for the weights of a built layer (dense.kernel); nothing builds a model here.
+            if not key.startswith("_"):
+                if key.endswith("_regularizer") and (
+                    key in self.regularizable or key == "activity_regularizer"
+                ):
+                    return self.__dict__.get("_regularizers", {}).get(key)
+                if key in _WEIGHT_ATTRIBUTES and self._model_if_built() is not None:
+                    for weight in self.weights:
+                        if weight.name == key:
+                            return weight
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
+
+    def _set_regularizer(self, key: str, value: Any) -> None:
+        who = type(self).__name__
+        if key == "activity_regularizer":
+            if value is not None:
+                raise ValueError(
+                    f"{who}(activity_regularizer=...) is not supported by funcnn's Keras facade "
+                    "(a penalty of the layer's outputs); regularize its weights instead "
+                    f"({', '.join(self.regularizable) or 'on a Dense or Conv2D layer'})"
+                )
+            return
+        if key not in self.regularizable:
+            takes = f"; it takes {', '.join(self.regularizable)}" if self.regularizable else ""
+            raise TypeError(
+                f"{who} got keyword(s) {key!r} that funcnn's Keras facade does not support{takes}"
+            )
+        regularizer = regularizers.get(value)
+        if regularizer is None:
+            self._regularizers.pop(key, None)
+        else:
+            self._regularizers[key] = regularizer
+
+    def weight_regularizers(self) -> dict[str, regularizers.Regularizer]:
+        """The regularizer of each weight that has one, by the weight's Keras name
+        (``{"kernel": L2(l2=0.01)}``): what ``fit`` adds to the loss."""
+        own = self.__dict__.get("_regularizers", {})  # a Model (a layer too) has none
+        return {self.regularizable[k]: r for k, r in own.items()}
+
+    # -- weights, in the model that holds the layer
+
+    def _attach(self, model: Any) -> None:
+        """Record the model that holds the layer (the last one it was added to): its
+        weights are that model's."""
+        self._owner = model
+
+    def _model_if_built(self) -> Any:
+        model = self.__dict__.get("_owner")
+        return model if model is not None and model.params is not None else None
+
+    def _located(self) -> tuple[Any, int]:
+        """The model that holds the layer (built now if its input shape is known) and
+        the layer's place in it; a ValueError where there is none."""
+        who = f"{type(self).__name__} {self.name!r}" if self.name else type(self).__name__
+        model = self.__dict__.get("_owner")
+        if model is None:
+            raise ValueError(
+                f"{who} is not in a model: its weights exist once a model holding it is "
+                "built (a first layer with input_shape=..., keras.Input, build(input_shape) "
+                "or fit)"
+            )
+        index = next((i for i, spec in enumerate(model.layers) if spec is self), None)
+        if index is None:
+            raise ValueError(f"{who} is no longer in its model {model.name!r} (popped?)")
+        if model.params is None:
+            if model.input_shape is None:
+                raise ValueError(
+                    f"{who} is not built yet: its model {model.name!r} does not know its "
+                    "input shape; call model.build(input_shape) or model.fit(x, y) first"
+                )
+            model.build()
+        return model, index
+
+    def _weight_list(self) -> list[Weight]:
+        held = self.__dict__.get("_specs")
+        if isinstance(held, list):  # a Model is a layer too: its layers' weights, in order
+            return [w for layer in held for w in layer._weight_list()]
+        model, index = self._located()
+        return [
+            Weight(self, k, path, leaf.shape, leaf.dtype, is_param and self.trainable)
+            for k, (path, leaf, is_param) in enumerate(
+                keras_weights.layer_weights(model.params, model.state, index)
+            )
+        ]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The layer's weights as arrays (copies), in Keras' order: Dense kernel, bias;
+        LSTM kernel, recurrent_kernel, bias; BatchNormalization gamma, beta, moving mean,
+        moving variance. A ValueError where the layer is in no built model."""
+        model, index = self._located()
+        found = keras_weights.layer_weights(model.params, model.state, index)
+        return [np.array(a) for _, a, _ in found]
+
+    def set_weights(self, arrays: Any) -> None:
+        """Replace the layer's weights in its model by ``arrays`` (get_weights' order and
+        shapes; cast to the weights' dtypes): ``fit`` continues from them."""
+        model, index = self._located()
+        who = f"{type(self).__name__} {self.name!r}"
+        model.params, model.state = keras_weights.set_layer_weights(
+            model.params, model.state, index, arrays, who
+        )
+
+    @property
+    def weights(self) -> list[Weight]:
+        """Every weight (:class:`~funcnn.keras.weights.Weight`: ``name``, ``shape``,
+        ``numpy()``), in get_weights' order."""
+        return self._weight_list()
+
+    @property
+    def trainable_weights(self) -> list[Weight]:
+        """The weights ``fit`` trains: none where the layer is frozen."""
+        return [w for w in self._weight_list() if w.trainable]
+
+    @property
+    def non_trainable_weights(self) -> list[Weight]:
+        """The others (a BatchNormalization's moving statistics; all of a frozen layer's)."""
+        return [w for w in self._weight_list() if not w.trainable]
+
+    # -- the core and the config
 
     def core(self) -> Layer:
         raise NotImplementedError
@@ -77,6 +242,8 @@ class KerasLayer:
             config["input_shape"] = list(shape)
         if not self.trainable:
             config["trainable"] = False
+        for key, regularizer in self.__dict__.get("_regularizers", {}).items():
+            config[key] = regularizers.config_value(regularizer)
         return config
 
     def __call__(self, inputs: Any) -> KerasTensor:
@@ -160,17 +327,20 @@ _COMMON = ("name", "input_shape", "trainable")
 
 
 def _common(kwargs: dict[str, Any], who: str, dim: bool = False) -> dict[str, Any]:
-    """The keywords every Keras layer takes; a clear error for one funcnn does not know."""
+    """The keywords every Keras layer takes; a clear error for one funcnn does not know.
+    The regularizer keywords pass on to :class:`KerasLayer`, which checks them."""
     known = _COMMON + (("input_dim",) if dim else ())
     if kwargs.get("dtype") not in (None, "float32"):
         raise ValueError(f"{who}(dtype={kwargs['dtype']!r}): the Keras facade computes in float32")
-    unknown = [k for k in kwargs if k not in known and k != "dtype"]
+    unknown = [
+        k for k in kwargs if k not in known and k != "dtype" and not k.endswith("_regularizer")
+    ]
     if unknown:
         raise TypeError(
             f"{who} got keyword(s) {', '.join(map(repr, unknown))} that funcnn's Keras facade "
             f"does not support"
         )
-    return {k: v for k, v in kwargs.items() if k in known}
+    return {k: v for k, v in kwargs.items() if k in known or k.endswith("_regularizer")}
 
 
 def keras_layer(value: Any, who: str) -> KerasLayer:

@@ -15,7 +15,7 @@ from typing import Any
 
 from funcnn import layers as L
 from funcnn import validate as check
-from funcnn.keras.base import KerasLayer, _common, _with_activation
+from funcnn.keras.base import KERNEL_AND_BIAS, KerasLayer, _common, _with_activation
 from funcnn.keras.names import get_activation, get_initializer
 from funcnn.layers.base import Layer
 
@@ -39,8 +39,19 @@ def _padding(padding: Any) -> Any:
     return padding.lower() if isinstance(padding, str) else _setting(padding, 2)
 
 
+# The regularizer keywords of DepthwiseConv2D and SeparableConv2D (Keras'), each with the
+# weight it regularizes (see KerasLayer.regularizable)
+_DEPTHWISE_AND_BIAS = {"depthwise_regularizer": "kernel", "bias_regularizer": "bias"}
+_SEPARABLE = {
+    "depthwise_regularizer": "depthwise_kernel",
+    "pointwise_regularizer": "pointwise_kernel",
+    "bias_regularizer": "bias",
+}
+
+
 class _ConvTranspose(KerasLayer):
     rank = 2
+    regularizable = KERNEL_AND_BIAS
 
     def __init__(
         self,
@@ -104,6 +115,8 @@ class DepthwiseConv2D(KerasLayer):
     dilation_rate=(1, 1), activation=None, use_bias=True,
     depthwise_initializer="glorot_uniform", bias_initializer="zeros")``."""
 
+    regularizable = _DEPTHWISE_AND_BIAS
+
     def __init__(
         self,
         kernel_size: Any,
@@ -147,6 +160,8 @@ class SeparableConv2D(KerasLayer):
     dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
     depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
     bias_initializer="zeros")``: weights depthwise kernel, pointwise kernel, bias."""
+
+    regularizable = _SEPARABLE
 
     def __init__(
         self,

@@ -26,7 +26,16 @@ from funcnn import metrics as metrics_lib
 from funcnn import validate as check
 from funcnn.callbacks import ModelCheckpoint
 from funcnn.keras import callbacks as keras_callbacks
-from funcnn.keras import compiling, config, freezing, inference, masks, summary, weights
+from funcnn.keras import (
+    compiling,
+    config,
+    freezing,
+    inference,
+    masks,
+    regularizers,
+    summary,
+    weights,
+)
 from funcnn.keras import layers as K
 from funcnn.keras import metrics as keras_metrics
 from funcnn.keras.utils import class_labels
@@ -144,6 +153,7 @@ class Model:
         elif spec.name in taken:
             raise ValueError(f"the model has a layer named {spec.name!r} already")
         self._specs.append(spec)
+        spec._attach(self)  # layer.get_weights() reads this model's weights
 
     @property
     def trainable(self) -> bool:
@@ -419,14 +429,19 @@ class Model:
             if seed is not None
             else (self._fit_rng if self._fit_rng is not None else self.seed)
         )
+        # The layers' regularizers (Keras' weight penalties): in the loss trained, with
+        # compile's penalty, and in val_loss
+        penalty = regularizers.penalty(self._specs, self.params, self.penalty)
+        validation_penalty = regularizers.penalty(self._specs, self.params)
         try:
             result = train.fit(
                 train_model, self.params, train_loss, optimizer, x, y,
                 epochs=epochs, batch_size=32 if batch_size is None else batch_size,
                 shuffle=shuffle, rng=rng, validation_split=validation_split,
                 validation_data=validation_data, metrics=metrics, callbacks=callbacks,
-                verbose=1 if verbose == "auto" else verbose, penalty=self.penalty,
+                verbose=1 if verbose == "auto" else verbose, penalty=penalty,
                 state=self.state, opt_state=self.opt_state, initial_epoch=initial_epoch,
+                validation_penalty=validation_penalty,
             )  # fmt: skip
         finally:
             for cb in checkpoints:
@@ -528,6 +543,9 @@ class Model:
                 model, self.params, loss, x, y,
                 metrics=metrics, batch_size=batch_size or 256, state=self.state,
             )  # fmt: skip
+        regularized = regularizers.penalty(self._specs, self.params)
+        if regularized is not None:  # Keras' loss includes the layers' regularizers
+            scores["loss"] += regularized(self.params)
         if verbose:  # Keras prints the scores unless verbose=0
             print(" - ".join(f"{k}: {v:.4f}" for k, v in scores.items()))
         if return_dict:

@@ -17,7 +17,14 @@ from typing import Any
 from funcnn import layers as L
 from funcnn import validate as check
 from funcnn.keras.attention import MultiHeadAttention
-from funcnn.keras.base import Input, KerasLayer, KerasTensor, _common, _with_activation
+from funcnn.keras.base import (
+    KERNEL_AND_BIAS,
+    Input,
+    KerasLayer,
+    KerasTensor,
+    _common,
+    _with_activation,
+)
 from funcnn.keras.conv_layers import (
     Conv1DTranspose,
     Conv2DTranspose,
@@ -109,6 +116,7 @@ class Dense(KerasLayer):
     bias_initializer="zeros")``."""
 
     masking = "per_step"
+    regularizable = KERNEL_AND_BIAS
 
     def __init__(
         self,
@@ -139,6 +147,7 @@ class Dense(KerasLayer):
 
 class _Conv(KerasLayer):
     rank = 2
+    regularizable = KERNEL_AND_BIAS
 
     def __init__(
         self,

@@ -52,7 +52,10 @@ class Embedding(KerasLayer):
     """``Embedding(input_dim, output_dim, embeddings_initializer="uniform",
     mask_zero=False)``: ids ``(time,)`` to vectors ``(time, output_dim)``; Keras 2's
     ``input_length=`` declares the input shape ``(input_length,)``. With ``mask_zero`` id 0
-    is padding and the output is a masked sequence."""
+    is padding and the output is a masked sequence. ``embeddings_regularizer`` penalizes
+    the table (see :mod:`funcnn.keras.regularizers`)."""
+
+    regularizable: ClassVar[dict[str, str]] = {"embeddings_regularizer": "embeddings"}
 
     def __init__(
         self,
@@ -67,12 +70,12 @@ class Embedding(KerasLayer):
     ) -> None:
         _none_only(
             "Embedding",
-            embeddings_regularizer=embeddings_regularizer,
             embeddings_constraint=embeddings_constraint,
             weights=kwargs.pop("weights", None),
         )
         if input_length is not None and kwargs.get("input_shape") is None:
             kwargs["input_shape"] = (check.positive_int("input_length", input_length),)
+        kwargs["embeddings_regularizer"] = embeddings_regularizer
         super().__init__(**_common(kwargs, "Embedding"))
         self.input_dim = check.positive_int("input_dim", input_dim)
         self.output_dim = check.positive_int("output_dim", output_dim)
@@ -276,10 +279,16 @@ class _ReturnsStates:
 
 
 class _Recurrent(_ReturnsStates, KerasLayer):
-    """What SimpleRNN, LSTM and GRU share: Keras' keywords, the RNN they build."""
+    """What SimpleRNN, LSTM and GRU share: Keras' keywords (``kernel_regularizer``,
+    ``recurrent_regularizer`` and ``bias_regularizer`` included), the RNN they build."""
 
     masking = "takes"
     cell_class: ClassVar[type[Cell]]
+    regularizable: ClassVar[dict[str, str]] = {
+        "kernel_regularizer": "kernel",
+        "recurrent_regularizer": "recurrent_kernel",
+        "bias_regularizer": "bias",
+    }
 
     def __init__(
         self,
@@ -300,8 +309,6 @@ class _Recurrent(_ReturnsStates, KerasLayer):
         **kwargs: Any,
     ) -> None:
         who = type(self).__name__
-        for key in ("kernel", "recurrent", "bias", "activity"):
-            _none_only(who, **{f"{key}_regularizer": kwargs.pop(f"{key}_regularizer", None)})
         for key in ("kernel", "recurrent", "bias"):
             _none_only(who, **{f"{key}_constraint": kwargs.pop(f"{key}_constraint", None)})
         kwargs.pop("use_cudnn", None)  # Keras' choice of kernel: one kernel here
@@ -496,6 +503,10 @@ class Bidirectional(_ReturnsStates, KerasLayer):
         forward = cast(_Recurrent, self.layer)  # the constructor refused anything else
         return L.Bidirectional(forward.rnn(reverse=False), self.merge_mode)
 
+    def weight_regularizers(self) -> dict[str, Any]:
+        """The wrapped layer's, for both directions' weights (Keras copies the layer)."""
+        return self.layer.weight_regularizers()
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["layer"] = nested_config(self.layer)
@@ -523,6 +534,10 @@ class TimeDistributed(KerasLayer):
 
     def core(self) -> Layer:
         return self.layer.core()
+
+    def weight_regularizers(self) -> dict[str, Any]:
+        """The wrapped layer's (its weights are the wrapper's)."""
+        return self.layer.weight_regularizers()
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "layer": nested_config(self.layer)}
