@@ -6,7 +6,19 @@ funcnn keeps no global graph or session: every model holds its own values, so
 
 from __future__ import annotations
 
-__all__ = ["clear_session", "epsilon", "floatx", "image_data_format", "set_image_data_format"]
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "clear_session",
+    "epsilon",
+    "floatx",
+    "get_value",
+    "image_data_format",
+    "set_image_data_format",
+    "set_value",
+]
 
 
 def clear_session() -> None:
@@ -35,3 +47,23 @@ def set_image_data_format(data_format: str) -> None:
             f"image data format {data_format!r}: funcnn's convolutions are channels-last; "
             "transpose the images to (height, width, channels) instead"
         )
+
+
+def get_value(x: Any) -> Any:
+    """Keras 2's ``K.get_value``: a number as a float (``model.optimizer.learning_rate``,
+    Keras 2's ``model.optimizer.lr``), anything else as a NumPy array."""
+    if isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
+        return float(x)
+    return np.asarray(x)
+
+
+def set_value(x: Any, value: Any) -> None:
+    """Keras 2's ``K.set_value(model.optimizer.lr, 0.01)``: sets what has Keras' ``assign``
+    (an optimizer's learning rate), from the next update on."""
+    assign = getattr(x, "assign", None)
+    if not callable(assign):
+        raise TypeError(
+            "set_value sets a value that can be assigned, such as model.optimizer.learning_rate "
+            f"(Keras 2's model.optimizer.lr); got {type(x).__name__} {x!r:.60}"
+        )
+    assign(value)

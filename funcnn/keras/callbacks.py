@@ -123,7 +123,9 @@ class LambdaCallback(Callback):
 
 class Adapter(train.Callback):
     """Runs a Keras-style :class:`Callback` inside funcnn's ``fit``: the Keras model sees
-    the training values after each step, and ``model.stop_training = True`` stops."""
+    the training values at each hook, ``model.stop_training = True`` stops, and a
+    learning rate the callback sets (``self.model.optimizer.learning_rate = 0.01``) trains
+    from the next batch."""
 
     def __init__(self, callback: Callback, model: Any) -> None:
         self.callback, self.model = callback, model
@@ -132,6 +134,21 @@ class Adapter(train.Callback):
     def _sync(self, ctx: train.TrainingContext) -> None:
         self.model._training_values(ctx)
 
+    def _run(
+        self, ctx: train.TrainingContext, hook: str, *args: Any, around_batch: bool = False
+    ) -> None:
+        """The callback's ``hook``, with the model's values those of training (around a
+        batch, its optimizer state only): an optimizer state the callback changed (its
+        learning rate) goes back to ``fit``."""
+        if around_batch:
+            self.model.opt_state = ctx.opt_state
+        else:
+            self._sync(ctx)
+        before = self.model.opt_state
+        getattr(self.callback, hook)(*args)
+        if self.model.opt_state is not before:
+            ctx.opt_state = self.model.opt_state
+
     def _stop(self, ctx: train.TrainingContext) -> None:
         if self.model.stop_training:
             ctx.stop_training = True
@@ -139,33 +156,28 @@ class Adapter(train.Callback):
 
     def on_train_begin(self, ctx: train.TrainingContext) -> None:
         self.model.stop_training = False
-        self._sync(ctx)
-        self.callback.on_train_begin({})
+        self._run(ctx, "on_train_begin", {})
 
     def on_epoch_begin(self, epoch: int, ctx: train.TrainingContext) -> None:
-        self._sync(ctx)
-        self.callback.on_epoch_begin(epoch, {})
+        self._run(ctx, "on_epoch_begin", epoch, {})
         self._stop(ctx)
 
     def on_batch_begin(self, batch: int, ctx: train.TrainingContext) -> None:
-        self.callback.on_train_batch_begin(batch, {})
+        self._run(ctx, "on_train_batch_begin", batch, {}, around_batch=True)
 
     def on_batch_end(self, batch: int, loss: float, ctx: train.TrainingContext) -> None:
-        self.callback.on_train_batch_end(batch, {"loss": loss})
+        self._run(ctx, "on_train_batch_end", batch, {"loss": loss}, around_batch=True)
         self._stop(ctx)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: train.TrainingContext) -> None:
-        self._sync(ctx)
-        self.callback.on_epoch_end(epoch, dict(logs))
+        self._run(ctx, "on_epoch_end", epoch, dict(logs))
         self._stop(ctx)
 
     def on_train_end(self, ctx: train.TrainingContext) -> None:
-        self._sync(ctx)
-        self.callback.on_train_end({})
+        self._run(ctx, "on_train_end", {})
 
     def on_test_begin(self, ctx: train.TrainingContext) -> None:
-        self._sync(ctx)
-        self.callback.on_test_begin({})
+        self._run(ctx, "on_test_begin", {})
 
     def on_test_end(self, logs: dict[str, float], ctx: train.TrainingContext) -> None:
-        self.callback.on_test_end(dict(logs))
+        self._run(ctx, "on_test_end", dict(logs))

@@ -43,23 +43,37 @@ def resolve_loss(loss: Any, loss_weights: Any) -> tuple[losses.Loss, bool, Any]:
     raise TypeError(f"loss must be a name, a keras.losses object or a funcnn loss, got {loss!r}")
 
 
-def resolve_optimizer(optimizer: Any) -> tuple[optim.GradientTransformation, Any]:
-    """(funcnn optimizer, a JSON config or None)."""
+def resolve_optimizer(optimizer: Any, model: Any = None) -> keras_optimizers.Optimizer:
+    """``model.optimizer`` for what ``compile`` was given: a Keras optimizer object as it
+    is, a name or a funcnn optimizer as :class:`~.optimizers.Given`; compiled into
+    ``model`` (its learning rate reads and sets ``model.opt_state``) where one is given."""
     if isinstance(optimizer, keras_optimizers.Optimizer):
-        config = None
-        try:
-            config = {"class": type(optimizer).__name__, "config": optimizer.get_config()}
-        except TypeError:
-            pass
-        return optimizer.build(), config
-    if isinstance(optimizer, str):
-        return lookup(OPTIMIZERS, optimizer, "optimizer")(), optimizer
-    if isinstance(optimizer, optim.GradientTransformation):
-        return optimizer, None
-    raise TypeError(
-        "optimizer must be a name, a keras.optimizers object or a funcnn optimizer, got "
-        f"{optimizer!r}"
-    )
+        found = optimizer
+    elif isinstance(optimizer, str):
+        found = keras_optimizers.Given(lookup(OPTIMIZERS, optimizer, "optimizer")(), optimizer)
+    elif isinstance(optimizer, optim.GradientTransformation):
+        found = keras_optimizers.Given(optimizer)
+    else:
+        raise TypeError(
+            "optimizer must be a name, a keras.optimizers object or a funcnn optimizer, got "
+            f"{optimizer!r}"
+        )
+    if model is not None:
+        found._bind(model)
+    return found
+
+
+def optimizer_config(optimizer: keras_optimizers.Optimizer) -> Any:
+    """What a file keeps of a compiled optimizer, as it is now: its name, or ``{class,
+    config}`` (a schedule's config included); None for one without a config (a funcnn
+    optimizer, a learning rate that is a function), which is saved without compile
+    settings."""
+    if isinstance(optimizer, keras_optimizers.Given):
+        return optimizer.name
+    try:
+        return {"class": type(optimizer).__name__, "config": optimizer.get_config()}
+    except TypeError:
+        return None
 
 
 def fuse(

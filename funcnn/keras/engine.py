@@ -83,10 +83,10 @@ class Model:
         self.opt_state: Any = None
         self.history: train.History | None = None
         self.loss: losses.Loss | None = None
-        self.optimizer: optim.GradientTransformation | None = None
+        self.optimizer: Any = None  # a keras.optimizers object, compiled into this model
         self.metrics: list[metrics_lib.Metric] = []
         self.penalty: losses.Penalty | None = None
-        self.compile_config: dict[str, Any] | None = None
+        self._compile_configs: tuple[Any, list[Any]] | None = None  # the loss's, the metrics'
         self._sparse = False
         self.stop_training = False
         if inputs is not None or outputs is not None:
@@ -256,22 +256,30 @@ class Model:
             [] if metrics is None else [metrics] if isinstance(metrics, str) else list(metrics)
         )
         self.loss, self._sparse, loss_config = compiling.resolve_loss(loss, loss_weights)
-        self.optimizer, optimizer_config = compiling.resolve_optimizer(optimizer)
+        self.optimizer = compiling.resolve_optimizer(optimizer, self)
         resolved = [keras_metrics.resolve(m, logits=self.loss.takes_logits) for m in metrics]
         self.metrics = compiling.unique_names([m for m, _ in resolved])
         metric_configs = [c for _, c in resolved]
         self.penalty = penalty
         self.opt_state = None
-        self.compile_config = (
-            {"loss": loss_config, "optimizer": optimizer_config, "metrics": metric_configs}
-            if None not in (loss_config, optimizer_config, *metric_configs)
-            else None
-        )
+        self._compile_configs = (loss_config, metric_configs)
+
+    @property
+    def compile_config(self) -> dict[str, Any] | None:
+        """``compile``'s settings as a file keeps them (the optimizer's as it is now: a
+        learning rate set since counts), or None where one has no config."""
+        if self._compile_configs is None or self.optimizer is None:
+            return None
+        loss_config, metric_configs = self._compile_configs
+        optimizer_config = compiling.optimizer_config(self.optimizer)
+        if None in (loss_config, optimizer_config, *metric_configs):
+            return None
+        return {"loss": loss_config, "optimizer": optimizer_config, "metrics": metric_configs}
 
     def _require_compiled(self) -> tuple[losses.Loss, optim.GradientTransformation]:
         if self.loss is None or self.optimizer is None:
             raise ValueError("call compile(optimizer=..., loss=...) before fit or evaluate")
-        return self.loss, self.optimizer
+        return self.loss, self.optimizer.build()
 
     @property
     def metrics_names(self) -> list[str]:
