@@ -186,6 +186,9 @@ class TrainingContext:
     epoch: int = 0
     stop_training: bool = False
     stop_reason: str | None = None
+    batch_logs: Callable[[], dict[str, float]] | None = None
+    """During an epoch: its running loss and metrics over the batches so far (Keras'
+    ``on_train_batch_end`` logs), computed when called."""
 
 
 class Callback:
@@ -319,7 +322,19 @@ class _Epoch:
     validation_penalty: Penalty | None = None  # added to the validation loss
 
     def run(self, ctx: TrainingContext, order: np.ndarray | None, seed: int) -> dict[str, float]:
-        total, seen, preds = 0.0, 0, []
+        total, seen = 0.0, 0
+        preds: list[Any] = []
+
+        def running() -> dict[str, float]:
+            logs = {"loss": total / seen}
+            if self.metric_list:  # on the training-mode outputs so far, as Keras reports them
+                truth = batching.rows(self.y, slice(0, seen) if order is None else order[:seen])
+                truth = _metric_target(self.loss, truth)
+                pred = batching.join(preds)
+                logs.update({m.name: m(pred, truth) for m in self.metric_list})
+            return logs
+
+        ctx.batch_logs = running
         for b, idx in enumerate(batching.batches(batching.count(self.x), self.batch_size, order)):
             yb = batching.rows(self.y, idx)
             n = batching.count(yb)
@@ -341,13 +356,7 @@ class _Epoch:
                 cb.on_batch_end(b, value, ctx)
             if ctx.stop_training:
                 return {"loss": total / seen}
-        logs = {"loss": total / seen}
-        if self.metric_list:  # on the epoch's training-mode outputs, as Keras reports them
-            pred = batching.join(preds)
-            truth = self.y if order is None else batching.rows(self.y, order)
-            truth = _metric_target(self.loss, truth)
-            logs.update({m.name: m(pred, truth) for m in self.metric_list})
-        return logs
+        return running()
 
 
 def fit(

@@ -130,6 +130,10 @@ class Adapter(train.Callback):
     def __init__(self, callback: Callback, model: Any) -> None:
         self.callback, self.model = callback, model
         callback.set_model(model)
+        self.reads_batch_logs = any(
+            getattr(getattr(callback, name, None), "__func__", None) is not getattr(Callback, name)
+            for name in ("on_train_batch_end", "on_batch_end")
+        )  # the running metrics take a pass over the epoch's outputs: only where read
 
     def _sync(self, ctx: train.TrainingContext) -> None:
         self.model._training_values(ctx)
@@ -166,7 +170,10 @@ class Adapter(train.Callback):
         self._run(ctx, "on_train_batch_begin", batch, {}, around_batch=True)
 
     def on_batch_end(self, batch: int, loss: float, ctx: train.TrainingContext) -> None:
-        self._run(ctx, "on_train_batch_end", batch, {"loss": loss}, around_batch=True)
+        logs = {"loss": loss}
+        if self.reads_batch_logs and ctx.batch_logs is not None:
+            logs = ctx.batch_logs()  # Keras' running loss and metrics of the epoch so far
+        self._run(ctx, "on_train_batch_end", batch, logs, around_batch=True)
         self._stop(ctx)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: train.TrainingContext) -> None:

@@ -36,6 +36,7 @@ from funcnn.keras import (
     summary,
     weights,
 )
+from funcnn.keras import data as keras_data
 from funcnn.keras import layers as K
 from funcnn.keras import metrics as keras_metrics
 from funcnn.keras.utils import class_labels
@@ -396,19 +397,37 @@ class Model:
         class_weight: dict[Any, float] | None = None,
         sample_weight: Any = None,
         initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
         seed: RngLike | None = None,
     ) -> train.History:
         """Keras' ``fit``: trains on, from the current params and optimizer state.
 
-        ``seed`` (int or Generator) drives shuffles and dropout for this call; by default
-        a generator seeded by the model's seed, so successive calls differ but the same
-        script repeats.
+        ``x`` is arrays (with ``y``), or a generator or ``keras.utils.PyDataset`` of
+        batches ``(x, y)`` or ``(x, y, sample_weight)`` (see :mod:`.data`), as is
+        ``validation_data``. ``seed`` (int or Generator) drives shuffles and dropout for
+        this call; by default a generator seeded by the model's seed, so successive calls
+        differ but the same script repeats.
         """
         loss, optimizer = self._require_compiled()
-        if x is None or y is None:
-            raise ValueError("fit needs x and y (generators and datasets are not supported)")
-        x, y = self._inputs(x), self._targets(y)
-        self._check_examples(x, "x")
+        if x is None:
+            raise ValueError("fit needs x: arrays (with y), or a generator or PyDataset")
+        source: keras_data.Batches | None = None
+        steps = steps_per_epoch is not None or validation_steps is not None
+        if keras_data.is_batches(x) or keras_data.is_batches(validation_data) or steps:
+            # batches in their own sizes, or steps: Keras' epochs of batches
+            source, prepare, validation_data = keras_data.training_batches(
+                self, x, y, sample_weight, class_weight, batch_size=batch_size,
+                steps_per_epoch=steps_per_epoch, shuffle=shuffle,
+                validation_split=validation_split, validation_data=validation_data,
+                initial_epoch=initial_epoch,
+            )  # fmt: skip
+        elif y is None:
+            raise ValueError("fit needs y with array x (or x a generator or PyDataset)")
+        else:
+            x, y = self._inputs(x), self._targets(y)
+            self._check_examples(x, "x")
         if self.params is None:
             self.build(
                 self.input_shape
@@ -419,11 +438,17 @@ class Model:
         if not all(trainable):  # frozen layers: no updates (read at each fit, as Keras)
             mask = freezing.trainable_mask(self.params, trainable)
             optimizer = freezing.frozen_updates(optimizer, mask)
-        weights = self._weights(y, sample_weight, class_weight)
-        if weights is not None:
-            train_loss, y = losses.weighted(train_loss), (y, weights)
-        if validation_data is not None:
-            validation_data = self._validation(validation_data, weights is not None)
+        validation = None
+        if source is not None and validation_data is not None:
+            validation = keras_data.Validation(
+                self, validation_data, validation_steps, validation_batch_size or batch_size
+            )
+        elif source is None:
+            weights = self._weights(y, sample_weight, class_weight)
+            if weights is not None:
+                train_loss, y = losses.weighted(train_loss), (y, weights)
+            if validation_data is not None:
+                validation_data = self._validation(validation_data, weights is not None)
         callbacks = self._callbacks(callbacks)
         # Checkpoints save the model as built (with its output activation) and its compile
         # settings, not the training model: load_model gives back what was built.
@@ -442,15 +467,25 @@ class Model:
         penalty = regularizers.penalty(self._specs, self.params, self.penalty)
         validation_penalty = regularizers.penalty(self._specs, self.params)
         try:
-            result = train.fit(
-                train_model, self.params, train_loss, optimizer, x, y,
-                epochs=epochs, batch_size=32 if batch_size is None else batch_size,
-                shuffle=shuffle, rng=rng, validation_split=validation_split,
-                validation_data=validation_data, metrics=metrics, callbacks=callbacks,
-                verbose=1 if verbose == "auto" else verbose, penalty=penalty,
-                state=self.state, opt_state=self.opt_state, initial_epoch=initial_epoch,
-                validation_penalty=validation_penalty,
-            )  # fmt: skip
+            if source is not None:
+                result = keras_data.fit(
+                    source, prepare, train_model, self.params, train_loss, optimizer,
+                    epochs=epochs, rng=rng, validation=validation, metrics=metrics,
+                    callbacks=callbacks, verbose=1 if verbose == "auto" else verbose,
+                    penalty=penalty, state=self.state, opt_state=self.opt_state,
+                    initial_epoch=initial_epoch, input_shape=self.input_shape,
+                    validation_penalty=validation_penalty,
+                )  # fmt: skip
+            else:
+                result = train.fit(
+                    train_model, self.params, train_loss, optimizer, x, y,
+                    epochs=epochs, batch_size=32 if batch_size is None else batch_size,
+                    shuffle=shuffle, rng=rng, validation_split=validation_split,
+                    validation_data=validation_data, metrics=metrics, callbacks=callbacks,
+                    verbose=1 if verbose == "auto" else verbose, penalty=penalty,
+                    state=self.state, opt_state=self.opt_state, initial_epoch=initial_epoch,
+                    validation_penalty=validation_penalty,
+                )  # fmt: skip
         finally:
             for cb in checkpoints:
                 cb.model = cb.metadata = None
@@ -497,13 +532,24 @@ class Model:
         **unused: Any,
     ) -> Any:
         """Inference-mode outputs (probabilities for a Softmax/Sigmoid output); Keras
-        callbacks' ``on_predict_*`` hooks run around each batch (32 rows by default)."""
-        self._require_built()
-        x = self._inputs(x)
-        self._check_examples(x, "x")
+        callbacks' ``on_predict_*`` hooks run around each batch (32 rows by default). ``x``
+        may be a generator or PyDataset of batches (``x``, or ``(x, y)``: its ``x``), and
+        ``steps`` stops after that many batches."""
+        batches = keras_data.is_batches(x) or steps is not None
+        if batches:
+            source, inputs = keras_data.predict_batches(self, x, batch_size=batch_size, steps=steps)
+        else:
+            self._require_built()
+            x = self._inputs(x)
+            self._check_examples(x, "x")
         model = self.model
         masked = masks.is_masked_output(model, self.input_shape)
         hooks = inference.keras_callbacks(callbacks, self)
+        if batches:
+            return inference.predict_batches(
+                hooks, model, self.params, self.state, keras_data.each(source, inputs),
+                masks.values if masked else (lambda pred: pred),
+            )  # fmt: skip
         if hooks:
             return inference.predict(
                 hooks, model, self.params, self.state, x, batch_size or 32,
@@ -534,15 +580,28 @@ class Model:
     ) -> Any:
         """The loss and each metric on ``(x, y)``: ``[loss, *metrics]`` (a float without
         metrics), or a dict with ``return_dict=True``. Keras callbacks' ``on_test_*``
-        hooks run around each batch (32 rows by default), with the running scores."""
+        hooks run around each batch (32 rows by default), with the running scores. ``x``
+        may be a generator or PyDataset of batches ``(x, y)`` or ``(x, y, sample_weight)``,
+        and ``steps`` stops after that many batches."""
         loss, _ = self._require_compiled()
-        self._require_built()
-        x, y = self._inputs(x), self._targets(y)
+        batches = keras_data.is_batches(x) or steps is not None
+        if batches:
+            source, labelled = keras_data.evaluate_batches(
+                self, x, y, sample_weight, batch_size=batch_size, steps=steps
+            )
+        else:
+            self._require_built()
+            x, y = self._inputs(x), self._targets(y)
         model, loss, metrics = self._scoring(loss)  # the loss fit's val_loss reports
-        if sample_weight is not None:
+        if sample_weight is not None and not batches:
             loss, y = losses.weighted(loss), (y, self._weights(y, sample_weight, None))
         hooks = inference.keras_callbacks(callbacks, self)
-        if hooks:
+        if batches:
+            scores = inference.evaluate_batches(
+                hooks, model, self.params, self.state, loss, metrics,
+                keras_data.each(source, labelled),
+            )  # fmt: skip
+        elif hooks:
             scores = inference.evaluate(
                 hooks, model, self.params, self.state, loss, metrics, x, y, batch_size or 32
             )

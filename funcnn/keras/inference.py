@@ -3,12 +3,17 @@
 as Keras logs them), ``on_test_end`` with the scores; ``on_predict_*`` likewise, each
 batch's ``{"outputs": ...}``. The outputs are the same bits as the one-call path's
 (:func:`funcnn.train.predict` computes each batch alone either way).
+
+:func:`evaluate_batches` and :func:`predict_batches` do the same over batches that come
+in their own sizes (a generator's, a PyDataset's: :mod:`funcnn.keras.data`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+import numpy as np
 
 from funcnn import batching, linalg, losses, train
 from funcnn import metrics as metrics_lib
@@ -107,3 +112,81 @@ def predict(
     for cb in callbacks:
         cb.on_predict_end({})
     return values(pred)
+
+
+def score(
+    loss: losses.Loss,
+    metrics: Sequence[metrics_lib.Metric],
+    preds: list[Any],
+    ys: list[Any],
+    ws: list[Any],
+) -> dict[str, float]:
+    """The loss and metrics on batches' outputs ``preds`` and targets ``ys``; where any
+    batch has sample weights ``ws`` the loss is weighted (by ones in the batches without)."""
+    pred, y = batching.join(preds), batching.join(ys)
+    logs: dict[str, float]
+    if all(w is None for w in ws):
+        logs = {"loss": loss(pred, y)}
+    else:
+        w = np.concatenate([
+            np.ones(batching.count(t)) if v is None else np.asarray(v, dtype=np.float64)
+            for t, v in zip(ys, ws)
+        ])  # fmt: skip
+        logs = {"loss": losses.weighted(loss)(pred, (y, w))}
+    logs.update({m.name: m(pred, y) for m in metrics})
+    return logs
+
+
+def evaluate_batches(
+    callbacks: Sequence[Callback], model: Layer, params: Any, state: Any, loss: losses.Loss,
+    metrics: Sequence[metrics_lib.Metric], batches: Iterable[tuple[Any, Any, Any]],
+) -> dict[str, float]:  # fmt: skip
+    """The scores on ``batches`` of ``(x, y, sample weights or None)``, each predicted
+    whole, with the test hooks of ``callbacks`` around each (the running scores)."""
+    preds: list[Any] = []
+    ys: list[Any] = []
+    ws: list[Any] = []
+    for cb in callbacks:
+        cb.on_test_begin({})
+    with linalg.blas_held():
+        for b, (x, y, w) in enumerate(batches):
+            for cb in callbacks:
+                cb.on_test_batch_begin(b, {})
+            count = batching.count(x)
+            preds.append(train.predict(model, params, x, batch_size=count, state=state))
+            ys.append(y)
+            ws.append(w)
+            if callbacks:
+                logs = score(loss, metrics, preds, ys, ws)  # Keras' running values
+                for cb in callbacks:
+                    cb.on_test_batch_end(b, dict(logs))
+        if not preds:
+            raise ValueError("evaluate was given no batches")
+        result = score(loss, metrics, preds, ys, ws)
+    for cb in callbacks:
+        cb.on_test_end(dict(result))
+    return result
+
+
+def predict_batches(
+    callbacks: Sequence[Callback], model: Layer, params: Any, state: Any, xs: Iterable[Any],
+    values: Callable[[Any], Any],
+) -> Any:  # fmt: skip
+    """The outputs for each batch of inputs ``xs``, each predicted whole, with the predict
+    hooks of ``callbacks``; ``values`` as for :func:`predict`."""
+    pieces: list[Any] = []
+    for cb in callbacks:
+        cb.on_predict_begin({})
+    with linalg.blas_held():
+        for b, x in enumerate(xs):
+            for cb in callbacks:
+                cb.on_predict_batch_begin(b, {})
+            count = batching.count(x)
+            pieces.append(train.predict(model, params, x, batch_size=count, state=state))
+            for cb in callbacks:
+                cb.on_predict_batch_end(b, {"outputs": values(pieces[-1])})
+    for cb in callbacks:
+        cb.on_predict_end({})
+    if not pieces:
+        raise ValueError("predict was given no batches")
+    return values(batching.join(pieces))

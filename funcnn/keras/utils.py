@@ -1,5 +1,5 @@
 """``to_categorical`` and ``pad_sequences``, as ``keras.utils`` has them (and Keras 1/2's
-``np_utils`` too)."""
+``np_utils`` too); ``PyDataset`` and its older name ``Sequence`` (:mod:`.data`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,16 @@ from typing import Any
 import numpy as np
 
 from funcnn import datasets
+from funcnn.keras.data import PyDataset, Sequence
 
-__all__ = ["class_labels", "np_utils", "pad_sequences", "to_categorical"]
+__all__ = [
+    "PyDataset",
+    "Sequence",
+    "class_labels",
+    "np_utils",
+    "pad_sequences",
+    "to_categorical",
+]
 
 
 def class_labels(y: Any) -> np.ndarray:
