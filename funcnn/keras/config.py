@@ -9,7 +9,7 @@ model did not write.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -93,8 +93,13 @@ def found(value: Any) -> str:
     )
 
 
-def read_architecture(arch: Any) -> Architecture:
-    """The values :meth:`Model.get_config` wrote (layers not yet named or built)."""
+# What builds a nested model (a layer that is a model) from its config; the caller's.
+NestedModel = Callable[[dict[str, Any]], K.KerasLayer]
+
+
+def read_architecture(arch: Any, nested: NestedModel | None = None) -> Architecture:
+    """The values :meth:`Model.get_config` wrote (layers not yet named or built);
+    ``nested`` builds a layer that is a model from its config (refused without it)."""
     if not isinstance(arch, dict):
         raise ValueError(
             f"not a Keras model config: expected a JSON object with a list of layers, got "
@@ -104,7 +109,7 @@ def read_architecture(arch: Any) -> Architecture:
         raise ValueError(
             f"not a Keras model config: it needs a list of layers, got {found(arch.get('layers'))}"
         )
-    specs = [_read_layer(i, entry) for i, entry in enumerate(arch["layers"])]
+    specs = [_read_layer(i, entry, nested) for i, entry in enumerate(arch["layers"])]
     name = arch.get("name")
     if "name" in arch and not isinstance(name, str):
         raise ValueError(f"the Keras config's name must be a string, got {found(name)}")
@@ -120,7 +125,7 @@ def read_architecture(arch: Any) -> Architecture:
     )
 
 
-def _read_layer(i: int, entry: Any) -> K.KerasLayer:
+def _read_layer(i: int, entry: Any, nested: NestedModel | None = None) -> K.KerasLayer:
     if not isinstance(entry, dict):
         raise ValueError(
             f"layer {i} of the Keras config must be a JSON object with a class and a "
@@ -128,9 +133,15 @@ def _read_layer(i: int, entry: Any) -> K.KerasLayer:
         )
     name = entry.get("class")
     cls = getattr(K, name, None) if isinstance(name, str) else None
+    config = entry.get("config", {})
+    is_layer = isinstance(cls, type) and issubclass(cls, K.KerasLayer)
+    if nested is not None and not is_layer and isinstance(config, dict) and "layers" in config:
+        try:  # a model used as a layer: its config is a model's
+            return nested(config)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"layer {i} ({name}), a model, cannot be built: {e}") from e
     if not (isinstance(cls, type) and issubclass(cls, K.KerasLayer)) or cls is K.Wrap:
         raise ValueError(f"unknown Keras layer class {name!r:.80} (layer {i})")
-    config = entry.get("config", {})
     if not isinstance(config, dict):
         raise ValueError(
             f"layer {i} ({name}): its config must be a JSON object of keyword arguments, "

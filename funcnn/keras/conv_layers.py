@@ -49,6 +49,23 @@ _SEPARABLE = {
 }
 
 
+def causal_padding(who: str, padding: Any, rank: int, kernel_size: Any, dilation: Any) -> Any:
+    """The padding a core convolution takes for Keras' ``padding``: ``"causal"`` (a 1-D
+    convolution's only, as in Keras) is ``dilation * (kernel_size - 1)`` zeros before each
+    sequence and none after, so ``output[t]`` sees no input after ``t``; any other
+    padding is returned as it is."""
+    if not (isinstance(padding, str) and padding.lower() == "causal"):
+        return padding
+    if rank != 1:
+        raise ValueError(
+            f"{who}(padding='causal'): causal padding is for 1-D convolutions (Conv1D), as "
+            "in Keras; use 'valid' or 'same'"
+        )
+    if not (check.is_int(kernel_size) and check.is_int(dilation)):
+        return "valid"  # the core convolution names the bad kernel_size or dilation_rate
+    return (int(dilation) * (max(int(kernel_size), 1) - 1), 0)
+
+
 class _ConvTranspose(KerasLayer):
     rank = 2
     regularizable = KERNEL_AND_BIAS

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from funcnn import io, losses, optim, train
+from funcnn import io, losses, optim, train, tree
 from funcnn import layers as L
 from funcnn import metrics as metrics_lib
 from funcnn import validate as check
@@ -39,6 +39,7 @@ from funcnn.keras import (
 from funcnn.keras import data as keras_data
 from funcnn.keras import layers as K
 from funcnn.keras import metrics as keras_metrics
+from funcnn.keras.seeding import default_seed
 from funcnn.keras.utils import class_labels
 from funcnn.layers.base import Layer, as_shape, is_shape_tuple
 from funcnn.random import RngLike, as_generator
@@ -48,11 +49,19 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower().replace("2_d", "2d")
 
 
-class Model:
+class Model(K.KerasLayer):
     """Keras' ``Model``: ``Model(inputs=inputs, outputs=outputs)`` from the functional API.
 
-    ``seed`` (an int, 0 by default) fixes the initialization, the shuffles and dropout:
-    the same script gives the same bits on any machine.
+    ``seed`` (an int; by default 0, or what ``keras.utils.set_random_seed`` set) fixes the
+    initialization, the shuffles and dropout: the same script gives the same bits on any
+    machine.
+
+    A model is a layer too, as in Keras: ``Sequential([base_model, Dense(10)])`` and
+    ``y = base_model(x)`` in the functional API put it in another model as one layer (one
+    row of the summary). Its weights are shared, not copied: the outer model starts from
+    the inner one's weights when the inner one is built, and every new value of the outer
+    model's params or state (``fit``, ``set_weights``, ``load_weights``) is the inner
+    model's too, so training the outer model moves ``base_model.get_weights()``.
     """
 
     def __init__(
@@ -61,7 +70,7 @@ class Model:
         outputs: Any = None,
         *,
         name: str | None = None,
-        seed: RngLike = 0,
+        seed: RngLike | None = None,
     ) -> None:
         self.name = name or _snake(type(self).__name__)
         self._specs: list[K.KerasLayer] = []
@@ -73,14 +82,17 @@ class Model:
                 "supported; build it with keras.Input and layer calls, or write a funcnn layer "
                 "(init, output_shape, forward_with_state, backward)"
             )
+        if seed is None:
+            seed = default_seed()
         if not isinstance(seed, np.random.Generator):
             seed = check.non_negative_int("seed", seed)
         self.seed = seed
         self._fit_rng = (
             None if isinstance(seed, np.random.Generator) else (np.random.default_rng([seed, 1]))
         )
-        self.params: Any = None
-        self.state: Any = None
+        self._params: Any = None
+        self._state: Any = None
+        self._inference_call = False  # called on a tensor with training=False
         self.opt_state: Any = None
         self.history: train.History | None = None
         self.loss: losses.Loss | None = None
@@ -156,6 +168,142 @@ class Model:
         self._specs.append(spec)
         spec._attach(self)  # layer.get_weights() reads this model's weights
 
+    # -- the model's values, shared with the models it holds as layers
+
+    def _nested(self) -> list[int]:
+        """The places of the layers that are models."""
+        return [i for i, spec in enumerate(self._specs) if isinstance(spec, Model)]
+
+    def _shared(self, own: Any, what: str) -> Any:
+        """``own`` (params or state, one entry per layer) with each nested model's entry
+        read from that model, which holds it."""
+        nested = self._nested()
+        if own is None or not nested:
+            return own
+        entries = list(own)
+        for i in nested:
+            inner = getattr(self._specs[i], what)
+            if inner is not None:
+                entries[i] = inner
+        return tuple(entries)
+
+    def _share(self, value: Any, what: str) -> None:
+        """Keep ``value`` (params or state) and hand each nested model its entry."""
+        setattr(self, "_" + what, value)
+        if value is None:
+            return
+        for i in self._nested():
+            setattr(self._specs[i], what, value[i])
+
+    @property
+    def params(self) -> Any:
+        """The core params: one entry per layer (a nested model's entry is its params)."""
+        return self._shared(self._params, "params")
+
+    @params.setter
+    def params(self, value: Any) -> None:
+        self._share(value, "params")
+
+    @property
+    def state(self) -> Any:
+        """The core state: one entry per layer (a nested model's entry is its state)."""
+        return self._shared(self._state, "state")
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._share(value, "state")
+
+    def _adopt_nested(self, params: Any, state: Any) -> tuple[Any, Any]:
+        """Fresh ``(params, state)`` with each built nested model's own values in its
+        place: a pretrained base model keeps its weights. A ValueError where they do not
+        fit the input the model gets here."""
+        if not self._nested():
+            return params, state
+        params, state = list(params), list(state)
+        for i in self._nested():
+            inner = self._specs[i]
+            assert isinstance(inner, Model)
+            if inner.params is None:
+                continue
+            diff = tree.structure_difference(params[i], inner.params)
+            if diff is None and inner.state is not None:
+                diff = tree.structure_difference(state[i], inner.state)
+            if diff is not None:
+                raise ValueError(
+                    f"the nested model {inner.name!r} was built for the input shape "
+                    f"{inner.input_shape}; its weights do not fit the input it gets here: {diff}"
+                )
+            params[i] = inner.params
+            state[i] = inner.state if inner.state is not None else state[i]
+        return tuple(params), tuple(state)
+
+    # -- a model as a layer of another (Keras' Model is a Layer)
+
+    @property
+    def declared_input_shape(self) -> Any:
+        """As a layer: the input shape it declares (its own)."""
+        return self.input_shape
+
+    @declared_input_shape.setter
+    def declared_input_shape(self, value: Any) -> None:
+        self.input_shape = value
+
+    def core(self) -> Layer:
+        """As a layer: the funcnn model (:attr:`model`)."""
+        return self.model
+
+    def core_for(self, masked: bool) -> Layer:
+        if masked:
+            raise ValueError(
+                f"the model {self.name!r} as a layer takes plain tensors, not a masked "
+                "sequence (from Embedding(mask_zero=True) or Masking): put those layers "
+                "inside it, or pass the sequence through a recurrent layer first"
+            )
+        return self.core()
+
+    def _trainable_flags(self) -> list[Any]:
+        """Each layer's ``trainable``; for a nested model, the list of its layers' flags."""
+        return [
+            spec._trainable_flags() if isinstance(spec, Model) else spec.trainable
+            for spec in self._specs
+        ]
+
+    def _training_cores(self, cores: list[Layer]) -> list[Layer]:
+        """``cores`` as training runs them: a frozen BatchNormalization in inference mode
+        (as in Keras), in nested models too, and a model called with ``training=False``
+        in inference mode throughout."""
+        found: list[Layer] = []
+        for spec, core in zip(self._specs, cores):
+            if isinstance(spec, K.BatchNormalization) and not spec.trainable:
+                core = freezing.InferenceMode(core)
+            elif isinstance(spec, Model):
+                core = (
+                    freezing.InferenceMode(core)
+                    if spec._inference_call
+                    else spec._assemble(spec._training_cores(spec._cores()))
+                )
+            found.append(core)
+        return found
+
+    def _layer_values(self, params: Any, state: Any) -> list[tuple[Any, Any]]:
+        """``(params, state)`` of each layer, a nested model's layers in its place: the
+        layers in Keras' weight order."""
+        states = state if state is not None else (None,) * len(params)
+        found: list[tuple[Any, Any]] = []
+        for spec, p, s in zip(self._specs, params, states):
+            found += spec._layer_values(p, s) if isinstance(spec, Model) else [(p, s)]
+        return found
+
+    def _nest_values(self, values: Any) -> tuple[Any, Any]:
+        """The inverse of :meth:`_layer_values`: ``(params, state)`` from an iterator of
+        each layer's pair."""
+        params, states = [], []
+        for spec in self._specs:
+            p, s = spec._nest_values(values) if isinstance(spec, Model) else next(values)
+            params.append(p)
+            states.append(s)
+        return tuple(params), tuple(states)
+
     @property
     def trainable(self) -> bool:
         """Whether any layer trains; setting it sets every layer's ``trainable`` (Keras'
@@ -217,8 +365,9 @@ class Model:
         if not self._specs:
             raise ValueError("the model has no layers")
         core = self.model
-        self.params = core.init(self._init_rng(), self.input_shape)
-        self.state = core.init_state(self.input_shape)
+        params = core.init(self._init_rng(), self.input_shape)
+        state = core.init_state(self.input_shape)
+        self.params, self.state = self._adopt_nested(params, state)
         self.opt_state = None
 
     @property
@@ -296,12 +445,7 @@ class Model:
         ``training``, a frozen BatchNormalization runs in inference mode (as in Keras)."""
         cores = self._cores()
         if training:
-            cores = [
-                freezing.InferenceMode(core)
-                if isinstance(spec, K.BatchNormalization) and not spec.trainable
-                else core
-                for spec, core in zip(self._specs, cores)
-            ]
+            cores = self._training_cores(cores)
         last = self._output_index()
         fused = None if last is None else compiling.fuse(cores[last], loss, self.metrics)
         metrics = self.metrics
@@ -434,8 +578,8 @@ class Model:
                 or (tuple(a.shape[1:] for a in x) if isinstance(x, tuple) else x.shape[1:])
             )
         train_model, train_loss, metrics = self._scoring(loss, training=True)
-        trainable = [spec.trainable for spec in self._specs]
-        if not all(trainable):  # frozen layers: no updates (read at each fit, as Keras)
+        trainable = self._trainable_flags()
+        if not freezing.all_trainable(trainable):  # frozen: no updates (read at each fit)
             mask = freezing.trainable_mask(self.params, trainable)
             optimizer = freezing.frozen_updates(optimizer, mask)
         validation = None
@@ -558,10 +702,20 @@ class Model:
         pred = train.predict(model, self.params, x, batch_size=batch_size or 256, state=self.state)
         return masks.values(pred) if masked else pred
 
-    def __call__(self, x: Any, training: bool = False) -> Any:
-        """``model(x)``: the outputs for a batch of arrays (inference mode only)."""
-        if isinstance(x, K.KerasTensor):
-            raise TypeError("calling a model on a tensor (a model as a layer) is not supported")
+    def __call__(self, x: Any, training: bool | None = None) -> Any:
+        """``model(x)``: the outputs for a batch of arrays (inference mode only).
+
+        On the tensors of the functional API, ``y = base_model(x)`` puts this model in the
+        model being built as one layer, its weights shared (see :class:`Model`);
+        ``training=False`` runs it in inference mode always, as Keras' transfer-learning
+        recipe asks (its BatchNormalization normalizes by the moving statistics, its
+        Dropout drops nothing, even while the outer model trains)."""
+        items = list(x) if isinstance(x, (list, tuple)) else [x]
+        if items and all(isinstance(t, K.KerasTensor) for t in items):
+            if training is not None:
+                check.boolean("training", training)
+            self._inference_call = training is False
+            return super().__call__(x)
         if training:
             raise ValueError("model(x, training=True) is not supported: use fit")
         return self.predict(x)
@@ -637,17 +791,29 @@ class Model:
     def get_weights(self) -> list[np.ndarray]:
         """Every weight as a list of arrays, in Keras' order (see :mod:`.weights`)."""
         self._require_built()
+        if self._nested():  # a nested model's weights in its place, layer by layer
+            values = self._layer_values(self.params, self.state)
+            return weights.get_weights(tuple(p for p, _ in values), tuple(s for _, s in values))
         return weights.get_weights(self.params, self.state)
 
     def set_weights(self, arrays: Sequence[Any]) -> None:
         """The inverse of :meth:`get_weights`: arrays of the same shapes, in its order."""
         self._require_built()
+        if self._nested():
+            values = self._layer_values(self.params, self.state)
+            params, state = weights.set_weights(
+                tuple(p for p, _ in values), tuple(s for _, s in values), arrays
+            )
+            self.params, self.state = self._nest_values(iter(zip(params, state)))
+            return
         self.params, self.state = weights.set_weights(self.params, self.state, arrays)
 
     def get_config(self) -> dict[str, Any]:
         arch = self._architecture()
         if arch is None:
             raise TypeError("a model with wrapped funcnn layers has no Keras config")
+        if self._inference_call:  # called as a layer with training=False
+            arch["training"] = False
         return arch
 
     def to_json(self, **unused: Any) -> str:
@@ -655,8 +821,9 @@ class Model:
         return json.dumps(self.get_config())
 
     def _architecture(self) -> dict[str, Any] | None:
+        name = self.name or _snake(type(self).__name__)  # a layer's name may be None; never here
         return config.architecture(
-            type(self).__name__, self.name, self._specs, self._wiring, self.input_shape
+            type(self).__name__, name, self._specs, self._wiring, self.input_shape
         )
 
     # -- files

@@ -27,7 +27,7 @@ def restore(source: io.Checkpoint | dict[str, Any], *, compile: bool = True) -> 
     writes raise ValueError naming what was expected and what was found.
     """
     if not isinstance(source, io.Checkpoint):
-        return _from_architecture(keras_config.read_architecture(source))
+        return _from_architecture(keras_config.read_architecture(source, _nested_model))
     checkpoint = source
     keras = checkpoint.metadata.get("keras", {})
     if not isinstance(keras, dict):
@@ -41,7 +41,9 @@ def restore(source: io.Checkpoint | dict[str, Any], *, compile: bool = True) -> 
             "metadata['keras']['architecture'] must be a JSON object (Model.get_config()), "
             f"got {type(arch).__name__}"
         )
-    model = _from_architecture(keras_config.read_architecture(arch)) if arch else None
+    model = (
+        _from_architecture(keras_config.read_architecture(arch, _nested_model)) if arch else None
+    )
     if model is None or model.model != checkpoint.model:  # the saved model is the truth
         model = _from_core(checkpoint.model, checkpoint.input_shape)
     if model.input_shape is None:
@@ -67,6 +69,14 @@ def _from_architecture(arch: keras_config.Architecture) -> Model:
         model._add(spec)
     model._wiring = arch.wiring
     model.input_shape = arch.input_shape
+    return model
+
+
+def _nested_model(config: dict[str, Any]) -> Model:
+    """A model used as a layer of another, from the config :meth:`Model.get_config` wrote
+    (its weights come with the outer model's)."""
+    model = _from_architecture(keras_config.read_architecture(config, _nested_model))
+    model._inference_call = config.get("training") is False
     return model
 
 

@@ -55,9 +55,18 @@ class InferenceMode(Layer):
         return self.layer.backward(params, cache, dy, need_dx=need_dx)
 
 
-def trainable_mask(params: Sequence[Any], trainable: Sequence[bool]) -> tuple[Any, ...]:
-    """A tree of bools like ``params`` (one entry per layer): True where the layer trains."""
-    return tuple(tree.map(lambda _, on=on: on, p) for p, on in zip(params, trainable))
+def trainable_mask(params: Sequence[Any], trainable: Sequence[Any]) -> tuple[Any, ...]:
+    """A tree of bools like ``params`` (one entry per layer): True where the layer trains.
+    ``trainable`` holds a bool per layer, or for a nested model the list of its layers'."""
+    return tuple(
+        trainable_mask(p, on) if isinstance(on, list) else tree.map(lambda _, on=on: on, p)
+        for p, on in zip(params, trainable)
+    )
+
+
+def all_trainable(trainable: Sequence[Any]) -> bool:
+    """Whether every flag of ``trainable`` (as :func:`trainable_mask` takes it) is True."""
+    return all(all_trainable(on) if isinstance(on, list) else on for on in trainable)
 
 
 def _zero_where_frozen(updates: Updates, mask: Any) -> Updates:

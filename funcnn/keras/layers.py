@@ -35,6 +35,7 @@ from funcnn.keras.conv_layers import (
     UpSampling1D,
     UpSampling2D,
     ZeroPadding1D,
+    causal_padding,
 )
 from funcnn.keras.names import get_activation, get_initializer
 from funcnn.keras.recurrent import (
@@ -175,11 +176,14 @@ class _Conv(KerasLayer):
 
     def core(self) -> Layer:
         make = L.Conv2D if self.rank == 2 else L.Conv1D
+        padding = causal_padding(
+            type(self).__name__, self.padding, self.rank, self.kernel_size, self.dilation_rate
+        )
         conv = make(
             self.filters,
             self.kernel_size,
             strides=self.strides,
-            padding=self.padding,
+            padding=padding,
             dilation=self.dilation_rate,
             w_init=get_initializer(self.kernel_initializer),
             b_init=get_initializer(self.bias_initializer),
@@ -196,7 +200,8 @@ class Conv2D(_Conv):
 
 class Conv1D(_Conv):
     """``Conv1D(filters, kernel_size, strides=1, padding="valid", ...)`` on ``(length,
-    channels)``."""
+    channels)``; ``padding="causal"`` pads ``dilation_rate * (kernel_size - 1)`` zeros
+    before each sequence, as Keras does (WaveNet's causal convolution)."""
 
     rank = 1
 

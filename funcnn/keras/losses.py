@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from funcnn import losses
 from funcnn import validate as check
 from funcnn.keras import metrics as keras_metrics
@@ -37,6 +39,7 @@ __all__ = [
     "categorical_hinge",
     "cosine_similarity",
     "hinge",
+    "huber",
     "kl_divergence",
     "log_cosh",
     "mae",
@@ -150,6 +153,16 @@ CLASSES = {
 mse, mae = mean_squared_error, mean_absolute_error
 
 
+def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> np.ndarray:
+    """Keras' ``huber(y_true, y_pred, delta=1.0)``: per sample, the mean over the last axis
+    of ``0.5 e**2`` where ``|e| <= delta`` and ``delta |e| - 0.5 delta**2`` elsewhere
+    (``e = y_pred - y_true``)."""
+    d = check.non_negative("delta", delta)
+    t, p = keras_metrics._pair(y_true, y_pred)
+    error = np.abs(p - t)
+    return keras_metrics._last_mean(np.where(error <= d, 0.5 * error**2, d * error - 0.5 * d**2))
+
+
 def cosine_similarity(y_true: Any, y_pred: Any) -> Any:
     """Minus the cosine of the angle between ``y_true`` and ``y_pred`` (a loss: Keras'
     sign, the metric's negative)."""
@@ -163,4 +176,5 @@ FUNCTIONS: dict[Any, str] = {
     binary_crossentropy: "binary_crossentropy",
     categorical_crossentropy: "categorical_crossentropy",
     sparse_categorical_crossentropy: "sparse_categorical_crossentropy",
+    huber: "huber",
 }

@@ -13,18 +13,24 @@ from funcnn.random import RngLike
 
 class Sequential(Model):
     """``Sequential([Dense(64, activation="relu", input_shape=(784,)), Dense(10)])``, or
-    ``add`` one layer at a time. Keras layers, ``keras.Input(shape=...)`` and funcnn
-    layers (``funcnn.layers.Gelu``) all work."""
+    ``add`` one layer at a time. Keras layers, ``keras.Input(shape=...)``, funcnn layers
+    (``funcnn.layers.Gelu``) and models all work: ``Sequential([base_model, Dense(10)])``
+    holds ``base_model`` as one layer, its weights shared (see :class:`Model`)."""
 
     def __init__(
-        self, layers: Sequence[Any] | None = None, *, name: str | None = None, seed: RngLike = 0
+        self,
+        layers: Sequence[Any] | None = None,
+        *,
+        name: str | None = None,
+        seed: RngLike | None = None,
     ) -> None:
         super().__init__(name=name, seed=seed)
         for layer in layers or ():
             self.add(layer)
 
     def add(self, layer: Any) -> None:
-        """Append a layer: a Keras layer, ``keras.Input(shape=...)`` first, or a funcnn layer."""
+        """Append a layer: a Keras layer, ``keras.Input(shape=...)`` first, a funcnn layer,
+        or a model (one layer; a first one gives this model its input shape)."""
         if self.opt_state is not None or self.history is not None:
             raise ValueError("layers cannot be added after the model was trained or loaded")
         if isinstance(layer, K.KerasTensor):
@@ -38,7 +44,11 @@ class Sequential(Model):
             layer = K.Wrap(layer)
         if not isinstance(layer, K.KerasLayer):
             raise TypeError(f"add() takes a layer, got {type(layer).__name__}")
+        if layer is self:
+            raise ValueError("a model cannot be added to itself")
         declared = layer.declared_input_shape
+        if isinstance(layer, Model) and (self._specs or self.input_shape is not None):
+            declared = None  # a model's own input shape, after an input, is no declaration
         if declared is not None:
             if self._specs and not all(isinstance(s, K.InputLayer) for s in self._specs):
                 raise ValueError("input_dim/input_shape belongs on the first layer")

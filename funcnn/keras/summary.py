@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from funcnn import tree
+from funcnn.keras import freezing
 from funcnn.layers.masking import is_masked_shape
 
 
@@ -36,7 +37,10 @@ def table(model: Any) -> str:
     lines.append(rule)
     for row in rows[1:]:
         lines.append("".join(cell.ljust(w) for cell, w in zip(row, widths)))
-    trainable = sum(tree.size(p) for spec, p in zip(model.layers, model.params) if spec.trainable)
+    mask = freezing.trainable_mask(model.params, model._trainable_flags())  # nested: per layer
+    trainable = sum(
+        int(a.size) for a, on in zip(tree.leaves(model.params), tree.leaves(mask)) if on
+    )
     frozen = tree.size(model.params) - trainable  # frozen layers' weights, and the states
     frozen += 0 if model.state is None else tree.size(model.state)
     lines += [

@@ -1,5 +1,7 @@
 """``to_categorical`` and ``pad_sequences``, as ``keras.utils`` has them (and Keras 1/2's
-``np_utils`` too); ``PyDataset`` and its older name ``Sequence`` (:mod:`.data`)."""
+``np_utils`` too); ``PyDataset`` and its older name ``Sequence`` (:mod:`.data`);
+``set_random_seed`` (:mod:`.seeding`) and ``plot_model``
+(:mod:`.plotting`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import numpy as np
 
 from funcnn import datasets
 from funcnn.keras.data import PyDataset, Sequence
+from funcnn.keras.plotting import plot_model
+from funcnn.keras.seeding import set_random_seed
 
 __all__ = [
     "PyDataset",
@@ -17,6 +21,8 @@ __all__ = [
     "class_labels",
     "np_utils",
     "pad_sequences",
+    "plot_model",
+    "set_random_seed",
     "to_categorical",
 ]
 
