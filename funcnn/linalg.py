@@ -36,6 +36,7 @@ value (:func:`across_processes`), never by setting its globals.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -273,7 +274,7 @@ def pointwise(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
         out[lo:hi] = fn(*(f[lo:hi] for f in flat))
 
     edges = range(0, size, step)
-    run_elementwise([lambda lo=lo: span(lo, min(lo + step, size)) for lo in edges], size)
+    run_elementwise([functools.partial(span, lo, min(lo + step, size)) for lo in edges], size)
     return out.reshape(first.shape)
 
 

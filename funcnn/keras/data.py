@@ -555,7 +555,7 @@ def fit(
 
     seed = int(as_generator(rng).integers(2**63))
     per_epoch = source.per_epoch
-    progress = Progress(verbose if per_epoch or verbose != 1 else 2, epochs, per_epoch or 0)
+    bar = Progress(verbose if per_epoch or verbose != 1 else 2, epochs, per_epoch or 0)
     with linalg.blas_held():
         ctx = train.TrainingContext(
             model=model,
@@ -576,11 +576,11 @@ def fit(
             ctx.epoch = epoch
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, ctx)
-            progress.epoch_begin(epoch)
+            bar.epoch_begin(epoch)
             started = time.perf_counter()
-            logs, count = _epoch(ctx, source, prepare, step_for, seed, metrics, callbacks, progress)
+            logs, count = _epoch(ctx, source, prepare, step_for, seed, metrics, callbacks, bar)
             if not per_epoch:
-                progress.steps = count  # known now
+                bar.steps = count  # known now
             if validation is not None and not ctx.stop_training:
                 for cb in callbacks:
                     train._hook(cb, "on_test_begin")(ctx)
@@ -593,7 +593,7 @@ def fit(
                         train._hook(cb, "on_test_end")(dict(scores), ctx)
             logs.update(train._learning_rate(ctx.opt_state), time=time.perf_counter() - started)
             ctx.history.append(epoch, logs)
-            progress.epoch_end(logs)
+            bar.epoch_end(logs)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs, ctx)
             if ctx.stop_training:
@@ -611,7 +611,7 @@ def fit(
 def _epoch(
     ctx: train.TrainingContext, source: Batches, prepare: Callable[[Any], Any],
     step_for: Callable[[Any], Any], seed: int, metrics: list[metrics_lib.Metric],
-    callbacks: list[train.Callback], progress: Progress,
+    callbacks: list[train.Callback], bar: Progress,
 ) -> tuple[dict[str, float], int]:  # fmt: skip
     """One epoch's steps: its logs and its number of batches."""
     total, seen = 0.0, 0
@@ -641,7 +641,7 @@ def _epoch(
             if metrics:
                 preds.append(pred)
                 truths.append(y)
-            progress.batch(b + 1, total / seen)
+            bar.batch(b + 1, total / seen)
             for cb in callbacks:
                 cb.on_batch_end(b, value, ctx)
             if ctx.stop_training:
