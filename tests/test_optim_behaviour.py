@@ -331,3 +331,27 @@ def test_wrappers_refuse_what_is_not_a_transformation(wrapper, given):
         wrapper(given, 2)
     with pytest.raises(TypeError, match="must be a GradientTransformation such as"):
         optim.masked(given, (True,))
+
+
+def test_a_rate_set_after_the_rate_was_scaled_to_zero_takes_effect():
+    # A LearningRateScheduler that returns 0 for one epoch and then a rate again: the
+    # multiplier left at 0 by the scaling must not keep every later update at 0.
+    p, g = {"w": np.ones(3)}, {"w": np.ones(3)}
+    opt = optim.sgd(0.1)
+    state = optim.scale_learning_rate(opt.init(p), 0.0)
+    u, state = opt.update(g, state, p)
+    assert np.all(u["w"] == 0)
+    state = optim.set_learning_rate(state, 0.05)
+    for _ in range(2):
+        u, state = opt.update(g, state, p)
+        np.testing.assert_array_equal(u["w"], -0.05)
+    # a schedule goes on from the set rate, scaled
+    sched = optim.schedules.exponential_decay(0.1, 1, 0.5)
+    opt = optim.sgd(sched)
+    state = optim.scale_learning_rate(opt.init(p), 0.0)
+    _, state = opt.update(g, state, p)
+    state = optim.set_learning_rate(state, 0.2)  # the schedule is 0.05 at step 1
+    u, state = opt.update(g, state, p)
+    np.testing.assert_allclose(u["w"], -0.2)
+    u, state = opt.update(g, state, p)
+    np.testing.assert_allclose(u["w"], -0.1)  # 0.025 * 4

@@ -103,11 +103,20 @@ def _advance_rate(
         # A constant 0 is a placeholder for the rate a callback sets (Keras' SGD(
         # learning_rate=0.0) with a LearningRateScheduler): the state's rate is the rate.
         return sign * s.learning_rate, s._replace(step=s.step + 1)
-    factor = sign * _rate_at(learning_rate, s.step) * s.multiplier
+    multiplier = s.multiplier
+    if multiplier == 0 and s.learning_rate != 0:
+        # A rate set (set_learning_rate) after the rate was scaled to 0: the multiplier
+        # that makes this step's rate the set one (a schedule goes on from there; one
+        # that is 0 at this step holds the set rate until it is not).
+        base = _rate_at(learning_rate, s.step)
+        if base == 0:
+            return sign * s.learning_rate, s._replace(step=s.step + 1)
+        multiplier = s.learning_rate / base
+        factor = sign * s.learning_rate
+    else:
+        factor = sign * _rate_at(learning_rate, s.step) * multiplier
     count = s.step + 1
-    new = ScaleByLearningRateState(
-        count, _rate_at(learning_rate, count) * s.multiplier, s.multiplier
-    )
+    new = ScaleByLearningRateState(count, _rate_at(learning_rate, count) * multiplier, multiplier)
     return factor, new
 
 
