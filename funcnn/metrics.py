@@ -14,12 +14,14 @@ nothing right still scores 80% that way).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import numpy as np
 
+from funcnn import batching
 from funcnn import validate as check
 
 
@@ -202,9 +204,21 @@ def r2_score(pred: Any, target: Any) -> float:
     return 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)
 
 
+class Running(Protocol):
+    """A metric's value over the batches added so far: ``add(pred, target)`` one batch,
+    ``value()`` the metric on all of them (what ``fit`` logs at each batch's end)."""
+
+    def add(self, pred: Any, target: Any) -> None: ...
+
+    def value(self) -> float: ...
+
+
 @attrs.frozen
 class Metric:
-    """A named metric ``fn(pred, target) -> float`` as used by ``fit`` and ``evaluate``."""
+    """A named metric ``fn(pred, target) -> float`` as used by ``fit`` and ``evaluate``.
+
+    ``fn`` may say how to score batch by batch: a ``fn.running()`` that makes a
+    :class:`Running` (see :meth:`running`)."""
 
     name: str
     fn: Callable[[Any, Any], float] = attrs.field(eq=False)
@@ -212,9 +226,83 @@ class Metric:
     def __call__(self, pred: Any, target: Any) -> float:
         return float(self.fn(pred, target))
 
+    def running(self) -> Running:
+        """A :class:`Running` of this metric, empty: the per-sample means of this module
+        (accuracies, mse, mae) add each batch's mean weighted by its size; a ``fn`` with a
+        ``running()`` (a ``keras.metrics`` object's state, :func:`on_outputs`) makes its
+        own; any other metric is scored again on all the batches at each ``value()``."""
+        made = getattr(self.fn, "running", None)
+        if callable(made):
+            found: Running = made()
+            return found
+        base = self.fn.func if isinstance(self.fn, functools.partial) else self.fn
+        if base in PER_SAMPLE:
+            return _BatchMean(self.fn)
+        return _Again(self.fn)
+
 
 def _with(fn: Callable[..., Any], **kwargs: Any) -> Callable[[Any, Any], Any]:
-    return lambda p, t: fn(p, t, **kwargs)
+    return functools.partial(fn, **kwargs)
+
+
+class _BatchMean:
+    """A mean over the elements of ``pred`` (or its rows, of the same size): each batch's
+    value weighted by its number of elements."""
+
+    def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
+        self.fn, self.total, self.count = fn, 0.0, 0
+
+    def add(self, pred: Any, target: Any) -> None:
+        size = int(np.size(pred))
+        self.total += float(self.fn(pred, target)) * size
+        self.count += size
+
+    def value(self) -> float:
+        if self.count == 0:
+            raise ValueError("no batches to score yet")
+        return self.total / self.count
+
+
+class _Again:
+    """Any other metric: scored again on all the batches so far (a pass over them)."""
+
+    def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
+        self.fn = fn
+        self.preds: list[Any] = []
+        self.targets: list[Any] = []
+
+    def add(self, pred: Any, target: Any) -> None:
+        self.preds.append(pred)
+        self.targets.append(target)
+
+    def value(self) -> float:
+        if not self.preds:
+            raise ValueError("no batches to score yet")
+        return float(self.fn(batching.join(self.preds), batching.join(self.targets)))
+
+
+class _Through:
+    """``inner`` on ``transform(pred)``."""
+
+    def __init__(self, inner: Running, transform: Callable[[Any], Any]) -> None:
+        self.inner, self.transform = inner, transform
+
+    def add(self, pred: Any, target: Any) -> None:
+        self.inner.add(self.transform(pred), target)
+
+    def value(self) -> float:
+        return self.inner.value()
+
+
+def on_outputs(metric: Metric, transform: Callable[[Any], Any]) -> Metric:
+    """``metric`` on ``transform(pred)`` (e.g. probabilities from a model's logits), under
+    its name, scored batch by batch as ``metric`` is (see :meth:`Metric.running`)."""
+
+    def fn(pred: Any, target: Any) -> float:
+        return metric(transform(pred), target)
+
+    fn.running = lambda: _Through(metric.running(), transform)  # type: ignore[attr-defined]
+    return Metric(metric.name, fn)
 
 
 METRICS: dict[str, Callable[[Any, Any], float]] = {
@@ -228,6 +316,9 @@ METRICS: dict[str, Callable[[Any, Any], float]] = {
     "mae": mean_absolute_error,
     "r2": r2_score,
 }
+PER_SAMPLE = frozenset(
+    {accuracy, binary_accuracy, top_k_accuracy, mean_squared_error, mean_absolute_error}
+)  # means of a value per row or element of pred: Metric.running adds them batch by batch
 ALIASES = {
     "acc": "accuracy",
     "f1_score": "f1",

@@ -188,7 +188,32 @@ class TrainingContext:
     stop_reason: str | None = None
     batch_logs: Callable[[], dict[str, float]] | None = None
     """During an epoch: its running loss and metrics over the batches so far (Keras'
-    ``on_train_batch_end`` logs), computed when called."""
+    ``on_train_batch_end`` logs), computed when called (from the batches since the last
+    call: see :class:`RunningScores`)."""
+
+
+class RunningScores:
+    """An epoch's running metrics, Keras' logs at each batch's end: each batch's outputs
+    are added to each metric's :class:`funcnn.metrics.Running` once, on the first read
+    after it, so a read costs the batches since the last one (not a pass over the epoch
+    so far), and an epoch whose scores nobody reads costs nothing."""
+
+    def __init__(self, metrics: Sequence[metrics_lib.Metric]) -> None:
+        self.metrics = list(metrics)
+        self.running: list[metrics_lib.Running] | None = None  # made on the first read
+        self.added = 0  # batches added
+
+    def __call__(self, preds: Sequence[Any], target: Callable[[int], Any]) -> dict[str, float]:
+        """The metrics on the outputs ``preds`` of the batches so far; ``target(k)`` gives
+        the targets of batch ``k``."""
+        if self.running is None:
+            self.running = [m.running() for m in self.metrics]
+        for k in range(self.added, len(preds)):
+            truth = target(k)
+            for r in self.running:
+                r.add(preds[k], truth)
+        self.added = len(preds)
+        return {m.name: r.value() for m, r in zip(self.metrics, self.running)}
 
 
 class Callback:
@@ -324,10 +349,18 @@ class _Epoch:
     def run(self, ctx: TrainingContext, order: np.ndarray | None, seed: int) -> dict[str, float]:
         total, seen = 0.0, 0
         preds: list[Any] = []
+        rows: list[Any] = []  # each batch's rows of y
+        scores = RunningScores(self.metric_list)
 
-        def running() -> dict[str, float]:
+        def target(k: int) -> Any:  # batch k's
+            return _metric_target(self.loss, batching.rows(self.y, rows[k]))
+
+        def running() -> dict[str, float]:  # on the training-mode outputs so far, as Keras
+            return {"loss": total / seen, **scores(preds, target)}
+
+        def epoch_logs() -> dict[str, float]:  # the metrics on all the outputs at once
             logs = {"loss": total / seen}
-            if self.metric_list:  # on the training-mode outputs so far, as Keras reports them
+            if self.metric_list:
                 truth = batching.rows(self.y, slice(0, seen) if order is None else order[:seen])
                 truth = _metric_target(self.loss, truth)
                 pred = batching.join(preds)
@@ -351,12 +384,13 @@ class _Epoch:
             total, seen = total + value * n, seen + n
             if self.metric_list:
                 preds.append(pred)
+                rows.append(idx)
             self.progress.batch(b + 1, total / seen)
             for cb in self.callbacks:
                 cb.on_batch_end(b, value, ctx)
             if ctx.stop_training:
                 return {"loss": total / seen}
-        return running()
+        return epoch_logs()
 
 
 def fit(

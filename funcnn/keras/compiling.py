@@ -117,9 +117,7 @@ def _split_activation(core: Layer, loss: losses.Loss) -> tuple[Layer, Layer] | N
 
 def _on_activation(metric: metrics_lib.Metric, activation: Layer) -> metrics_lib.Metric:
     """``metric`` on the activation's output, for a training model that outputs logits."""
-    return metrics_lib.Metric(
-        metric.name, lambda logits, t: metric(activation.apply((), logits), t)
-    )
+    return metrics_lib.on_outputs(metric, lambda logits: activation.apply((), logits))
 
 
 def unique_names(metrics: list[metrics_lib.Metric]) -> list[metrics_lib.Metric]:

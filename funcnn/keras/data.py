@@ -617,10 +617,14 @@ def _epoch(
     total, seen = 0.0, 0
     preds: list[Any] = []
     truths: list[Any] = []
+    scores = train.RunningScores(metrics)
 
-    def running() -> dict[str, float]:
+    def running() -> dict[str, float]:  # on the outputs so far, as Keras' metrics accumulate
+        return {"loss": total / seen, **scores(preds, truths.__getitem__)}
+
+    def epoch_logs() -> dict[str, float]:  # the metrics on all the outputs at once
         logs = {"loss": total / seen}
-        if metrics:  # on the outputs so far, as Keras' metrics accumulate them
+        if metrics:
             pred, truth = batching.join(preds), batching.join(truths)
             logs.update({m.name: m(pred, truth) for m in metrics})
         return logs
@@ -648,7 +652,7 @@ def _epoch(
                 return {"loss": total / seen}, b + 1
     if seen == 0:
         raise ValueError("the epoch had no batches")  # Batches.exhausted is checked first
-    return running(), b + 1
+    return epoch_logs(), b + 1
 
 
 # ---------------------------------------------------------------- evaluate and predict

@@ -1006,16 +1006,35 @@ def scorer(metric: Metric) -> metrics_lib.Metric:
     def score(pred: Any, target: Any) -> float:
         fresh = metric.fresh()
         fresh.update_state(target, pred)
-        value = fresh.result()
-        if np.ndim(value) != 0:
-            raise ValueError(
-                f"metric {metric.name!r} gives {np.size(value)} values (one per class or "
-                "threshold), and fit logs one number per name: give one threshold, or "
-                "average='macro' (F1Score/FBetaScore)"
-            )
-        return float(value)
+        return _one(metric, fresh.result())
 
+    score.running = lambda: _State(metric)  # type: ignore[attr-defined]
     return metrics_lib.Metric(metric.name, score)
+
+
+def _one(metric: Metric, value: Any) -> float:
+    """``metric``'s result as the one number fit logs."""
+    if np.ndim(value) != 0:
+        raise ValueError(
+            f"metric {metric.name!r} gives {np.size(value)} values (one per class or "
+            "threshold), and fit logs one number per name: give one threshold, or "
+            "average='macro' (F1Score/FBetaScore)"
+        )
+    return float(value)
+
+
+class _State:
+    """A fresh copy of ``metric`` updated batch by batch: fit's running value of it
+    (a :class:`funcnn.metrics.Running`), as Keras' state accumulates."""
+
+    def __init__(self, metric: Metric) -> None:
+        self.metric, self.state = metric, metric.fresh()
+
+    def add(self, pred: Any, target: Any) -> None:
+        self.state.update_state(target, pred)
+
+    def value(self) -> float:
+        return _one(self.metric, self.state.result())
 
 
 def resolve(metric: Any, *, logits: bool) -> tuple[metrics_lib.Metric, Any]:
