@@ -127,6 +127,8 @@ class KerasLayer:
                 )
             return
         if key not in self.regularizable:
+            if value is None:  # no regularizer: what Keras' other layers take by default
+                return
             takes = f"; it takes {', '.join(self.regularizable)}" if self.regularizable else ""
             raise TypeError(
                 f"{who} got keyword(s) {key!r} that funcnn's Keras facade does not support{takes}"
@@ -303,6 +305,7 @@ class KerasTensor:
     layer: KerasLayer | None = None  # None for an Input
     parents: tuple[KerasTensor, ...] = ()
     name: str | None = None
+    training: bool | None = None  # the call's training=...: False runs a model in inference
 
     def __repr__(self) -> str:
         return f"<KerasTensor shape={(None, *self.shape)}>"

@@ -121,11 +121,22 @@ class LambdaCallback(Callback):
                 setattr(self, name, fn)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether the values ``a`` and ``b`` (params or state) are the same objects: tuples
+    compared entry by entry (a model holding a model builds its params' tuple anew on each
+    read), anything else by identity."""
+    if a is b:
+        return True
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
+        return all(_same(x, y) for x, y in zip(a, b))
+    return False
+
+
 class Adapter(train.Callback):
     """Runs a Keras-style :class:`Callback` inside funcnn's ``fit``: the Keras model sees
-    the training values at each hook, ``model.stop_training = True`` stops, and a
-    learning rate the callback sets (``self.model.optimizer.learning_rate = 0.01``) trains
-    from the next batch."""
+    the training values at each hook, ``model.stop_training = True`` stops, and weights or
+    a learning rate the callback sets (``self.model.set_weights(best)``,
+    ``self.model.optimizer.learning_rate = 0.01``) train from the next batch."""
 
     def __init__(self, callback: Callback, model: Any) -> None:
         self.callback, self.model = callback, model
@@ -135,23 +146,19 @@ class Adapter(train.Callback):
             for name in ("on_train_batch_end", "on_batch_end")
         )  # the running metrics take a pass over the epoch's outputs: only where read
 
-    def _sync(self, ctx: train.TrainingContext) -> None:
-        self.model._training_values(ctx)
-
-    def _run(
-        self, ctx: train.TrainingContext, hook: str, *args: Any, around_batch: bool = False
-    ) -> None:
-        """The callback's ``hook``, with the model's values those of training (around a
-        batch, its optimizer state only): an optimizer state the callback changed (its
-        learning rate) goes back to ``fit``."""
-        if around_batch:
-            self.model.opt_state = ctx.opt_state
-        else:
-            self._sync(ctx)
-        before = self.model.opt_state
+    def _run(self, ctx: train.TrainingContext, hook: str, *args: Any) -> None:
+        """The callback's ``hook``, with the model's values those of training: weights and
+        an optimizer state the callback set (``self.model.set_weights(best)``,
+        ``layer.set_weights``, ``load_weights``, a learning rate) go back to ``fit``, which
+        trains on from them and ends with them."""
+        model = self.model
+        model._training_values(ctx)  # references: nothing is copied
+        params, state, opt_state = model.params, model.state, model.opt_state
         getattr(self.callback, hook)(*args)
-        if self.model.opt_state is not before:
-            ctx.opt_state = self.model.opt_state
+        if not _same(model.params, params) or not _same(model.state, state):
+            ctx.params, ctx.state = model.params, model.state
+        if model.opt_state is not opt_state:
+            ctx.opt_state = model.opt_state
 
     def _stop(self, ctx: train.TrainingContext) -> None:
         if self.model.stop_training:
@@ -167,13 +174,13 @@ class Adapter(train.Callback):
         self._stop(ctx)
 
     def on_batch_begin(self, batch: int, ctx: train.TrainingContext) -> None:
-        self._run(ctx, "on_train_batch_begin", batch, {}, around_batch=True)
+        self._run(ctx, "on_train_batch_begin", batch, {})
 
     def on_batch_end(self, batch: int, loss: float, ctx: train.TrainingContext) -> None:
         logs = {"loss": loss}
         if self.reads_batch_logs and ctx.batch_logs is not None:
             logs = ctx.batch_logs()  # Keras' running loss and metrics of the epoch so far
-        self._run(ctx, "on_train_batch_end", batch, logs, around_batch=True)
+        self._run(ctx, "on_train_batch_end", batch, logs)
         self._stop(ctx)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], ctx: train.TrainingContext) -> None:

@@ -92,7 +92,8 @@ class Model(K.KerasLayer):
         )
         self._params: Any = None
         self._state: Any = None
-        self._inference_call = False  # called on a tensor with training=False
+        # The places of the layers (models) called with training=False in this model
+        self._inference_calls: frozenset[int] = frozenset()
         self.opt_state: Any = None
         self.history: train.History | None = None
         self.loss: losses.Loss | None = None
@@ -148,6 +149,7 @@ class Model(K.KerasLayer):
         for t in order:
             assert t.layer is not None
             self._add(t.layer)
+        self._inference_calls = frozenset(i for i, t in enumerate(order) if t.training is False)
         self._wiring = (tuple(parents), len(ins), tuple(ids[id(t)] for t in outs))
         shapes = tuple(t.shape for t in ins)
         self.input_shape = shapes[0] if len(shapes) == 1 else shapes
@@ -273,13 +275,13 @@ class Model(K.KerasLayer):
         (as in Keras), in nested models too, and a model called with ``training=False``
         in inference mode throughout."""
         found: list[Layer] = []
-        for spec, core in zip(self._specs, cores):
+        for i, (spec, core) in enumerate(zip(self._specs, cores)):
             if isinstance(spec, K.BatchNormalization) and not spec.trainable:
                 core = freezing.InferenceMode(core)
             elif isinstance(spec, Model):
                 core = (
                     freezing.InferenceMode(core)
-                    if spec._inference_call
+                    if i in self._inference_calls
                     else spec._assemble(spec._training_cores(spec._cores()))
                 )
             found.append(core)
@@ -714,8 +716,8 @@ class Model(K.KerasLayer):
         if items and all(isinstance(t, K.KerasTensor) for t in items):
             if training is not None:
                 check.boolean("training", training)
-            self._inference_call = training is False
-            return super().__call__(x)
+            tensor = super().__call__(x)  # the flag is the call's, not the model's
+            return K.KerasTensor(tensor.shape, self, tensor.parents, training=training)
         if training:
             raise ValueError("model(x, training=True) is not supported: use fit")
         return self.predict(x)
@@ -812,8 +814,6 @@ class Model(K.KerasLayer):
         arch = self._architecture()
         if arch is None:
             raise TypeError("a model with wrapped funcnn layers has no Keras config")
-        if self._inference_call:  # called as a layer with training=False
-            arch["training"] = False
         return arch
 
     def to_json(self, **unused: Any) -> str:
@@ -822,9 +822,13 @@ class Model(K.KerasLayer):
 
     def _architecture(self) -> dict[str, Any] | None:
         name = self.name or _snake(type(self).__name__)  # a layer's name may be None; never here
-        return config.architecture(
+        arch = config.architecture(
             type(self).__name__, name, self._specs, self._wiring, self.input_shape
         )
+        if arch is not None:
+            for i in self._inference_calls:  # a model called with training=False
+                arch["layers"][i]["config"]["training"] = False
+        return arch
 
     # -- files
 

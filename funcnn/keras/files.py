@@ -27,7 +27,7 @@ def restore(source: io.Checkpoint | dict[str, Any], *, compile: bool = True) -> 
     writes raise ValueError naming what was expected and what was found.
     """
     if not isinstance(source, io.Checkpoint):
-        return _from_architecture(keras_config.read_architecture(source, _nested_model))
+        return _from_architecture(keras_config.read_architecture(source, _nested_model), source)
     checkpoint = source
     keras = checkpoint.metadata.get("keras", {})
     if not isinstance(keras, dict):
@@ -42,7 +42,9 @@ def restore(source: io.Checkpoint | dict[str, Any], *, compile: bool = True) -> 
             f"got {type(arch).__name__}"
         )
     model = (
-        _from_architecture(keras_config.read_architecture(arch, _nested_model)) if arch else None
+        _from_architecture(keras_config.read_architecture(arch, _nested_model), arch)
+        if arch
+        else None
     )
     if model is None or model.model != checkpoint.model:  # the saved model is the truth
         model = _from_core(checkpoint.model, checkpoint.input_shape)
@@ -63,21 +65,26 @@ def restore(source: io.Checkpoint | dict[str, Any], *, compile: bool = True) -> 
     return model
 
 
-def _from_architecture(arch: keras_config.Architecture) -> Model:
+def _from_architecture(arch: keras_config.Architecture, written: dict[str, Any]) -> Model:
+    """The model of ``arch``, read from ``written``: a nested model whose config says
+    ``training: false`` is called with training=False in it."""
     model = (Sequential if arch.kind == "Sequential" else Model)(name=arch.name)
     for spec in arch.specs:
         model._add(spec)
     model._wiring = arch.wiring
     model.input_shape = arch.input_shape
+    model._inference_calls = frozenset(
+        i
+        for i, (spec, entry) in enumerate(zip(arch.specs, written["layers"]))
+        if isinstance(spec, Model) and entry.get("config", {}).get("training") is False
+    )
     return model
 
 
 def _nested_model(config: dict[str, Any]) -> Model:
     """A model used as a layer of another, from the config :meth:`Model.get_config` wrote
     (its weights come with the outer model's)."""
-    model = _from_architecture(keras_config.read_architecture(config, _nested_model))
-    model._inference_call = config.get("training") is False
-    return model
+    return _from_architecture(keras_config.read_architecture(config, _nested_model), config)
 
 
 def _from_core(core: Layer, input_shape: Any) -> Model:
