@@ -38,7 +38,7 @@ def test_values_defaults_and_formulas_are_keras():
     x = np.array([[1.0, -2.0], [0.5, 0.0]], dtype=np.float32)
     assert L1().l1 == 0.01 and L2().l2 == 0.01
     assert (L1L2().l1, L1L2().l2) == (0.0, 0.0)  # Keras 3's class defaults
-    assert (regularizers.l1_l2().l1, regularizers.l1_l2().l2) == (0.01, 0.01)
+    assert regularizers.l1_l2 is L1L2  # Keras 3: the class, zeros by default
     assert regularizers.l1 is L1 and regularizers.l2 is L2
     assert L1(0.3)(x) == pytest.approx(0.3 * 3.5)
     assert L2(0.1)(x) == pytest.approx(0.1 * 5.25)  # l2 * sum(x**2): no 1/2
@@ -52,7 +52,8 @@ def test_values_defaults_and_formulas_are_keras():
 def test_names_configs_and_bad_values():
     assert regularizers.get(None) is None
     assert regularizers.get("l1") == L1(0.01) and regularizers.get("l2") == L2(0.01)
-    assert regularizers.get("l1_l2") == L1L2(0.01, 0.01)
+    with pytest.raises(ValueError, match=r"unknown regularizer 'l1_l2'.*Keras 3"):
+        regularizers.get("l1_l2")  # Keras 3 refuses the name
     assert regularizers.get("L1L2") == L1L2(0.0, 0.0)
     assert regularizers.get(L2) == L2()
     reg = L1L2(l1=0.2, l2=0.5)
@@ -60,7 +61,7 @@ def test_names_configs_and_bad_values():
     assert config["class_name"] == "L1L2" and config["config"] == {"l1": 0.2, "l2": 0.5}
     assert regularizers.get(config) == reg and regularizers.deserialize(config) == reg
     assert regularizers.get({"class_name": "L2", "config": {"l2": 0.3}}) == L2(0.3)
-    with pytest.raises(ValueError, match=r"unknown regularizer 'l3'.*'l1_l2'"):
+    with pytest.raises(ValueError, match=r"unknown regularizer 'l3'.*'l1l2'"):
         regularizers.get("l3")
     with pytest.raises(TypeError, match=r"is a function.*exact gradient"):
         regularizers.get(lambda w: 0.01 * np.sum(w**2))

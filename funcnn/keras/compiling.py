@@ -17,6 +17,7 @@ from funcnn.keras.names import LOSSES, OPTIMIZERS, lookup
 from funcnn.layers.base import Layer
 
 SPARSE_NAMES = ("sparse_categorical_crossentropy",)
+KERAS_NAMES = frozenset(name.lower() for name in keras_optimizers.CLASSES)
 
 
 def resolve_loss(loss: Any, loss_weights: Any) -> tuple[losses.Loss, bool, Any]:
@@ -45,10 +46,14 @@ def resolve_loss(loss: Any, loss_weights: Any) -> tuple[losses.Loss, bool, Any]:
 
 def resolve_optimizer(optimizer: Any, model: Any = None) -> keras_optimizers.Optimizer:
     """``model.optimizer`` for what ``compile`` was given: a Keras optimizer object as it
-    is, a name or a funcnn optimizer as :class:`~.optimizers.Given`; compiled into
-    ``model`` (its learning rate reads and sets ``model.opt_state``) where one is given."""
+    is, a Keras name ("adam") as Keras' object with its defaults (``optimizers.get``), a
+    funcnn optimizer (or a name only funcnn has: "momentum", "nesterov") as
+    :class:`~.optimizers.Given`; compiled into ``model`` (its learning rate reads and sets
+    ``model.opt_state``) where one is given: a ValueError for an object another model has."""
     if isinstance(optimizer, keras_optimizers.Optimizer):
         found = optimizer
+    elif isinstance(optimizer, str) and optimizer.lower() in KERAS_NAMES:
+        found = keras_optimizers.get(optimizer)
     elif isinstance(optimizer, str):
         found = keras_optimizers.Given(lookup(OPTIMIZERS, optimizer, "optimizer")(), optimizer)
     elif isinstance(optimizer, optim.GradientTransformation):

@@ -17,6 +17,7 @@ import numpy as np
 from funcnn.keras import layers as K
 from funcnn.keras import losses as keras_losses
 from funcnn.keras import optimizers as keras_optimizers
+from funcnn.keras import regularizers
 from funcnn.layers.base import as_shape, is_shape_tuple
 
 # A functional model's graph: each layer's parents, the number of inputs, the outputs
@@ -37,6 +38,8 @@ def json_values(value: Any) -> Any:
         return [json_values(v) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {k: json_values(v) for k, v in value.items()}
+    if isinstance(value, regularizers.Regularizer):  # one of one's own: refused, not dropped
+        raise regularizers.not_saved(value)
     raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 

@@ -1,10 +1,13 @@
 """Keras' weight regularizers: ``Dense(64, kernel_regularizer=regularizers.l2(1e-4))``.
 
 ``L1(l1=0.01)`` is ``l1 * sum(|x|)``, ``L2(l2=0.01)`` is ``l2 * sum(x**2)`` (Keras' L2:
-no 1/2) and ``L1L2(l1=0.0, l2=0.0)`` their sum, with Keras 3's defaults; ``l1`` and ``l2``
-are the classes L1 and L2 under their Keras names, and ``l1_l2(l1=0.01, l2=0.01)`` the
-L1L2 that Keras' documentation describes. Strings name them with these defaults ("l1",
-"l2", "l1_l2"; "L1L2" and "l1l2", Keras 3's names, are L1L2 with zeros).
+no 1/2) and ``L1L2(l1=0.0, l2=0.0)`` their sum, with Keras 3's defaults; ``l1``, ``l2``
+and ``l1_l2`` are the classes L1, L2 and L1L2 under their Keras names (as in Keras 3,
+``l1_l2()`` is ``L1L2()``, zeros: Keras 2's 0.01 defaults are gone). Strings name them
+with these defaults ("l1", "l2", "L1L2", "l1l2"); as in Keras 3, "l1_l2" is not a name.
+
+A regularizer of one's own trains, but a model that holds one is not saved (Keras loads
+a custom object only where it is registered): ``save`` and ``to_json`` refuse it.
 
 Each regularizer gives its value and its exact gradient (:meth:`Regularizer.value_and_grad`):
 ``sign(x) * l1`` (0 at 0) and ``2 * l2 * x``. :func:`penalty` gathers the regularizers of a
@@ -138,18 +141,16 @@ l1 = L1
 l2 = L2
 
 
-def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
-    """``L1L2(l1, l2)`` with 0.01 each by default (Keras' documented ``l1_l2``)."""
-    return L1L2(l1=l1, l2=l2)
+l1_l2 = L1L2  # Keras 3: the class, zeros by default
 
 
 _BUILT_IN: dict[type[Regularizer], str] = {L1: "L1", L2: "L2", L1L2: "L1L2"}
 _CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
-_NAMES: dict[str, Any] = {"l1": L1, "l2": L2, "l1_l2": l1_l2, "l1l2": L1L2, **_CLASSES}
+_NAMES: dict[str, Any] = {"l1": L1, "l2": L2, "l1l2": L1L2, **_CLASSES}
 
 
 def get(identifier: Any) -> Regularizer | None:
-    """A regularizer from what a layer is given: None, a name ("l1", "l2", "l1_l2"), a
+    """A regularizer from what a layer is given: None, a name ("l1", "l2", "l1l2"), a
     config (what :func:`serialize` wrote, Keras' ``{"class_name", "config"}``), a class or
     a regularizer. A plain function is refused: funcnn needs the penalty's gradient."""
     if identifier is None or isinstance(identifier, Regularizer):
@@ -157,8 +158,14 @@ def get(identifier: Any) -> Regularizer | None:
     if isinstance(identifier, str):
         make = _NAMES.get(identifier)
         if make is None:
+            hint = (
+                " (as in Keras 3; give keras.regularizers.L1L2(l1=..., l2=...))"
+                if identifier == "l1_l2"
+                else ""
+            )
             raise ValueError(
-                f"unknown regularizer {identifier!r}; the names are {', '.join(map(repr, _NAMES))}"
+                f"unknown regularizer {identifier!r}{hint}; the names are "
+                f"{', '.join(map(repr, _NAMES))}"
             )
         return make()
     if isinstance(identifier, dict):
@@ -169,10 +176,10 @@ def get(identifier: Any) -> Regularizer | None:
         raise TypeError(
             f"regularizer {identifier!r:.60} is a function: funcnn trains with the penalty's "
             "exact gradient, so it takes keras.regularizers.L1, L2, L1L2 (or a name: 'l1', "
-            "'l2', 'l1_l2'), or a Regularizer subclass with value_and_grad(x)"
+            "'l2', 'l1l2'), or a Regularizer subclass with value_and_grad(x)"
         )
     raise TypeError(
-        f"a regularizer is a name ('l1', 'l2', 'l1_l2'), a config or a "
+        f"a regularizer is a name ('l1', 'l2', 'l1l2'), a config or a "
         f"keras.regularizers object, got {type(identifier).__name__}"
     )
 
@@ -213,11 +220,26 @@ def deserialize(config: Any, custom_objects: Any = None) -> Regularizer:
 
 def config_value(regularizer: Regularizer) -> Any:
     """What a layer's config holds for ``regularizer``: its serialized form, or the object
-    itself where it has none (the model then has no Keras config, as with a wrapped layer)."""
+    itself where it has none (a regularizer of one's own: the config shows it, and saving
+    it is refused, see :func:`not_saved`)."""
     try:
         return serialize(regularizer)
     except (TypeError, NotImplementedError):
         return regularizer
+
+
+def not_saved(regularizer: Regularizer) -> ValueError:
+    """The error for saving a model (or its config) that holds ``regularizer``, one of
+    one's own: the file could not build it again, and loading the model without it would
+    train without its penalty."""
+    return ValueError(
+        f"the regularizer {regularizer!r} ({type(regularizer).__module__}."
+        f"{type(regularizer).__qualname__}) is not saved with the model: a model's file and "
+        "config keep keras.regularizers.L1, L2 and L1L2 only (there is no registry of custom "
+        "regularizers to load it from, as Keras' register_keras_serializable is). Use one of "
+        "those, or build the model in code and keep its weights with get_weights() (a "
+        "weights file is refused too: load_model reads one)"
+    )
 
 
 # ---------------------------------------------------------------- a model's penalty

@@ -141,7 +141,19 @@ class Optimizer:
             if callable(self._learning_rate):
                 raise ValueError("give decay with a number learning_rate, not a schedule")
             return core_schedules.inverse_time_decay(self._learning_rate, 1, self.decay)
-        return self._learning_rate
+        return self._base(self._opt_state())
+
+    def _base(self, state: OptState) -> Any:
+        """The constant rate the multiplier in ``state`` scales: the rate given, or, where
+        the state's rate is not that times its multiplier (a model loaded with the rate it
+        was saved at, :meth:`get_config`'s), the rate it was built with (the state's rate
+        over its multiplier). A schedule, and a rate under ``decay``, as given."""
+        rate = self._learning_rate
+        found = _rate_states(state)
+        if callable(rate) or self.decay or not found or found[0].multiplier == 0:
+            return rate
+        s = found[0]
+        return rate if rate * s.multiplier == s.learning_rate else s.learning_rate / s.multiplier
 
     def _make(self, *args: Any, **kwargs: Any) -> optim.GradientTransformation:
         raise NotImplementedError
@@ -163,7 +175,22 @@ class Optimizer:
     # -- the learning rate, as a compiled model trains with it
 
     def _bind(self, model: Any) -> None:
-        """Read and set ``model``'s optimizer state from now on (``compile`` calls it)."""
+        """Read and set ``model``'s optimizer state from now on (``compile`` calls it).
+
+        One object is one model's optimizer: a ValueError for an object compiled into
+        another model that still has it (Keras 3 refuses to update another model's
+        variables with an optimizer built for one; here its learning rate would read and
+        set the other model's)."""
+        other = self._bound()
+        if other is not None and other is not model and other.optimizer is self:
+            raise ValueError(
+                f"this {type(self).__name__} object is compiled into another model "
+                f"({getattr(other, 'name', None) or type(other).__name__}) already: an "
+                "optimizer object trains one model (its learning_rate and iterations are "
+                "that model's). Give each model its own, e.g. "
+                f"{type(self).__name__}.from_config(optimizer.get_config()) or a new "
+                f"keras.optimizers.{type(self).__name__}(...)"
+            )
         self._model = weakref.ref(model)
 
     def _bound(self) -> Any:
@@ -241,7 +268,7 @@ class Optimizer:
 
     def _state_with_rate(self, state: OptState, value: float) -> OptState:
         """``state`` whose learning rate is ``value`` from the next update on."""
-        base = self._learning_rate
+        base = self._base(state)
         if base == 0:
             if self.decay:
                 raise ValueError(
@@ -249,16 +276,20 @@ class Optimizer:
                     "rate to start from"
                 )
             return optim.set_learning_rate(state, value)  # a constant 0 is a placeholder
-        return _with_multiplier(state, value / base, self._rate())
+        return _with_multiplier(state, value / base, base if self.decay == 0 else self._rate())
 
     # -- configs
 
     def get_config(self) -> dict[str, Any]:
-        """Keras' config: the settings that rebuild this optimizer, its schedule included.
-        A TypeError for a learning rate that is a function or a schedule class of one's
-        own (a model compiled with it is saved without its compile settings)."""
+        """Keras' config: the settings that rebuild this optimizer, its schedule included,
+        and a number learning rate as it is now (one set since, by a callback during
+        ``fit`` too, counts, as Keras' variable does; under Keras 2's ``decay``, the rate
+        given). A TypeError for a learning rate that is a function or a schedule class of
+        one's own (a model compiled with it is saved without its compile settings)."""
         rate = self._learning_rate
-        if isinstance(rate, schedules.LearningRateSchedule):
+        if not callable(rate) and not self.decay:
+            rate = self._current_rate()
+        elif isinstance(rate, schedules.LearningRateSchedule):
             rate = schedules.serialize(rate)
         elif callable(rate):
             raise TypeError(
