@@ -242,8 +242,8 @@ def test_optimizer_objects_take_keras_names_and_defaults():
         optimizers.Adam(beta1=0.9)
     with pytest.raises(ValueError, match="not both"):
         optimizers.SGD(0.1, lr=0.1)
-    with pytest.raises(ValueError, match="amsgrad"):
-        optimizers.Adam(amsgrad=True)
+    with pytest.raises(TypeError, match="amsgrad must be True or False"):
+        optimizers.Adam(amsgrad=1)
     # Keras 2's time-based decay: lr / (1 + decay * t)
     opt = optimizers.SGD(lr=0.1, decay=0.5).build()
     params = (np.ones(1),)

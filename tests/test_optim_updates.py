@@ -123,6 +123,18 @@ def ref_adamax(lr, b1, b2, eps):
     return step
 
 
+def ref_amsgrad(lr, b1, b2, eps):
+    def step(t, w, g, mem):
+        m, v, v_max = zeros(mem, "m", "v", "v_max")
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        v_max = np.maximum(v_max, v)  # the raw moments' maximum, as PyTorch and Keras
+        u = -lr * (m / (1 - b1**t)) / (np.sqrt(v_max / (1 - b2**t)) + eps)
+        return u, {"m": m, "v": v, "v_max": v_max}
+
+    return step
+
+
 def ref_lion(lr, b1, b2, wd):
     def step(t, w, g, mem):
         (m,) = zeros(mem, "m")
@@ -162,6 +174,13 @@ CASES = [
         ref_adam(0.01, 0.9, 0.999, 1e-8, wd=0.1, decay_mask=KERNEL),
     ),
     ("adamax", optim.adamax(0.01), ref_adamax(0.01, 0.9, 0.999, 1e-8)),
+    ("amsgrad", optim.amsgrad(0.01), ref_amsgrad(0.01, 0.9, 0.999, 1e-8)),
+    # b2 = 0.5: the second moment falls at step 3 (leaves 0 and 1), so the maximum engages
+    (
+        "amsgrad-b",
+        optim.amsgrad(0.02, b1=0.5, b2=0.5, eps=1e-3),
+        ref_amsgrad(0.02, 0.5, 0.5, 1e-3),
+    ),
     ("nadam", optim.nadam(0.01), ref_adam(0.01, 0.9, 0.999, 1e-8, nesterov=True)),
     ("lion", optim.lion(0.01), ref_lion(0.01, 0.9, 0.99, 1e-3)),  # optax's default decay
     ("lion-no-wd", optim.lion(0.01, weight_decay=0.0), ref_lion(0.01, 0.9, 0.99, 0.0)),

@@ -51,6 +51,7 @@ OPTIMIZERS: dict[str, Callable[[], optim.GradientTransformation]] = {
     "adadelta": lambda: optim.adadelta(),
     "adam": lambda: optim.adam(0.001),
     "adamw": lambda: optim.adamw(0.001),
+    "amsgrad": lambda: optim.amsgrad(0.001),
     "adamax": lambda: optim.adamax(0.001),
     "nadam": lambda: optim.nadam(0.001),
     "lion": lambda: optim.lion(0.0001),

@@ -134,6 +134,23 @@ def adamax(
     )
 
 
+def amsgrad(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+) -> GradientTransformation:
+    """AMSGrad (Reddi et al. 2018), PyTorch's and Keras' ``Adam(amsgrad=True)``: Adam whose
+    second moment is the largest seen so far, nu_max = max(nu_max, nu),
+    w <- w - lr (mu / (1 - b1^t)) / (sqrt(nu_max / (1 - b2^t)) + eps).
+    """
+    return chain(
+        transforms.scale_by_amsgrad(b1, b2, eps, eps_root),
+        transforms.scale_by_learning_rate(learning_rate),
+    )
+
+
 def nadam(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,

@@ -411,6 +411,52 @@ def scale_by_adamax(
     return GradientTransformation(init, update)
 
 
+class ScaleByAmsgradState(NamedTuple):
+    step: int  # updates done so far
+    mu: Any
+    nu: Any
+    nu_max: Any  # the largest nu so far, elementwise
+
+
+def scale_by_amsgrad(
+    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, eps_root: float = 0.0
+) -> GradientTransformation:
+    """AMSGrad (Reddi et al. 2018), as PyTorch's and Keras' ``Adam(amsgrad=True)``:
+
+    mu = EMA(mu, g, b1), nu = EMA(nu, g^2, b2), nu_max = max(nu_max, nu),
+    u = (mu / (1 - b1^t)) / (sqrt(nu_max / (1 - b2^t) + eps_root) + eps).
+
+    The maximum is taken over the raw second moments, before the bias correction (optax's
+    ``scale_by_amsgrad`` takes it after, which keeps the large corrected values of the
+    first steps): the step size never grows back once nu has been large.
+    """
+    b1, b2 = check.decay("b1", b1), check.decay("b2", b2)
+    eps, eps_root = check.non_negative("eps", eps), check.non_negative("eps_root", eps_root)
+    if eps == 0 and eps_root == 0:  # mu / sqrt(nu) is 0 / 0 for a gradient that is 0
+        raise ValueError(
+            "scale_by_amsgrad needs eps > 0 (or eps_root > 0): with both 0 it divides by 0"
+        )
+
+    def init(params: Params) -> ScaleByAmsgradState:
+        return ScaleByAmsgradState(0, zeros(params), zeros(params), zeros(params))
+
+    def update(updates: Updates, state: OptState, params: Params = None) -> UpdateResult:
+        s = expect_state(state, ScaleByAmsgradState, "scale_by_amsgrad")
+        t = s.step + 1
+        c1, c2 = 1 - b1**t, 1 - b2**t
+
+        def step(g: np.ndarray, mu: np.ndarray, nu: np.ndarray, nu_max: np.ndarray) -> tuple:
+            new_mu, new_nu = ema(mu, g, b1), ema_sq(nu, g, b2)
+            new_max = frozen(np.maximum(nu_max, new_nu))
+            denominator = np.sqrt(new_max / c2 + eps_root) if eps_root else np.sqrt(new_max / c2)
+            return new_mu / c1 / (denominator + eps), new_mu, new_nu, new_max
+
+        out, mu, nu, nu_max = leafwise("scale_by_amsgrad", step, updates, s.mu, s.nu, s.nu_max)
+        return out, ScaleByAmsgradState(t, mu, nu, nu_max)
+
+    return GradientTransformation(init, update)
+
+
 class ScaleByAdadeltaState(NamedTuple):
     e_g: Any  # E[g^2]
     e_x: Any  # E[dx^2]

@@ -318,11 +318,6 @@ class Optimizer:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in items.items())})"
 
 
-def _no(flag: str, value: Any, who: str) -> None:
-    if value:
-        raise ValueError(f"{who}({flag}=True) is not in funcnn; leave it False")
-
-
 class SGD(Optimizer):
     """``SGD(learning_rate=0.01, momentum=0.0, nesterov=False)``."""
 
@@ -355,7 +350,8 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """``Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)``."""
+    """``Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False)``;
+    ``amsgrad=True`` is :func:`funcnn.optim.amsgrad` (the largest second moment so far)."""
 
     defaults: ClassVar[dict[str, Any]] = {
         "beta_1": 0.9,
@@ -367,24 +363,38 @@ class Adam(Optimizer):
     def _make(
         self, rate: Any, beta_1: float, beta_2: float, epsilon: float, amsgrad: bool
     ) -> optim.GradientTransformation:
-        _no("amsgrad", amsgrad, "Adam")
+        if check.boolean("amsgrad", amsgrad):
+            return optim.amsgrad(rate, b1=beta_1, b2=beta_2, eps=epsilon)
         return optim.adam(rate, b1=beta_1, b2=beta_2, eps=epsilon)
 
 
 class AdamW(Optimizer):
     """``AdamW(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
-    epsilon=1e-7)``."""
+    epsilon=1e-7, amsgrad=False)``."""
 
     defaults: ClassVar[dict[str, Any]] = {
         "weight_decay": 0.004,
         "beta_1": 0.9,
         "beta_2": 0.999,
         "epsilon": 1e-7,
+        "amsgrad": False,
     }
 
     def _make(
-        self, rate: Any, weight_decay: float, beta_1: float, beta_2: float, epsilon: float
+        self,
+        rate: Any,
+        weight_decay: float,
+        beta_1: float,
+        beta_2: float,
+        epsilon: float,
+        amsgrad: bool,
     ) -> optim.GradientTransformation:
+        if check.boolean("amsgrad", amsgrad):
+            return optim.chain(
+                optim.scale_by_amsgrad(beta_1, beta_2, epsilon),
+                optim.add_decayed_weights(weight_decay),
+                optim.scale_by_learning_rate(rate),
+            )
         return optim.adamw(rate, b1=beta_1, b2=beta_2, eps=epsilon, weight_decay=weight_decay)
 
 
