@@ -19,7 +19,13 @@ from typing import Any
 
 from funcnn import layers as L
 from funcnn import validate as check
-from funcnn.keras.base import KerasLayer, KerasTensor, _common, refuse_masked_merge
+from funcnn.keras.base import (
+    KerasLayer,
+    KerasTensor,
+    _common,
+    refuse_masked_merge,
+    symbolic_shape,
+)
 from funcnn.keras.names import get_initializer
 from funcnn.layers.base import Layer
 
@@ -139,4 +145,8 @@ class MultiHeadAttention(KerasLayer):
         }
         shapes = tuple(t.shape for t in given)
         refuse_masked_merge(self, shapes)
-        return KerasTensor(self.core().output_shape(shapes), self, tuple(given))
+        return KerasTensor(
+            symbolic_shape(self.core().output_shape, shapes, "MultiHeadAttention"),
+            self,
+            tuple(given),
+        )

@@ -257,11 +257,12 @@ class KerasLayer:
                 "or of other layers; to run a model on data use model.predict(x)"
             )
         shapes = tuple(t.shape for t in items)
+        who = type(self).__name__
         if len(items) > 1:
             core = self.core_for_several(shapes)
-            return KerasTensor(core.output_shape(shapes), self, tuple(items))
+            return KerasTensor(symbolic_shape(core.output_shape, shapes, who), self, tuple(items))
         core = self.core_for(is_masked_shape(shapes[0]))
-        return KerasTensor(core.output_shape(shapes[0]), self, tuple(items))
+        return KerasTensor(symbolic_shape(core.output_shape, shapes[0], who), self, tuple(items))
 
     def core_for_several(self, shapes: Any) -> Layer:
         """The core for several inputs of these ``shapes`` (a merge; a recurrent layer's
@@ -317,13 +318,68 @@ class KerasTensor:
 
 
 def Input(shape: Any, name: str | None = None, **unused: Any) -> KerasTensor:
-    """``keras.Input(shape=(784,))``: one example's shape, without the batch axis."""
+    """``keras.Input(shape=(784,))``: one example's shape, without the batch axis. An axis
+    may be ``None`` (``Input(shape=(None,), dtype="int32")``: sequences of any length),
+    where no weight depends on its length."""
     for key in unused:
         if key not in ("dtype", "batch_size", "sparse"):
             raise TypeError(f"Input got an unexpected keyword {key!r}")
-    return KerasTensor(
-        as_shape(tuple(shape) if not isinstance(shape, int) else (shape,)), name=name
-    )
+    return KerasTensor(example_shape(shape), name=name)
+
+
+# -- shapes with a None length (keras.Input(shape=(None, ...)))
+
+PROBES = (89, 97)
+"""The lengths a ``None`` axis takes while output shapes are worked out and a model is
+built: two, so an output axis that follows the input's length (a sequence's steps) is told
+apart from one that does not. funcnn's layers are built for whole shapes; their weights
+never depend on a sequence's length (the build checks it), so a model built at one length
+runs at any."""
+
+
+def example_shape(shape: Any) -> Any:
+    """One example's shape (no batch axis), each axis an int or ``None`` (any length)."""
+    dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    if None not in dims:
+        return as_shape(dims)
+    as_shape(tuple(1 if d is None else d for d in dims))  # the other axes: ints
+    return dims
+
+
+def has_none(shape: Any) -> bool:
+    """True where ``shape`` (or a shape in a tuple of them) has a ``None`` length."""
+    if isinstance(shape, (tuple, list)):
+        return any(has_none(s) for s in shape)
+    return shape is None
+
+
+def at_length(shape: Any, length: int) -> Any:
+    """``shape`` with each ``None`` length set to ``length`` (in nested shapes too)."""
+    if isinstance(shape, (tuple, list)):
+        return tuple(at_length(s, length) for s in shape)
+    return length if shape is None else shape
+
+
+def _merge(a: Any, b: Any) -> Any:
+    """Two probes' output shapes as one: ``None`` where they differ."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
+        return tuple(_merge(x, y) for x, y in zip(a, b))
+    return a if a == b else None
+
+
+def symbolic_shape(output_shape: Any, shapes: Any, who: str) -> Any:
+    """``output_shape(shapes)``, where ``shapes`` may hold ``None`` lengths: worked out at
+    each of :data:`PROBES`, ``None`` where the outputs differ."""
+    if not has_none(shapes):
+        return output_shape(shapes)
+    try:
+        outs = [output_shape(at_length(shapes, n)) for n in PROBES]
+    except (TypeError, ValueError) as e:
+        raise type(e)(
+            f"{who} on an input with a None length ({shapes}): {e}. Give keras.Input the "
+            "length (pad the sequences to it)"
+        ) from e
+    return _merge(*outs)
 
 
 _COMMON = ("name", "input_shape", "trainable")

@@ -18,7 +18,8 @@ from funcnn.keras import layers as K
 from funcnn.keras import losses as keras_losses
 from funcnn.keras import optimizers as keras_optimizers
 from funcnn.keras import regularizers
-from funcnn.layers.base import as_shape, is_shape_tuple
+from funcnn.keras.base import example_shape
+from funcnn.layers.base import is_shape_tuple
 
 # A functional model's graph: each layer's parents, the number of inputs, the outputs
 # (node numbers: the inputs first, then the layers in order).
@@ -176,17 +177,18 @@ def _read_wiring(wiring: Any) -> Wiring:
 
 
 def _read_input_shape(shape: Any) -> Any:
-    """An input shape from a config: a list of ints, or a list of such lists."""
+    """An input shape from a config: a list of ints (null for a length that varies, as
+    ``keras.Input(shape=(None,))``), or a list of such lists."""
     try:
         if not isinstance(shape, list):
             raise TypeError(f"got {found(shape)}")
         if shape and isinstance(shape[0], list):
-            return tuple(as_shape(tuple(s)) for s in shape)
-        return as_shape(tuple(shape))
+            return tuple(example_shape(tuple(s)) for s in shape)
+        return example_shape(tuple(shape))
     except (TypeError, ValueError) as e:
         raise ValueError(
-            f"the Keras config's input_shape must be a list of ints (or a list of such lists, "
-            f"one per input): {e}"
+            f"the Keras config's input_shape must be a list of ints or nulls (or a list of "
+            f"such lists, one per input): {e}"
         ) from e
 
 

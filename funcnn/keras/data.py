@@ -386,7 +386,8 @@ def build(model: Any, source: Batches, where: str) -> None:
     """Build an unbuilt model (for the first batch's inputs where its input shape is
     unknown)."""
     if model.params is None:
-        model.build(model.input_shape or shape_of(inputs(model, source.first(), where)))
+        given = model.input_shape is not None
+        model.build(None if given else shape_of(inputs(model, source.first(), where)))
 
 
 # ---------------------------------------------------------------- fit

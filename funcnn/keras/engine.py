@@ -39,6 +39,7 @@ from funcnn.keras import (
 from funcnn.keras import data as keras_data
 from funcnn.keras import layers as K
 from funcnn.keras import metrics as keras_metrics
+from funcnn.keras.base import PROBES, at_length, has_none
 from funcnn.keras.seeding import default_seed
 from funcnn.keras.utils import class_labels
 from funcnn.layers.base import Layer, as_shape, is_shape_tuple
@@ -334,7 +335,7 @@ class Model(K.KerasLayer):
 
     def _cores(self) -> list[Layer]:
         """Each layer's core, for the input it gets (a masked sequence or not)."""
-        return masks.cores(self._specs, self._wiring, self.input_shape)
+        return masks.cores(self._specs, self._wiring, self._build_shape)
 
     def _assemble(self, cores: list[Layer]) -> Layer:
         if self._wiring is None:
@@ -350,8 +351,16 @@ class Model(K.KerasLayer):
     def _init_rng(self) -> Any:
         return as_generator(self.seed)  # a fresh one each build: summary() changes nothing
 
+    @property
+    def _build_shape(self) -> Any:
+        """:attr:`input_shape` with each ``None`` length (``keras.Input(shape=(None, ...))``)
+        at the first of :data:`funcnn.keras.base.PROBES`: the shape the core is built for
+        and asked about (no weight depends on such a length; :meth:`build` checks it)."""
+        return None if self.input_shape is None else at_length(self.input_shape, PROBES[0])
+
     def build(self, input_shape: Any = None) -> None:
-        """Create params (and state) for one example's ``input_shape``."""
+        """Create params (and state) for one example's ``input_shape`` (without it: the
+        shape the model declares, where a length may be ``None``)."""
         if input_shape is not None:
             self.input_shape = (
                 tuple(as_shape(tuple(s)) for s in input_shape)
@@ -367,10 +376,27 @@ class Model(K.KerasLayer):
         if not self._specs:
             raise ValueError("the model has no layers")
         core = self.model
-        params = core.init(self._init_rng(), self.input_shape)
-        state = core.init_state(self.input_shape)
+        params = core.init(self._init_rng(), self._build_shape)
+        state = core.init_state(self._build_shape)
+        if has_none(self.input_shape):
+            self._check_any_length(core, params)
         self.params, self.state = self._adopt_nested(params, state)
         self.opt_state = None
+
+    def _check_any_length(self, core: Layer, params: Any) -> None:
+        """A ValueError where a weight's shape depends on a ``None`` length of the input
+        (``Input(shape=(None,))`` then Flatten and Dense): such a model has no one set
+        of weights for every length."""
+        other = core.init(self._init_rng(), at_length(self.input_shape, PROBES[1]))
+        for spec, mine, theirs in zip(self._specs, params, other):
+            diff = tree.structure_difference(mine, theirs)
+            if diff is not None:
+                raise ValueError(
+                    f"layer {spec.name!r} has weights whose shape depends on the length of "
+                    f"the input axis left None in input shape {self.input_shape} ({diff}); "
+                    "give keras.Input that length (pad the sequences to it), or reduce the "
+                    "axis first (a recurrent layer, GlobalAveragePooling1D)"
+                )
 
     @property
     def built(self) -> bool:
@@ -454,7 +480,7 @@ class Model(K.KerasLayer):
         if last is not None and fused is not None:
             cores[last], loss, metrics = fused
         model = self._assemble(cores)
-        if masks.is_masked_output(model, self.input_shape):  # Keras' loss over real steps
+        if masks.is_masked_output(model, self._build_shape):  # Keras' loss over real steps
             loss, metrics = masks.scoring(loss, metrics)
         return model, loss, metrics
 
@@ -478,7 +504,10 @@ class Model(K.KerasLayer):
         if self.input_shape is None or is_shape_tuple(self.input_shape):
             return
         a = np.asarray(x) if not isinstance(x, (tuple, list)) else None
-        if a is None or tuple(a.shape[1:]) == self.input_shape:
+        if a is None or (
+            a.ndim == 1 + len(self.input_shape)
+            and all(d is None or d == n for d, n in zip(self.input_shape, a.shape[1:]))
+        ):
             return
         if tuple(a.shape) == self.input_shape:
             raise ValueError(
@@ -575,10 +604,10 @@ class Model(K.KerasLayer):
             x, y = self._inputs(x), self._targets(y)
             self._check_examples(x, "x")
         if self.params is None:
-            self.build(
-                self.input_shape
-                or (tuple(a.shape[1:] for a in x) if isinstance(x, tuple) else x.shape[1:])
-            )
+            if self.input_shape is not None:  # the shape declared (a None length stays so)
+                self.build()
+            else:
+                self.build(tuple(a.shape[1:] for a in x) if isinstance(x, tuple) else x.shape[1:])
         train_model, train_loss, metrics = self._scoring(loss, training=True)
         trainable = self._trainable_flags()
         if not freezing.all_trainable(trainable):  # frozen: no updates (read at each fit)
@@ -619,7 +648,7 @@ class Model(K.KerasLayer):
                     epochs=epochs, rng=rng, validation=validation, metrics=metrics,
                     callbacks=callbacks, verbose=1 if verbose == "auto" else verbose,
                     penalty=penalty, state=self.state, opt_state=self.opt_state,
-                    initial_epoch=initial_epoch, input_shape=self.input_shape,
+                    initial_epoch=initial_epoch, input_shape=self._build_shape,
                     validation_penalty=validation_penalty,
                 )  # fmt: skip
             else:
@@ -689,7 +718,7 @@ class Model(K.KerasLayer):
             x = self._inputs(x)
             self._check_examples(x, "x")
         model = self.model
-        masked = masks.is_masked_output(model, self.input_shape)
+        masked = masks.is_masked_output(model, self._build_shape)
         hooks = inference.keras_callbacks(callbacks, self)
         if batches:
             return inference.predict_batches(
@@ -842,14 +871,14 @@ class Model(K.KerasLayer):
         self._require_built()
         return io.save(
             path, self.model, self.params, state=self.state, opt_state=self.opt_state,
-            history=self.history, input_shape=self.input_shape, metadata=self._metadata(),
+            history=self.history, input_shape=self._build_shape, metadata=self._metadata(),
         )  # fmt: skip
 
     def save_weights(self, path: str | os.PathLike[str], **unused: Any) -> Path:
         """Save the params and state only (no optimizer state or history)."""
         self._require_built()
         return io.save(
-            path, self.model, self.params, state=self.state, input_shape=self.input_shape,
+            path, self.model, self.params, state=self.state, input_shape=self._build_shape,
             metadata=self._metadata(),
         )  # fmt: skip
 

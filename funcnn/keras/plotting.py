@@ -18,6 +18,7 @@ from typing import Any
 from funcnn import plot
 from funcnn import validate as check
 from funcnn.io.files import atomic_write
+from funcnn.keras.base import symbolic_shape
 from funcnn.layers.base import is_shape_tuple
 from funcnn.layers.masking import is_masked_shape
 
@@ -48,7 +49,7 @@ def _nodes(model: Any) -> tuple[list[tuple[str, str, Any]], list[tuple[int, ...]
     nodes: list[tuple[str, str, Any]] = []
     parents: list[tuple[int, ...]] = []
     if model._wiring is None:  # a Sequential: one input, a chain
-        shapes = list(core.input_shapes(model.input_shape))
+        shapes = list(symbolic_shape(core.input_shapes, model.input_shape, "plot_model"))
         if specs and type(specs[0]).__name__ == "InputLayer":
             shapes = shapes[1:]  # its InputLayer is the input's box
         else:
@@ -62,7 +63,7 @@ def _nodes(model: Any) -> tuple[list[tuple[str, str, Any]], list[tuple[int, ...]
     nodes += [(spec.name, type(spec).__name__, spec) for spec in specs]
     parents += [() for _ in range(inputs)]
     parents += [tuple(p) for p in wiring_parents]
-    return nodes, parents, list(core._shapes(model.input_shape))
+    return nodes, parents, list(symbolic_shape(core._shapes, model.input_shape, "plot_model"))
 
 
 def _label(

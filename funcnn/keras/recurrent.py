@@ -22,7 +22,14 @@ from numpy.typing import DTypeLike
 
 from funcnn import layers as L
 from funcnn import validate as check
-from funcnn.keras.base import KerasLayer, KerasTensor, _common, keras_layer, nested_config
+from funcnn.keras.base import (
+    KerasLayer,
+    KerasTensor,
+    _common,
+    keras_layer,
+    nested_config,
+    symbolic_shape,
+)
 from funcnn.keras.core_layers import MaskValues, ReverseSteps
 from funcnn.keras.names import get_activation, get_initializer
 from funcnn.layers.base import Layer, RngArg, as_shape, is_shape_tuple
@@ -273,7 +280,11 @@ class _ReturnsStates:
             items = [(i,) for i in range(head)]
         items += [(i,) for i in range(head, len(shape))]
         return [
-            KerasTensor(Take(ix).output_shape(shape), TakeOutput(list(ix)), (tensor,))
+            KerasTensor(
+                symbolic_shape(Take(ix).output_shape, shape, "return_state"),
+                TakeOutput(list(ix)),
+                (tensor,),
+            )
             for ix in items
         ]
 

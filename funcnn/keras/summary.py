@@ -6,6 +6,7 @@ from typing import Any
 
 from funcnn import tree
 from funcnn.keras import freezing
+from funcnn.keras.base import symbolic_shape
 from funcnn.layers.masking import is_masked_shape
 
 
@@ -20,11 +21,14 @@ def _shape(shape: Any) -> str:
 def table(model: Any) -> str:
     """The summary of a built Keras-style model as text."""
     core = model.model
-    shapes: list[Any]
-    if model._wiring is None:
-        shapes = core.input_shapes(model.input_shape)[1:]
-    else:
-        shapes = core._shapes(model.input_shape)[core.inputs :]
+
+    def layer_shapes(input_shape: Any) -> tuple[Any, ...]:
+        if model._wiring is None:
+            return tuple(core.input_shapes(input_shape)[1:])
+        return tuple(core._shapes(input_shape)[core.inputs :])
+
+    # each layer's output shape, None for a length that follows an input's None length
+    shapes = symbolic_shape(layer_shapes, model.input_shape, "summary")
     states = model.state if model.state is not None else (None,) * len(model.layers)
     rows = [("Layer (type)", "Output Shape", "Param #")]
     for spec, shape, p, s in zip(model.layers, shapes, model.params, states):
