@@ -83,6 +83,20 @@ class Key:
         draws = np.random.Generator(bits).random((rows, blocks * 4))
         return draws[:, :per_row].reshape(shape)
 
+    def normal(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Float64 standard normals of ``shape = (rows, ...)``, row by row as
+        :meth:`uniform` (Box-Muller over two uniforms an element)."""
+        return _normal_rows(self, shape)
+
+
+def _normal_rows(key: Key, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normals of ``shape = (rows, ...)`` from :meth:`Key.uniform` by Box-Muller:
+    row ``r`` depends only on the key and on ``key.row + r``."""
+    rows, per_row = shape[0], math.prod(shape[1:])
+    u = key.uniform((rows, 2 * per_row))
+    radius = np.sqrt(-2.0 * np.log1p(-u[:, :per_row]))  # 1 - u in (0, 1]: log is finite
+    return (radius * np.cos(2.0 * np.pi * u[:, per_row:])).reshape(shape)
+
 
 def as_key(rng: Key | RngLike | None) -> Key | None:
     """``rng`` as a :class:`Key`: an int seeds a root key; a Generator gives one draw to seed

@@ -71,6 +71,21 @@ EXAMPLES = {
     "Softmax": (L.Softmax, (4,)),
     "Softplus": (L.Softplus, (4,)),
     "Tanh": (L.Tanh, (4,)),
+    # merges, moves, noise, preprocessing
+    "GaussianDropout": (L.GaussianDropout(0.3), (2, 3)),
+    "GaussianNoise": (L.GaussianNoise(0.5), (4,)),
+    "Merge": (L.Merge("multiply"), ((3,), (3,), (3,))),
+    "Merge subtract": (L.Merge("subtract"), ((2, 3), (2, 3))),
+    "Merge average": (L.Merge("average"), ((3,), (3,), (3,))),
+    "Merge maximum": (L.Merge("maximum"), ((4,), (4,))),
+    "Merge minimum": (L.Merge("minimum"), ((4,), (4,), (4,))),
+    "Normalization": (L.Normalization(mean=[0.5, -1.0], variance=[4.0, 0.25]), (3, 2)),
+    "Normalization axis 1, default stats": (L.Normalization(axis=1), (3, 2)),
+    "Normalization axis None": (L.Normalization(mean=[1.0], variance=[2.0], axis=None), (3, 2)),
+    "Permute": (L.Permute((3, 1, 2)), (2, 3, 4)),
+    "RepeatVector": (L.RepeatVector(3), (4,)),
+    "Rescaling": (L.Rescaling(1 / 255, offset=-0.5), (2, 3)),
+    "SpatialDropout": (L.SpatialDropout(0.4), (3, 4, 2)),
     # sequences
     "Bidirectional": (L.Bidirectional(L.LSTM(3, return_sequences=True)), (4, 2)),
     "Bidirectional sum, states": (

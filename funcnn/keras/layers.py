@@ -38,6 +38,7 @@ from funcnn.keras.conv_layers import (
     causal_padding,
 )
 from funcnn.keras.names import get_activation, get_initializer
+from funcnn.keras.preprocessing_layers import Normalization, Rescaling
 from funcnn.keras.recurrent import (
     GRU,
     LSTM,
@@ -99,6 +100,37 @@ __all__ = [
     "UpSampling1D",
     "UpSampling2D",
     "ZeroPadding1D",
+    # merges, noise, moves (this module)
+    "Average",
+    "ELU",
+    "GaussianDropout",
+    "GaussianNoise",
+    "Identity",
+    "Maximum",
+    "Minimum",
+    "Multiply",
+    "Permute",
+    "RepeatVector",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "Subtract",
+    # preprocessing (funcnn.keras.preprocessing_layers)
+    "Normalization",
+    "Rescaling",
+    # Keras' other names
+    "AvgPool1D",
+    "AvgPool2D",
+    "Convolution1D",
+    "Convolution1DTranspose",
+    "Convolution2D",
+    "Convolution2DTranspose",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
+    "MaxPool1D",
+    "MaxPool2D",
+    "SeparableConvolution2D",
 ]
 
 
@@ -288,6 +320,12 @@ GlobalMaxPooling1D = _fixed("GlobalMaxPooling1D", L.GlobalMaxPool1D)
 ReLU = _fixed("ReLU", L.Relu, masking="per_step")
 Softmax = _fixed("Softmax", L.Softmax, masking="per_step")
 Add = _fixed("Add", L.FanInSum, "``Add()([a, b])``: the sum of tensors of one shape.")
+Multiply = _fixed("Multiply", L.Merge("multiply"), "``Multiply()([a, b])``: their product.")
+Subtract = _fixed("Subtract", L.Merge("subtract"), "``Subtract()([a, b])``: ``a - b``.")
+Average = _fixed("Average", L.Merge("average"), "``Average()([a, b])``: their mean.")
+Maximum = _fixed("Maximum", L.Merge("maximum"), "``Maximum()([a, b])``: elementwise.")
+Minimum = _fixed("Minimum", L.Merge("minimum"), "``Minimum()([a, b])``: elementwise.")
+Identity = _fixed("Identity", L.Identity, "``Identity()``: the input as it is.", masking="per_step")
 
 
 class Concatenate(KerasLayer):
@@ -346,6 +384,92 @@ class Dropout(KerasLayer):
 
     def core(self) -> Layer:
         return L.Dropout(self.rate)
+
+
+class ELU(KerasLayer):
+    """``ELU(alpha=1.0)``: ``x`` for ``x > 0``, ``alpha (exp(x) - 1)`` otherwise (alpha 1)."""
+
+    masking = "per_step"
+
+    def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**_common(kwargs, "ELU"))
+        if check.number("alpha", alpha) != 1.0:
+            raise ValueError(f"ELU(alpha={alpha!r}): funcnn's Elu has alpha 1.0 only")
+        self.alpha = 1.0
+
+    def core(self) -> Layer:
+        return L.Elu
+
+
+class SpatialDropout1D(KerasLayer):
+    """``SpatialDropout1D(rate)``: each example's channel zeroed at every step with
+    probability ``rate`` in training, the rest scaled by 1/(1-rate)."""
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**_common(kwargs, type(self).__name__))
+        self.rate = rate
+        self.core()
+
+    def core(self) -> Layer:
+        return L.SpatialDropout(self.rate)
+
+
+class SpatialDropout2D(SpatialDropout1D):
+    """``SpatialDropout2D(rate)``: each example's feature map (a channel at every position)
+    zeroed with probability ``rate`` in training (channels last)."""
+
+
+class GaussianNoise(KerasLayer):
+    """``GaussianNoise(stddev)``: ``x + stddev * N(0, 1)`` in training."""
+
+    masking = "per_step"
+
+    def __init__(self, stddev: float, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**_common(kwargs, "GaussianNoise"))
+        self.stddev = stddev
+        self.core()
+
+    def core(self) -> Layer:
+        return L.GaussianNoise(self.stddev)
+
+
+class GaussianDropout(KerasLayer):
+    """``GaussianDropout(rate)``: ``x * N(1, rate / (1 - rate))`` in training."""
+
+    masking = "per_step"
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**_common(kwargs, "GaussianDropout"))
+        self.rate = rate
+        self.core()
+
+    def core(self) -> Layer:
+        return L.GaussianDropout(self.rate)
+
+
+class RepeatVector(KerasLayer):
+    """``RepeatVector(n)``: ``(batch, features) -> (batch, n, features)``."""
+
+    def __init__(self, n: int, **kwargs: Any) -> None:
+        super().__init__(**_common(kwargs, "RepeatVector"))
+        self.n = n
+        self.core()
+
+    def core(self) -> Layer:
+        return L.RepeatVector(self.n)
+
+
+class Permute(KerasLayer):
+    """``Permute(dims)``: the example's axes reordered, numbered from 1 (``(2, 1)`` swaps
+    steps and features)."""
+
+    def __init__(self, dims: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(**_common(kwargs, "Permute"))
+        self.dims = tuple(dims) if isinstance(dims, (list, tuple)) else dims
+        self.core()
+
+    def core(self) -> Layer:
+        return L.Permute(self.dims)
 
 
 class Reshape(KerasLayer):
@@ -436,3 +560,13 @@ class InputLayer(KerasLayer):
 
     def core(self) -> Layer:
         return L.Identity
+
+
+# Keras' other names for the same classes (a saved config names the class)
+AvgPool1D, AvgPool2D = AveragePooling1D, AveragePooling2D
+MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D
+GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
+GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
+Convolution1D, Convolution2D = Conv1D, Conv2D
+Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
+SeparableConvolution2D = SeparableConv2D

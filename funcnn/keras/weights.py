@@ -89,6 +89,9 @@ _KERAS_NAMES = {
     "var": "moving_variance",
     "depthwise": "depthwise_kernel",
     "pointwise": "pointwise_kernel",
+    "means": "mean",  # Normalization's
+    "variances": "variance",
+    "counted": "count",
 }
 """The core's field names that Keras names otherwise (the others are Keras' own: kernel,
 recurrent_kernel, bias, embeddings, gamma, beta...)."""

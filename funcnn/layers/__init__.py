@@ -37,9 +37,10 @@ from funcnn.layers.combinators import (
 from funcnn.layers.conv import Conv1D, Conv2D, ConvParams, ZeroPadding2D
 from funcnn.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
 from funcnn.layers.dense import Dense, DenseParams
-from funcnn.layers.dropout import Dropout
+from funcnn.layers.dropout import Dropout, GaussianDropout, GaussianNoise, SpatialDropout
 from funcnn.layers.embedding import Discretization, Embedding, EmbeddingParams
 from funcnn.layers.masking import MaskedGlobalAvgPool1D, MaskedGlobalMaxPool1D, PerStep, per_step
+from funcnn.layers.merge import Merge
 from funcnn.layers.normalization import BatchNorm, BatchNormState, LayerNorm, NormParams
 from funcnn.layers.pooling import (
     AvgPool1D,
@@ -56,6 +57,12 @@ from funcnn.layers.positional import (
     PositionalEmbeddingParams,
     SinusoidalEncoding,
 )
+from funcnn.layers.preprocessing import (
+    Normalization,
+    NormalizationState,
+    Rescaling,
+    normalization_state,
+)
 from funcnn.layers.recurrent import (
     GRU,
     LSTM,
@@ -71,7 +78,7 @@ from funcnn.layers.resample import (
     UpSampling2D,
     ZeroPadding1D,
 )
-from funcnn.layers.reshape import Flatten, Reshape
+from funcnn.layers.reshape import Flatten, Permute, RepeatVector, Reshape
 from funcnn.layers.separable import DepthwiseConv2D, SeparableConv2D, SeparableParams
 from funcnn.layers.transformer import (
     DecoderOnlyTransformer,
@@ -168,4 +175,15 @@ __all__ = [
     "UpSampling1D",
     "UpSampling2D",
     "ZeroPadding1D",
+    # merges, moves, noise and preprocessing (the Keras layers of scripts)
+    "GaussianDropout",
+    "GaussianNoise",
+    "Merge",
+    "Normalization",
+    "NormalizationState",
+    "Permute",
+    "RepeatVector",
+    "Rescaling",
+    "SpatialDropout",
+    "normalization_state",
 ]

@@ -1,4 +1,4 @@
-"""Layers that only change shape: Flatten, Reshape."""
+"""Layers that only move values: Flatten, Reshape, RepeatVector, Permute."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from funcnn import validate as check
 from funcnn.layers.base import Layer, RngArg, as_input, as_shape, layer_value
 from funcnn.types import Cache, LayerState, Params, Shape
 
@@ -79,3 +80,74 @@ class Reshape(Layer):
         self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
     ) -> tuple[Any, np.ndarray | None]:
         return (), (dy.reshape(cache) if need_dx else None)
+
+
+@attrs.frozen(repr=False)
+class RepeatVector(Layer):
+    """``(batch, features) -> (batch, n, features)``: each example's vector ``n`` times (a
+    sequence-to-sequence decoder's input, Keras' RepeatVector). Its gradient sums the
+    ``n`` copies' gradients of each example."""
+
+    n: int = attrs.field(validator=check.field(check.positive_int))
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = as_shape(input_shape)
+        if len(shape) != 1:
+            raise ValueError(f"{self!r} takes vectors (features,), got examples of shape {shape}")
+        return (self.n, shape[0])
+
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
+        x = as_input(x, self)
+        self.output_shape(x.shape[1:])
+        return np.repeat(x[:, None, :], self.n, axis=1), state, None
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        return (), (dy.sum(axis=1) if need_dx else None)
+
+
+def _permutation(value: Any) -> tuple[int, ...]:
+    items = tuple(value) if isinstance(value, (tuple, list)) else None
+    if items is None or not all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in items
+    ):
+        raise TypeError(f"Permute dims must be a tuple of ints, got {value!r}")
+    dims = tuple(int(d) for d in items)
+    if sorted(dims) != list(range(1, len(dims) + 1)):
+        raise ValueError(
+            f"Permute dims is a permutation of the example's axes numbered from 1 (the batch "
+            f"axis is 0 and stays), e.g. (2, 1); got {value!r}"
+        )
+    return dims
+
+
+@attrs.frozen(repr=False)
+class Permute(Layer):
+    """The example's axes in the order ``dims``, numbered from 1 as in Keras (``Permute((2,
+    1))``: ``(batch, steps, features) -> (batch, features, steps)``)."""
+
+    dims: tuple[int, ...] = attrs.field(converter=_permutation)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = as_shape(input_shape)
+        if len(shape) != len(self.dims):
+            raise ValueError(f"{self!r} permutes {len(self.dims)} axes, got example shape {shape}")
+        return tuple(shape[d - 1] for d in self.dims)
+
+    def forward_with_state(
+        self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
+    ) -> tuple[np.ndarray, LayerState, Cache]:
+        x = as_input(x, self)
+        self.output_shape(x.shape[1:])
+        return np.ascontiguousarray(x.transpose(0, *self.dims)), state, None
+
+    def backward(
+        self, params: Any, cache: Cache, dy: np.ndarray, *, need_dx: bool = True
+    ) -> tuple[Any, np.ndarray | None]:
+        if not need_dx:
+            return (), None
+        inverse = np.argsort((0, *self.dims))
+        return (), np.ascontiguousarray(dy.transpose(*inverse))
