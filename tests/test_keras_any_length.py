@@ -174,3 +174,46 @@ def test_plot_model_draws_a_model_of_any_length(tmp_path, make):
     path = tmp_path / "model.png"
     keras.utils.plot_model(model, to_file=path, show_shapes=True, dpi=40)
     assert path.stat().st_size > 0
+
+
+def _shrinking(module):
+    """keras-io's "Using pre-trained word embeddings" model, smaller: three convolutions and
+    two pools take the length down."""
+    lay = module.layers
+    inputs = module.Input(shape=(None,), dtype="int64")
+    x = lay.Embedding(100, 8)(inputs)
+    for pool in (5, 5, None):
+        x = lay.Conv1D(16, 5, activation="relu")(x)
+        x = lay.MaxPooling1D(pool)(x) if pool else lay.GlobalMaxPooling1D()(x)
+    return module.Model(inputs, lay.Dense(3)(x))
+
+
+def test_a_stack_that_shrinks_the_length_builds_and_matches_keras():
+    ours = _shrinking(keras)
+    x = np.ones((2, 200), "int64")
+    assert ours.predict(x, verbose=0).shape == (2, 3)
+    assert layers.Conv1D(8, 400, strides=160)(keras.Input((None, 1))).shape == (None, 8)
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    k = pytest.importorskip("keras")
+    theirs = _shrinking(k)
+    ours.set_weights([np.asarray(w) for w in theirs.get_weights()])
+    x = np.random.default_rng(0).integers(1, 100, (4, 180))
+    np.testing.assert_allclose(
+        ours.predict(x, verbose=0), np.asarray(theirs.predict(x, verbose=0)), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_a_long_pool_does_not_hide_a_length_dependence():
+    inputs = keras.Input((None, 1))
+    x = layers.MaxPooling1D(200, padding="same")(inputs)
+    model = keras.Model(inputs, layers.Dense(1)(layers.Flatten()(x)))
+    with pytest.raises(ValueError, match="layer 'dense' has weights whose shape depends"):
+        model.build()
+
+
+def test_input_shape_with_a_none_length_on_a_first_layer():
+    model = keras.Sequential([layers.LSTM(3, input_shape=(None, 4)), layers.Dense(1)])
+    assert model.input_shape == (None, 4)
+    rng = np.random.default_rng(0)
+    for length in (5, 9):
+        assert model.predict(rng.standard_normal((2, length, 4)), verbose=0).shape == (2, 1)

@@ -229,9 +229,9 @@ def test_normalization_adapted_in_a_built_model_sets_its_weights(tmp_path):
     np.testing.assert_array_equal(norm.get_weights()[0], mean)  # not trained
     again = keras.load_model(model.save(tmp_path / "m.npz"))
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
-    rebuilt = keras.models.model_from_json(model.to_json())
-    rebuilt.build()
-    np.testing.assert_allclose(rebuilt.layers[0].get_weights()[0], mean, rtol=1e-6)
+    rebuilt = keras.models.model_from_json(model.to_json())  # no weights, as in Keras:
+    rebuilt.build()  # the adapted statistics are weights, not settings
+    assert rebuilt.layers[0].get_weights()[0] == 0
 
 
 def test_facade_classes_check_their_settings():
@@ -242,3 +242,45 @@ def test_facade_classes_check_their_settings():
     with pytest.raises(ValueError, match="permutation"):
         keras.layers.Permute((1, 3))
     assert keras.layers.MaxPool2D is keras.layers.MaxPooling2D
+
+
+def test_spatial_dropout_passes_a_mask_on_as_keras():
+    k = _keras()
+
+    def make(module):
+        lay = module.layers
+        return module.Sequential([
+            module.Input((6,)), lay.Embedding(20, 4, mask_zero=True), lay.SpatialDropout1D(0.5),
+            lay.LSTM(3),
+        ])  # fmt: skip
+
+    x = np.array([[3, 4, 0, 0, 0, 0], [5, 6, 7, 8, 9, 1]])
+    _same(make(keras), make(k), x)
+
+
+def test_normalization_given_its_statistics_has_no_weights_as_keras():
+    k = _keras()
+
+    def make(module):
+        norm = module.layers.Normalization(mean=[1.0, 2.0, 3.0], variance=[1.0, 4.0, 9.0])
+        return module.Sequential([module.Input((3,)), norm, module.layers.Dense(1)])
+
+    ours, theirs = make(keras), make(k)
+    assert len(ours.get_weights()) == len(theirs.get_weights()) == 2
+    _same(ours, theirs, RNG.standard_normal((4, 3)).astype("float32") * 3)
+    with pytest.raises(ValueError, match="its constants"):
+        ours.layers[0].adapt(np.ones((4, 3)))
+    again = keras.models.model_from_json(ours.to_json())
+    np.testing.assert_array_equal(np.asarray(again.layers[0].mean), [1.0, 2.0, 3.0])
+
+
+def test_one_number_an_example_as_a_vector_as_keras():
+    """The TensorFlow regression tutorial's one-feature model: 1-D data throughout."""
+    horsepower = RNG.uniform(50, 200, 100).astype("float32")
+    normalizer = keras.layers.Normalization(input_shape=[1], axis=None)
+    normalizer.adapt(horsepower)
+    model = keras.Sequential([normalizer, keras.layers.Dense(units=1)])
+    assert model.predict(horsepower[:10], verbose=0).shape == (10, 1)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.1), loss="mean_absolute_error")
+    history = model.fit(horsepower, horsepower * 0.1, epochs=3, verbose=0, validation_split=0.2)
+    assert len(history.history["val_loss"]) == 3

@@ -45,7 +45,7 @@ def _shape(input_shape: Any, input_dim: Any = None) -> tuple[int, ...] | None:
         raise ValueError("give input_dim or input_shape, not both")
     if input_dim is not None:
         return as_shape((check.positive_int("input_dim", input_dim),))
-    return None if input_shape is None else as_shape(tuple(input_shape))
+    return None if input_shape is None else example_shape(input_shape)
 
 
 class KerasLayer:
@@ -329,12 +329,15 @@ def Input(shape: Any, name: str | None = None, **unused: Any) -> KerasTensor:
 
 # -- shapes with a None length (keras.Input(shape=(None, ...)))
 
-PROBES = (89, 97)
+PROBES = (4099, 8209)
 """The lengths a ``None`` axis takes while output shapes are worked out and a model is
-built: two, so an output axis that follows the input's length (a sequence's steps) is told
-apart from one that does not. funcnn's layers are built for whole shapes; their weights
-never depend on a sequence's length (the build checks it), so a model built at one length
-runs at any."""
+built (at the first): two, so an output axis that follows the input's length (a sequence's
+steps) is told apart from one that does not. They are long, so that a stack of kernels,
+strides and pools that shrinks a length fits them, and about 2x apart, so that an axis a
+long stride or pool takes down to a few positions still differs between them. funcnn's
+layers are built for whole shapes; their weights never depend on a sequence's length (the
+build checks it), so a model built at one length runs at any. Only shapes are worked out
+at these lengths: nothing of their size is allocated."""
 
 
 def example_shape(shape: Any) -> Any:

@@ -522,7 +522,10 @@ class Model(K.KerasLayer):
     def _inputs(self, x: Any) -> Any:
         if isinstance(x, (list, tuple)) and self._wiring is not None and self._wiring[1] > 1:
             return tuple(np.asarray(a) for a in x)
-        return np.asarray(x)
+        x = np.asarray(x)
+        if x.ndim == 1 and self.input_shape == (1,):  # one number an example, as Keras
+            return x[:, None]
+        return x
 
     def _targets(self, y: Any) -> Any:
         if isinstance(y, (list, tuple)) and isinstance(self.loss, losses.PerOutput):

@@ -405,6 +405,8 @@ class SpatialDropout1D(KerasLayer):
     """``SpatialDropout1D(rate)``: each example's channel zeroed at every step with
     probability ``rate`` in training, the rest scaled by 1/(1-rate)."""
 
+    masking = "per_step"
+
     def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**_common(kwargs, type(self).__name__))
         self.rate = rate

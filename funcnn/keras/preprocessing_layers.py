@@ -39,10 +39,11 @@ def _statistic(name: str, value: Any) -> np.ndarray | None:
 
 class Normalization(KerasLayer):
     """``Normalization(axis=-1, mean=None, variance=None)``: ``(x - mean) / sqrt(variance)``
-    per position of ``axis`` (``None``: one mean and variance for all values); the
-    statistics given, or taken from data by :meth:`adapt`. Its weights (once adapted and
-    in a built model) are Keras': ``mean``, ``variance``, ``count`` (0, as Keras 3's
-    ``adapt`` leaves it); training never changes them."""
+    per position of ``axis`` (``None``: one mean and variance for all values). Given
+    ``mean`` and ``variance``, they are constants and the layer has no weights, as in
+    Keras; otherwise its weights are Keras' ``mean``, ``variance`` and ``count`` (0, as
+    Keras 3's ``adapt`` leaves it), set by :meth:`adapt` from data. Training never changes
+    them."""
 
     masking = "per_step"
 
@@ -62,24 +63,47 @@ class Normalization(KerasLayer):
                 raise ValueError(f"Normalization takes one axis (or None), got {axis!r}")
             axis = axis[0]
         self.axis = axis
-        self.mean, self.variance = _statistic("mean", mean), _statistic("variance", variance)
+        self._given = (_statistic("mean", mean), _statistic("variance", variance))
+        self._adapted: tuple[np.ndarray, np.ndarray] | None = None
         self.core()
 
+    @property
+    def mean(self) -> np.ndarray | None:
+        """The mean it normalizes by: adapted, or given."""
+        return self._adapted[0] if self._adapted is not None else self._given[0]
+
+    @property
+    def variance(self) -> np.ndarray | None:
+        return self._adapted[1] if self._adapted is not None else self._given[1]
+
     def core(self) -> Layer:
-        return L.Normalization(mean=self.mean, variance=self.variance, axis=self.axis)
+        if self._adapted is not None:  # the adapted statistics start the state
+            mean, variance = self._adapted
+            return L.Normalization(mean=mean, variance=variance, axis=self.axis)
+        given_mean, given_variance = self._given
+        return L.Normalization(
+            mean=given_mean,
+            variance=given_variance,
+            axis=self.axis,
+            constant=given_mean is not None,
+        )
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        for key in ("mean", "variance"):  # JSON values
-            if config[key] is not None:
-                config[key] = np.asarray(config[key]).tolist()
+        for key, value in zip(("mean", "variance"), self._given):  # JSON values
+            config[key] = None if value is None else value.tolist()
         return config
 
     def adapt(self, data: Any, batch_size: Any = None, steps: Any = None) -> None:
         """Take the mean and variance of ``data`` (a batch of examples, as the model gets
         them) at each position of ``axis``; in a built model, its weights too."""
+        if self._given[0] is not None:
+            raise ValueError(
+                "this Normalization was given mean and variance, its constants: build it "
+                "without them to adapt it to data"
+            )
         state = L.normalization_state(L.Normalization(axis=self.axis), np.asarray(data))
-        self.mean, self.variance = np.array(state.means), np.array(state.variances)
+        self._adapted = (np.array(state.means), np.array(state.variances))
         model = self._model_if_built()
         if model is not None:  # count stays 0, as Keras 3's adapt leaves it
             self.set_weights([state.means, state.variances, np.zeros((), np.int64)])

@@ -73,17 +73,22 @@ class Normalization(Layer):
     State: a :class:`NormalizationState` (what Keras keeps as the layer's non-trainable
     weights), never changed by training: it starts from ``mean``, ``variance`` (zeros
     and ones when not given) and ``count`` (how many values they were taken over), and
-    :func:`normalization_state` takes new ones from data (Keras' ``adapt``).
+    :func:`normalization_state` takes new ones from data (Keras' ``adapt``). With
+    ``constant=True`` the given ``mean`` and ``variance`` are constants of the layer and it
+    has no state (Keras' layer built with ``mean=`` and ``variance=`` has no weights).
     """
 
     mean: tuple[float, ...] | None = attrs.field(default=None, converter=_floats)
     variance: tuple[float, ...] | None = attrs.field(default=None, converter=_floats)
     axis: int | None = attrs.field(default=-1, validator=_axis)
     count: int = attrs.field(default=0, validator=check.field(check.non_negative_int))
+    constant: bool = attrs.field(default=False, validator=check.field(check.boolean))
 
     def __attrs_post_init__(self) -> None:
         if (self.mean is None) != (self.variance is None):
             raise ValueError("Normalization takes both mean and variance, or neither")
+        if self.constant and self.mean is None:
+            raise ValueError("Normalization(constant=True) needs mean and variance")
         if self.variance is not None and any(v < 0 for v in self.variance):
             raise ValueError("Normalization variance must be >= 0")
 
@@ -106,14 +111,21 @@ class Normalization(Layer):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         n = self._positions(input_shape)
-        if self.mean is not None and len(self.mean) not in (1, n):
-            raise ValueError(
-                f"{self!r} has {len(self.mean)} means for {n} positions of axis {self.axis}"
-            )
+        for name, given in (("means", self.mean), ("variances", self.variance)):
+            if given is not None and len(given) not in (1, n):
+                raise ValueError(
+                    f"{self!r} has {len(given)} {name} for {n} positions of axis {self.axis}"
+                )
         return as_shape(input_shape)
 
     def init_state(self, input_shape: Shape, *, dtype: DTypeLike = np.float32) -> LayerState:
         self.output_shape(input_shape)
+        if self.constant:
+            return ()
+        return self._statistics(input_shape, dtype)
+
+    def _statistics(self, input_shape: Shape, dtype: DTypeLike) -> NormalizationState:
+        """The statistics of the fields (zeros and ones where not given)."""
         n = self._positions(input_shape)
         shape: tuple[int, ...] = () if self.axis is None else (n,)
         if self.mean is None or self.variance is None:
@@ -130,13 +142,14 @@ class Normalization(Layer):
     ) -> tuple[np.ndarray, LayerState, Cache]:
         x = as_input(x, self)
         self.output_shape(x.shape[1:])
-        if not isinstance(state, NormalizationState):
+        stats = self._statistics(x.shape[1:], x.dtype) if self.constant else state
+        if not isinstance(stats, NormalizationState):
             raise ValueError(
                 f"{self!r} needs its state (layer.init_state(input_shape), or "
                 f"normalization_state(layer, data)), got {type(state).__name__}"
             )
-        mean = self._broadcast(np.asarray(state.means, x.dtype), x.ndim)
-        std = np.sqrt(np.asarray(state.variances, x.dtype))
+        mean = self._broadcast(np.asarray(stats.means, x.dtype), x.ndim)
+        std = np.sqrt(np.asarray(stats.variances, x.dtype))
         std = self._broadcast(np.maximum(std, np.asarray(EPSILON, x.dtype)), x.ndim)
         return (x - mean) / std, state, std
 
