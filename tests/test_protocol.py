@@ -82,6 +82,10 @@ EXAMPLES = {
     "Normalization": (L.Normalization(mean=[0.5, -1.0], variance=[4.0, 0.25]), (3, 2)),
     "Normalization axis 1, default stats": (L.Normalization(axis=1), (3, 2)),
     "Normalization axis None": (L.Normalization(mean=[1.0], variance=[2.0], axis=None), (3, 2)),
+    "Normalization constant": (
+        L.Normalization(mean=[0.5, 1.0], variance=[4.0, 9.0], constant=True),
+        (3, 2),
+    ),
     "Permute": (L.Permute((3, 1, 2)), (2, 3, 4)),
     "RepeatVector": (L.RepeatVector(3), (4,)),
     "Rescaling": (L.Rescaling(1 / 255, offset=-0.5), (2, 3)),
