@@ -284,3 +284,75 @@ def test_one_number_an_example_as_a_vector_as_keras():
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.1), loss="mean_absolute_error")
     history = model.fit(horsepower, horsepower * 0.1, epochs=3, verbose=0, validation_split=0.2)
     assert len(history.history["val_loss"]) == 3
+
+
+# ---------------------------------------------------------------- image augmentation
+
+IMAGES = RNG.standard_normal((5, 7, 9, 3)).astype("float32")
+
+
+def test_random_flip_flips_whole_examples_in_training_only():
+    x = RNG.standard_normal((200, 4, 5, 2))
+    for mode, axes in (
+        ("horizontal", (2,)),
+        ("vertical", (1,)),
+        ("horizontal_and_vertical", (1, 2)),
+    ):
+        y = L.RandomFlip(mode).apply((), x, train=True, rng=4)
+        flipped = np.array([not np.array_equal(a, b) for a, b in zip(x, y)])
+        np.testing.assert_array_equal(y[flipped], np.flip(x[flipped], axis=axes))
+        np.testing.assert_array_equal(y[~flipped], x[~flipped])
+        assert 0.35 < flipped.mean() < 0.65
+    np.testing.assert_array_equal(L.RandomFlip().apply((), x), x)
+
+
+@pytest.mark.parametrize("layer", [L.RandomFlip(), L.RandomRotation(0.3)])
+def test_augmentation_of_a_row_does_not_depend_on_the_batch_split(layer):
+    key = Key((5, 0, 3))
+    whole = layer.apply((), IMAGES, train=True, rng=key)
+    parts = [
+        layer.apply((), IMAGES[lo:hi], train=True, rng=key.at_row(lo))
+        for lo, hi in ((0, 2), (2, 5))
+    ]
+    np.testing.assert_array_equal(whole, np.concatenate(parts))
+
+
+def test_a_quarter_turn_is_rot90():
+    x = RNG.standard_normal((2, 6, 6, 1))
+    y = L.RandomRotation((0.25, 0.25)).apply((), x, train=True, rng=0)
+    np.testing.assert_allclose(y, np.rot90(x, k=1, axes=(1, 2)), atol=1e-12)
+    np.testing.assert_array_equal(L.RandomRotation(0.5).apply((), x), x)  # inference
+
+
+@pytest.mark.parametrize("fill_mode", ["reflect", "constant", "nearest", "wrap"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_rotation_samples_as_keras(fill_mode, interpolation):
+    k = _keras()
+    settings = {"fill_mode": fill_mode, "interpolation": interpolation, "fill_value": 0.3}
+    theirs = np.asarray(k.layers.RandomRotation((0.1, 0.1), **settings)(IMAGES, training=True))
+    ours = L.RandomRotation((0.1, 0.1), **settings).apply((), IMAGES, train=True, rng=0)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_augmentation_in_a_keras_model():
+    """keras-io's "Image classification from scratch" augmentation, on small images."""
+    k = _keras()
+
+    def make(module):
+        lay = module.layers
+        return module.Sequential([
+            module.Input((8, 8, 3)), lay.RandomFlip("horizontal"), lay.RandomRotation(0.1),
+            lay.Rescaling(1.0 / 255), lay.Conv2D(4, 3, activation="relu"),
+            lay.GlobalAveragePooling2D(), lay.Dense(1),
+        ])  # fmt: skip
+
+    x = RNG.uniform(0, 255, (6, 8, 8, 3)).astype("float32")
+    ours = make(keras)
+    _same(ours, make(k), x)  # inference: the augmentations are the identity
+    ours.compile("adam", "mse")
+    history = ours.fit(x, RNG.standard_normal((6, 1)), epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    with pytest.raises(ValueError, match="channels last"):
+        keras.layers.RandomFlip(data_format="channels_first")
+    with pytest.raises(ValueError, match="fill_mode must be one of"):
+        keras.layers.RandomRotation(0.1, fill_mode="mirror")

@@ -38,7 +38,12 @@ from funcnn.keras.conv_layers import (
     causal_padding,
 )
 from funcnn.keras.names import get_activation, get_initializer
-from funcnn.keras.preprocessing_layers import Normalization, Rescaling
+from funcnn.keras.preprocessing_layers import (
+    Normalization,
+    RandomFlip,
+    RandomRotation,
+    Rescaling,
+)
 from funcnn.keras.recurrent import (
     GRU,
     LSTM,
@@ -116,6 +121,8 @@ __all__ = [
     "Subtract",
     # preprocessing (funcnn.keras.preprocessing_layers)
     "Normalization",
+    "RandomFlip",
+    "RandomRotation",
     "Rescaling",
     # Keras' other names
     "AvgPool1D",

@@ -1,5 +1,6 @@
-"""Keras' preprocessing layers that act on numbers inside a model: ``Rescaling`` and
-``Normalization`` (with ``adapt``)."""
+"""Keras' preprocessing layers that act on numbers inside a model: ``Rescaling``,
+``Normalization`` (with ``adapt``), and the image augmentations ``RandomFlip`` and
+``RandomRotation`` (training only)."""
 
 from __future__ import annotations
 
@@ -118,3 +119,59 @@ class Normalization(KerasLayer):
         core = self.core()
         state = core.init_state(x.shape[1:])
         return core.apply_with_state((), state, x)[0]
+
+
+def _channels_last(data_format: Any, who: str) -> None:
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"{who}(data_format={data_format!r}): funcnn's images are channels last")
+
+
+class RandomFlip(KerasLayer):
+    """``RandomFlip(mode="horizontal_and_vertical")``: each image flipped with probability
+    1/2 in training ("horizontal": left-right, "vertical": top-bottom, both at once)."""
+
+    def __init__(
+        self,
+        mode: str = "horizontal_and_vertical",
+        seed: int | None = None,
+        data_format: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**_common(kwargs, "RandomFlip"))
+        _channels_last(data_format, "RandomFlip")
+        self.mode = mode
+        self.core()
+
+    def core(self) -> Layer:
+        return L.RandomFlip(self.mode)
+
+
+class RandomRotation(KerasLayer):
+    """``RandomRotation(factor, fill_mode="reflect", interpolation="bilinear",
+    fill_value=0.0)``: each image rotated in training by an angle drawn from ``factor``
+    (fractions of a full turn: 0.1 is up to 36 degrees either way)."""
+
+    def __init__(
+        self,
+        factor: Any,
+        fill_mode: str = "reflect",
+        interpolation: str = "bilinear",
+        seed: int | None = None,
+        fill_value: float = 0.0,
+        data_format: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**_common(kwargs, "RandomRotation"))
+        _channels_last(data_format, "RandomRotation")
+        self.factor = list(factor) if isinstance(factor, (tuple, list)) else factor
+        self.fill_mode, self.interpolation = fill_mode, interpolation
+        self.fill_value = fill_value
+        self.core()
+
+    def core(self) -> Layer:
+        return L.RandomRotation(
+            self.factor,
+            fill_mode=self.fill_mode,
+            interpolation=self.interpolation,
+            fill_value=self.fill_value,
+        )

@@ -21,6 +21,7 @@ from funcnn.layers.attention import (
     AttentionPoolParams,
     MultiHeadAttention,
 )
+from funcnn.layers.augment import RandomFlip, RandomRotation
 from funcnn.layers.base import Layer
 from funcnn.layers.cells import CellParams, GRUCell, LSTMCell, SimpleRNNCell
 from funcnn.layers.combinators import (
@@ -186,4 +187,6 @@ __all__ = [
     "Rescaling",
     "SpatialDropout",
     "normalization_state",
+    "RandomFlip",
+    "RandomRotation",
 ]

@@ -142,6 +142,20 @@ def layer_value(layer: L) -> L:
     return layer
 
 
+def training_key(layer: object, rng: RngArg) -> Key:
+    """``rng`` as a key for a layer that draws in training (Dropout, the noise and
+    augmentation layers), or the ValueError of one trained without a key."""
+    key = as_key(rng)
+    if key is None:
+        raise ValueError(
+            f"{layer!r} needs a random key when train=True. Instead of "
+            "apply(params, x, train=True), call apply(params, x, train=True, rng=seed) "
+            "with an int seed (or a funcnn.random.Key or a numpy Generator); with "
+            f"train=False {type(layer).__name__} is the identity"
+        )
+    return key
+
+
 def child_keys(rng: RngArg, n: int) -> list[Key | None]:
     """One key per child (stax's rule), or ``n`` Nones without a key."""
     key = as_key(rng)

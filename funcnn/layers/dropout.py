@@ -10,22 +10,8 @@ import attrs
 import numpy as np
 
 from funcnn import validate as check
-from funcnn.layers.base import Layer, RngArg, as_input, as_shape
-from funcnn.random import Key, as_key
+from funcnn.layers.base import Layer, RngArg, as_input, as_shape, training_key
 from funcnn.types import Cache, LayerState, Params, Shape
-
-
-def _key(layer: Layer, rng: RngArg) -> Key:
-    """``rng`` as a key, or the ValueError of a noise layer trained without one."""
-    key = as_key(rng)
-    if key is None:
-        raise ValueError(
-            f"{layer!r} needs a random key when train=True. Instead of "
-            "apply(params, x, train=True), call apply(params, x, train=True, rng=seed) "
-            "with an int seed (or a funcnn.random.Key or a numpy Generator); with "
-            f"train=False {type(layer).__name__} is the identity"
-        )
-    return key
 
 
 def _times_mask(dy: np.ndarray, mask: np.ndarray | None, need_dx: bool) -> np.ndarray | None:
@@ -59,7 +45,7 @@ class Dropout(Layer):
         x = as_input(x, self)
         if not train or self.rate == 0:
             return x, state, None
-        keep = _key(self, rng).uniform(x.shape) >= self.rate
+        keep = training_key(self, rng).uniform(x.shape) >= self.rate
         mask = keep * np.asarray(1.0 / (1.0 - self.rate), dtype=x.dtype)
         return x * mask, state, mask
 
@@ -93,7 +79,7 @@ class SpatialDropout(Layer):
         self.output_shape(x.shape[1:])
         if not train or self.rate == 0:
             return x, state, None
-        keep = _key(self, rng).uniform((x.shape[0], x.shape[-1])) >= self.rate
+        keep = training_key(self, rng).uniform((x.shape[0], x.shape[-1])) >= self.rate
         mask = keep * np.asarray(1.0 / (1.0 - self.rate), dtype=x.dtype)
         mask = mask.reshape(x.shape[0], *([1] * (x.ndim - 2)), x.shape[-1])
         return x * mask, state, mask
@@ -122,7 +108,7 @@ class GaussianNoise(Layer):
         x = as_input(x, self)
         if not train or self.stddev == 0:
             return x, state, None
-        noise = _key(self, rng).normal(x.shape).astype(x.dtype)
+        noise = training_key(self, rng).normal(x.shape).astype(x.dtype)
         return x + np.asarray(self.stddev, x.dtype) * noise, state, None
 
     def backward(
@@ -145,7 +131,7 @@ class GaussianDropout(Layer):
         if not train or self.rate == 0:
             return x, state, None
         stddev = np.sqrt(self.rate / (1.0 - self.rate))
-        mask = (1.0 + stddev * _key(self, rng).normal(x.shape)).astype(x.dtype)
+        mask = (1.0 + stddev * training_key(self, rng).normal(x.shape)).astype(x.dtype)
         return x * mask, state, mask
 
     def backward(
