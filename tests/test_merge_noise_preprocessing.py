@@ -306,7 +306,10 @@ def test_random_flip_flips_whole_examples_in_training_only():
     np.testing.assert_array_equal(L.RandomFlip().apply((), x), x)
 
 
-@pytest.mark.parametrize("layer", [L.RandomFlip(), L.RandomRotation(0.3)])
+@pytest.mark.parametrize(
+    "layer",
+    [L.RandomFlip(), L.RandomRotation(0.3), L.RandomZoom(0.2, 0.3), L.RandomTranslation(0.2, 0.1)],
+)
 def test_augmentation_of_a_row_does_not_depend_on_the_batch_split(layer):
     key = Key((5, 0, 3))
     whole = layer.apply((), IMAGES, train=True, rng=key)
@@ -324,14 +327,36 @@ def test_a_quarter_turn_is_rot90():
     np.testing.assert_array_equal(L.RandomRotation(0.5).apply((), x), x)  # inference
 
 
+# fixed transforms (each range one value), so that Keras' draws and ours agree
+AFFINE = [
+    ("RandomRotation", ((0.1, 0.1),)),
+    ("RandomZoom", ((0.2, 0.2), (-0.3, -0.3))),
+    ("RandomZoom", ((-0.25, -0.25),)),
+    ("RandomTranslation", ((0.1, 0.1), (-0.25, -0.25))),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), AFFINE)
 @pytest.mark.parametrize("fill_mode", ["reflect", "constant", "nearest", "wrap"])
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
-def test_rotation_samples_as_keras(fill_mode, interpolation):
+def test_affine_layers_sample_as_keras(name, args, fill_mode, interpolation):
     k = _keras()
     settings = {"fill_mode": fill_mode, "interpolation": interpolation, "fill_value": 0.3}
-    theirs = np.asarray(k.layers.RandomRotation((0.1, 0.1), **settings)(IMAGES, training=True))
-    ours = L.RandomRotation((0.1, 0.1), **settings).apply((), IMAGES, train=True, rng=0)
+    theirs = np.asarray(getattr(k.layers, name)(*args, **settings)(IMAGES, training=True))
+    ours = getattr(L, name)(*args, **settings).apply((), IMAGES, train=True, rng=0)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_zoom_and_translation_by_hand():
+    x = RNG.standard_normal((1, 6, 8, 1))
+    shifted = L.RandomTranslation((0.5, 0.5), (0.25, 0.25), fill_mode="constant")
+    y = shifted.apply((), x, train=True, rng=0)  # down 3 rows, right 2 columns
+    np.testing.assert_allclose(y[:, 3:, 2:], x[:, :3, :6], atol=1e-12)
+    assert np.all(y[:, :3] == 0) and np.all(y[:, :, :2] == 0)
+    half = L.RandomZoom((-0.5, -0.5), interpolation="nearest").apply((), x, train=True, rng=0)
+    assert half.shape == x.shape  # zoomed in 2x: the centre half of the image fills it
+    with pytest.raises(ValueError, match=r"fractions in \[-1, 1\]"):
+        L.RandomZoom(1.5)
 
 
 def test_augmentation_in_a_keras_model():
@@ -342,6 +367,7 @@ def test_augmentation_in_a_keras_model():
         lay = module.layers
         return module.Sequential([
             module.Input((8, 8, 3)), lay.RandomFlip("horizontal"), lay.RandomRotation(0.1),
+            lay.RandomZoom(0.1), lay.RandomTranslation(0.1, 0.1),
             lay.Rescaling(1.0 / 255), lay.Conv2D(4, 3, activation="relu"),
             lay.GlobalAveragePooling2D(), lay.Dense(1),
         ])  # fmt: skip

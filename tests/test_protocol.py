@@ -95,6 +95,12 @@ EXAMPLES = {
         (5, 4, 1),
     ),
     "RandomRotation wrap": (L.RandomRotation(0.4, fill_mode="wrap"), (4, 4, 1)),
+    "RandomZoom": (L.RandomZoom(0.3), (4, 5, 2)),
+    "RandomZoom width, constant": (
+        L.RandomZoom((-0.3, -0.1), (0.1, 0.4), fill_mode="constant"),
+        (5, 4, 1),
+    ),
+    "RandomTranslation": (L.RandomTranslation(0.2, (-0.3, 0.1)), (4, 5, 2)),
     "RandomRotation nearest fill": (L.RandomRotation(0.4, fill_mode="nearest"), (3, 4, 1)),
     "RepeatVector": (L.RepeatVector(3), (4,)),
     "Rescaling": (L.Rescaling(1 / 255, offset=-0.5), (2, 3)),

@@ -42,6 +42,8 @@ from funcnn.keras.preprocessing_layers import (
     Normalization,
     RandomFlip,
     RandomRotation,
+    RandomTranslation,
+    RandomZoom,
     Rescaling,
 )
 from funcnn.keras.recurrent import (
@@ -123,6 +125,8 @@ __all__ = [
     "Normalization",
     "RandomFlip",
     "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
     "Rescaling",
     # Keras' other names
     "AvgPool1D",

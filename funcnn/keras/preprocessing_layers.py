@@ -1,6 +1,6 @@
 """Keras' preprocessing layers that act on numbers inside a model: ``Rescaling``,
-``Normalization`` (with ``adapt``), and the image augmentations ``RandomFlip`` and
-``RandomRotation`` (training only)."""
+``Normalization`` (with ``adapt``), and the image augmentations ``RandomFlip``,
+``RandomRotation``, ``RandomZoom`` and ``RandomTranslation`` (training only)."""
 
 from __future__ import annotations
 
@@ -146,7 +146,30 @@ class RandomFlip(KerasLayer):
         return L.RandomFlip(self.mode)
 
 
-class RandomRotation(KerasLayer):
+class _Affine(KerasLayer):
+    """The settings Keras' affine image layers share: ``fill_mode="reflect"``,
+    ``interpolation="bilinear"``, ``seed``, ``fill_value=0.0``, ``data_format``."""
+
+    def _settings(
+        self, fill_mode: str, interpolation: str, fill_value: float, data_format: Any
+    ) -> None:
+        _channels_last(data_format, type(self).__name__)
+        self.fill_mode, self.interpolation = fill_mode, interpolation
+        self.fill_value = fill_value
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "fill_mode": self.fill_mode,
+            "interpolation": self.interpolation,
+            "fill_value": self.fill_value,
+        }
+
+
+def _pair(value: Any) -> Any:
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
+class RandomRotation(_Affine):
     """``RandomRotation(factor, fill_mode="reflect", interpolation="bilinear",
     fill_value=0.0)``: each image rotated in training by an angle drawn from ``factor``
     (fractions of a full turn: 0.1 is up to 36 degrees either way)."""
@@ -162,16 +185,59 @@ class RandomRotation(KerasLayer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**_common(kwargs, "RandomRotation"))
-        _channels_last(data_format, "RandomRotation")
-        self.factor = list(factor) if isinstance(factor, (tuple, list)) else factor
-        self.fill_mode, self.interpolation = fill_mode, interpolation
-        self.fill_value = fill_value
+        self.factor = _pair(factor)
+        self._settings(fill_mode, interpolation, fill_value, data_format)
         self.core()
 
     def core(self) -> Layer:
-        return L.RandomRotation(
-            self.factor,
-            fill_mode=self.fill_mode,
-            interpolation=self.interpolation,
-            fill_value=self.fill_value,
-        )
+        return L.RandomRotation(self.factor, **self._options())
+
+
+class RandomZoom(_Affine):
+    """``RandomZoom(height_factor, width_factor=None, fill_mode="reflect",
+    interpolation="bilinear", fill_value=0.0)``: each image zoomed in training (positive
+    factors zoom out; ``width_factor=None`` keeps the aspect)."""
+
+    def __init__(
+        self,
+        height_factor: Any,
+        width_factor: Any = None,
+        fill_mode: str = "reflect",
+        interpolation: str = "bilinear",
+        seed: int | None = None,
+        fill_value: float = 0.0,
+        data_format: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**_common(kwargs, "RandomZoom"))
+        self.height_factor, self.width_factor = _pair(height_factor), _pair(width_factor)
+        self._settings(fill_mode, interpolation, fill_value, data_format)
+        self.core()
+
+    def core(self) -> Layer:
+        return L.RandomZoom(self.height_factor, self.width_factor, **self._options())
+
+
+class RandomTranslation(_Affine):
+    """``RandomTranslation(height_factor, width_factor, fill_mode="reflect",
+    interpolation="bilinear", fill_value=0.0)``: each image shifted in training by
+    fractions of its height and width."""
+
+    def __init__(
+        self,
+        height_factor: Any,
+        width_factor: Any,
+        fill_mode: str = "reflect",
+        interpolation: str = "bilinear",
+        seed: int | None = None,
+        fill_value: float = 0.0,
+        data_format: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**_common(kwargs, "RandomTranslation"))
+        self.height_factor, self.width_factor = _pair(height_factor), _pair(width_factor)
+        self._settings(fill_mode, interpolation, fill_value, data_format)
+        self.core()
+
+    def core(self) -> Layer:
+        return L.RandomTranslation(self.height_factor, self.width_factor, **self._options())

@@ -21,7 +21,7 @@ from funcnn.layers.attention import (
     AttentionPoolParams,
     MultiHeadAttention,
 )
-from funcnn.layers.augment import RandomFlip, RandomRotation
+from funcnn.layers.augment import RandomFlip, RandomRotation, RandomTranslation, RandomZoom
 from funcnn.layers.base import Layer
 from funcnn.layers.cells import CellParams, GRUCell, LSTMCell, SimpleRNNCell
 from funcnn.layers.combinators import (
@@ -189,4 +189,6 @@ __all__ = [
     "normalization_state",
     "RandomFlip",
     "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
 ]

@@ -1,9 +1,10 @@
 """Random image augmentation inside a model, as Keras' preprocessing layers do it:
-``RandomFlip`` and ``RandomRotation`` on channels-last images ``(height, width,
-channels)``. Each acts in training only (the identity otherwise), draws its transform per
-example from the layer's key (row by row: the same for any batch split), and has an exact
-backward (a flip is its own inverse; a rotation's sampling is linear in the image, so its
-gradient scatters each output's gradient back with the same weights)."""
+``RandomFlip``, ``RandomRotation``, ``RandomZoom`` and ``RandomTranslation`` on
+channels-last images ``(height, width, channels)``. Each acts in training only (the
+identity otherwise), draws its transform per example from the layer's key (row by row:
+the same for any batch split), and has an exact backward (a flip is its own inverse; an
+affine resampling is linear in the image, so its gradient scatters each output's gradient
+back with the same weights)."""
 
 from __future__ import annotations
 
@@ -131,14 +132,12 @@ def rotation_transforms(angles: np.ndarray, height: int, width: int) -> np.ndarr
 
 
 @attrs.frozen(repr=False)
-class RandomRotation(Layer):
-    """Each example rotated about its centre in training by an angle drawn uniformly from
-    ``factor`` (fractions of a full turn: ``0.1`` is -36 to 36 degrees, ``(lo, hi)`` that
-    range), sampled with ``interpolation`` ("bilinear" or "nearest"); positions outside
-    the image are filled as ``fill_mode`` says ("reflect", the default, "constant" with
-    ``fill_value``, "nearest", "wrap"), as Keras' RandomRotation."""
+class _Affine(Layer):
+    """An affine resampling of each image drawn in training (:meth:`transforms`), with
+    ``interpolation`` ("bilinear" or "nearest") and positions outside the image filled as
+    ``fill_mode`` says ("reflect", "constant" with ``fill_value``, "nearest", "wrap"), as
+    Keras' affine image layers do."""
 
-    factor: tuple[float, float] = attrs.field(converter=lambda f: _factor(f))
     fill_mode: str = attrs.field(default="reflect", kw_only=True, validator=_choice(FILL_MODES))
     interpolation: str = attrs.field(
         default="bilinear", kw_only=True, validator=_choice(INTERPOLATIONS)
@@ -146,6 +145,11 @@ class RandomRotation(Layer):
     fill_value: float = attrs.field(
         default=0.0, kw_only=True, converter=float, validator=check.field(check.real)
     )
+
+    def transforms(self, u: np.ndarray, height: int, width: int) -> np.ndarray:
+        """``(batch, 6)`` maps (see :func:`rotation_transforms`) from uniforms ``u`` of
+        shape ``(batch, 2)``."""
+        raise NotImplementedError
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return _image_shape(self, input_shape)
@@ -157,17 +161,15 @@ class RandomRotation(Layer):
         self.output_shape(x.shape[1:])
         if not train:
             return x, state, None
-        lo, hi = self.factor
-        u = training_key(self, rng).uniform((x.shape[0], 1))[:, 0]
-        degrees = lo * 360.0 + (hi - lo) * 360.0 * u
-        y, cache = self.rotate(x, np.deg2rad(degrees))
+        u = training_key(self, rng).uniform((x.shape[0], 2))
+        y, cache = self.sample(x, self.transforms(u, x.shape[1], x.shape[2]))
         return y, state, cache
 
-    def rotate(self, x: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, Cache]:
-        """``(rotated x, cache for backward)`` for the given angles (radians, one per
-        example)."""
+    def sample(self, x: np.ndarray, transforms: np.ndarray) -> tuple[np.ndarray, Cache]:
+        """``(x resampled, cache for backward)``: output pixel ``(x, y)`` of example ``i``
+        reads the input at ``transforms[i]``'s image of it."""
         batch, h, w, channels = x.shape
-        t = rotation_transforms(angles, h, w)[:, :, None, None]
+        t = transforms[:, :, None, None]
         rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
         x_in = t[:, 0] * cols + t[:, 1] * rows + t[:, 2]
         y_in = t[:, 3] * cols + t[:, 4] * rows + t[:, 5]
@@ -198,15 +200,77 @@ class RandomRotation(Layer):
         return (), dx.reshape(shape)
 
 
-def _factor(value: Any) -> tuple[float, float]:
-    """Keras' ``factor``: a number f (the range -f to f) or a pair (lo, hi)."""
+@attrs.frozen(repr=False)
+class RandomRotation(_Affine):
+    """Each image rotated about its centre in training by an angle drawn uniformly from
+    ``factor`` (fractions of a full turn: ``0.1`` is -36 to 36 degrees, ``(lo, hi)`` that
+    range), as Keras' RandomRotation; fills and interpolation as :class:`_Affine`'s."""
+
+    factor: tuple[float, float] = attrs.field(converter=lambda f: _factor(f, "RandomRotation"))
+
+    def transforms(self, u: np.ndarray, height: int, width: int) -> np.ndarray:
+        lo, hi = self.factor
+        degrees = lo * 360.0 + (hi - lo) * 360.0 * u[:, 0]
+        return rotation_transforms(np.deg2rad(degrees), height, width)
+
+
+@attrs.frozen(repr=False)
+class RandomZoom(_Affine):
+    """Each image zoomed about its centre in training: its height scaled by ``1 + z``,
+    ``z`` drawn uniformly from ``height_factor`` (a number f: -f to f; a pair: that range;
+    positive zooms out), its width likewise from ``width_factor`` (None: the height's
+    scale, keeping the aspect), as Keras' RandomZoom."""
+
+    height_factor: tuple[float, float] = attrs.field(converter=lambda f: _factor(f, "RandomZoom"))
+    width_factor: tuple[float, float] | None = attrs.field(
+        default=None, converter=lambda f: None if f is None else _factor(f, "RandomZoom")
+    )
+
+    def transforms(self, u: np.ndarray, height: int, width: int) -> np.ndarray:
+        lo, hi = self.height_factor
+        zy = 1.0 + lo + (hi - lo) * u[:, 0]
+        if self.width_factor is None:
+            zx = zy
+        else:
+            lo, hi = self.width_factor
+            zx = 1.0 + lo + (hi - lo) * u[:, 1]
+        zero = np.zeros_like(zx)
+        x_offset = (width - 1.0) / 2.0 * (1.0 - zx)
+        y_offset = (height - 1.0) / 2.0 * (1.0 - zy)
+        return np.stack([zx, zero, x_offset, zero, zy, y_offset], axis=1)
+
+
+@attrs.frozen(repr=False)
+class RandomTranslation(_Affine):
+    """Each image shifted in training by a fraction of its height drawn from
+    ``height_factor`` (a number f: -f to f; a pair: that range; positive moves it down)
+    and of its width from ``width_factor`` (positive: right), as Keras'
+    RandomTranslation."""
+
+    height_factor: tuple[float, float] = attrs.field(
+        converter=lambda f: _factor(f, "RandomTranslation")
+    )
+    width_factor: tuple[float, float] = attrs.field(
+        converter=lambda f: _factor(f, "RandomTranslation")
+    )
+
+    def transforms(self, u: np.ndarray, height: int, width: int) -> np.ndarray:
+        (hlo, hhi), (wlo, whi) = self.height_factor, self.width_factor
+        dy = (hlo + (hhi - hlo) * u[:, 0]) * height
+        dx = (wlo + (whi - wlo) * u[:, 1]) * width
+        one, zero = np.ones_like(dx), np.zeros_like(dx)
+        return np.stack([one, zero, -dx, zero, one, -dy], axis=1)
+
+
+def _factor(value: Any, who: str) -> tuple[float, float]:
+    """Keras' ``factor``: a number f (the range -f to f) or a pair, sorted (lo, hi)."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
-            raise ValueError(f"RandomRotation factor is a number or a pair (lo, hi), got {value!r}")
-        lo, hi = (check.real("RandomRotation factor", v) for v in value)
+            raise ValueError(f"{who} factor is a number or a pair (lo, hi), got {value!r}")
+        lo, hi = sorted(check.real(f"{who} factor", v) for v in value)
     else:
-        f = check.real("RandomRotation factor", value)
-        lo, hi = -abs(f), abs(f)
-    if not lo <= hi:
-        raise ValueError(f"RandomRotation factor (lo, hi) needs lo <= hi, got {value!r}")
+        f = abs(check.real(f"{who} factor", value))
+        lo, hi = -f, f
+    if who != "RandomRotation" and not -1 <= lo <= hi <= 1:
+        raise ValueError(f"{who} factors are fractions in [-1, 1], got {value!r}")
     return (lo, hi)
