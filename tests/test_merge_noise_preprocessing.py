@@ -42,8 +42,9 @@ def test_merge_subtract_and_its_checks():
     np.testing.assert_array_equal(L.Merge("subtract").apply((), (A, B)), A - B)
     with pytest.raises(ValueError, match="exactly two"):
         L.Merge("subtract").output_shape(((3,), (3,), (3,)))
-    with pytest.raises(ValueError, match="one shape"):
+    with pytest.raises(ValueError, match="broadcast together"):
         L.Merge("multiply").output_shape(((3,), (4,)))
+    assert L.Merge("multiply").output_shape(((4, 1, 3), (5, 1), (3,))) == (4, 5, 3)
     with pytest.raises(ValueError, match="must be one of"):
         L.Merge("divide")
 
@@ -382,3 +383,26 @@ def test_augmentation_in_a_keras_model():
         keras.layers.RandomFlip(data_format="channels_first")
     with pytest.raises(ValueError, match="fill_mode must be one of"):
         keras.layers.RandomRotation(0.1, fill_mode="mirror")
+
+
+def test_a_squeeze_and_excitation_gate_broadcasts_as_keras():
+    """Multiply()([maps, gate]) with a (1, 1, channels) gate, as SE blocks write it."""
+    k = _keras()
+
+    def make(module):
+        lay = module.layers
+        inputs = module.Input((5, 5, 4))
+        maps = lay.Conv2D(4, 3, padding="same")(inputs)
+        gate = lay.Dense(4, activation="sigmoid")(lay.GlobalAveragePooling2D()(maps))
+        gated = lay.Multiply()([maps, lay.Reshape((1, 1, 4))(gate)])
+        return module.Model(inputs, lay.Dense(2)(lay.Flatten()(gated)))
+
+    ours, theirs = make(keras), make(k)
+    x = RNG.standard_normal((6, 5, 5, 4)).astype("float32")
+    _same(ours, theirs, x)
+    y = RNG.standard_normal((6, 2)).astype("float32")
+    for model, module in ((theirs, k), (ours, keras)):
+        model.compile(module.optimizers.SGD(0.05), "mse")
+        model.fit(x, y, epochs=2, batch_size=3, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, np.asarray(b), rtol=1e-4, atol=1e-5)

@@ -24,7 +24,10 @@ class Merge(Layer):
     """A tuple of inputs of one shape to one: ``"multiply"`` (their product, in input
     order), ``"subtract"`` (the first minus the second; two inputs), ``"average"`` (their
     sum over their count), ``"maximum"``, ``"minimum"`` (the gradient goes to the first
-    input holding the extreme, where several tie)."""
+    input holding the extreme, where several tie). Inputs of other shapes broadcast as
+    NumPy's do over the example axes (a ``(1, 1, channels)`` gate times ``(h, w,
+    channels)`` maps, as a squeeze-and-excitation block has it); each input's gradient is
+    summed back to its shape."""
 
     op: str = attrs.field(validator=_op)
 
@@ -34,11 +37,14 @@ class Merge(Layer):
                 f"{self!r} takes a tuple of two or more input shapes, got {input_shape!r}"
             )
         shapes = [as_shape(s) for s in input_shape]
-        if any(s != shapes[0] for s in shapes):
-            raise ValueError(f"{self!r} needs inputs of one shape, got {tuple(shapes)}")
         if self.op == "subtract" and len(shapes) != 2:
             raise ValueError(f"{self!r} takes exactly two inputs, got {len(shapes)}")
-        return shapes[0]
+        try:
+            return tuple(np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise ValueError(
+                f"{self!r} needs inputs of shapes that broadcast together, got {tuple(shapes)}"
+            ) from None
 
     def forward_with_state(
         self, params: Params, state: LayerState, x: Any, *, train: bool = False, rng: RngArg = None
@@ -47,20 +53,25 @@ class Merge(Layer):
             raise ValueError(f"{self!r} takes a tuple of inputs, got one array")
         xs = [as_input(xi, self) for xi in x]
         self.output_shape(tuple(xi.shape[1:] for xi in xs))
+        if len({xi.shape[0] for xi in xs}) > 1:
+            raise ValueError(f"{self!r} needs inputs of one batch size, got {[len(a) for a in xs]}")
+        shapes = [xi.shape for xi in xs]
+        rank = max(xi.ndim for xi in xs)  # lower ranks broadcast on their leading axes
+        xs = [xi.reshape(xi.shape[0], *[1] * (rank - xi.ndim), *xi.shape[1:]) for xi in xs]
         if self.op == "subtract":
-            return xs[0] - xs[1], state, len(xs)
+            return xs[0] - xs[1], state, shapes
         if self.op in ("maximum", "minimum"):
             pick = np.argmax if self.op == "maximum" else np.argmin
-            stacked = np.stack(xs)
+            stacked = np.stack(np.broadcast_arrays(*xs))
             winner = pick(stacked, axis=0)  # the first of the inputs holding the extreme
             y = np.take_along_axis(stacked, winner[None], axis=0)[0]
-            return y, state, (len(xs), winner)
+            return y, state, (shapes, winner)
         y = xs[0] * xs[1] if self.op == "multiply" else xs[0] + xs[1]
         for xi in xs[2:]:
             y = y * xi if self.op == "multiply" else y + xi
         if self.op == "average":
             y = y / np.asarray(len(xs), y.dtype)
-        return y, state, (xs if self.op == "multiply" else len(xs))
+        return y, state, ((xs, shapes) if self.op == "multiply" else shapes)
 
     def backward(
         self, params: Params, cache: Cache, dy: Any, *, need_dx: bool = True
@@ -68,18 +79,32 @@ class Merge(Layer):
         if not need_dx:
             return (), None
         if self.op == "subtract":
-            return (), (dy, -dy)
+            return (), (_to_shape(dy, cache[0]), _to_shape(-dy, cache[1]))
         if self.op == "average":
-            return (), (dy / np.asarray(cache, dy.dtype),) * cache
+            share = dy / np.asarray(len(cache), dy.dtype)
+            return (), tuple(_to_shape(share, shape) for shape in cache)
         if self.op in ("maximum", "minimum"):
-            n, winner = cache
-            return (), tuple(np.where(winner == i, dy, 0).astype(dy.dtype) for i in range(n))
-        xs = cache  # multiply: each input's gradient is dy times the product of the others
+            shapes, winner = cache
+            return (), tuple(
+                _to_shape(np.where(winner == i, dy, 0).astype(dy.dtype), shape)
+                for i, shape in enumerate(shapes)
+            )
+        xs, shapes = cache  # multiply: each input's gradient is dy times the others' product
         grads = []
         for i in range(len(xs)):
             g = dy
             for j, xj in enumerate(xs):
                 if j != i:
                     g = g * xj
-            grads.append(g)
+            grads.append(_to_shape(g, shapes[i]))
         return (), tuple(grads)
+
+
+def _to_shape(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A gradient of the broadcast output summed back to an input of ``shape`` (over the
+    example axes it lacks or has as 1), within each example."""
+    if g.shape == shape:
+        return g
+    expanded = (shape[0], *[1] * (g.ndim - len(shape)), *shape[1:])
+    axes = tuple(i for i, n in enumerate(expanded) if n == 1 and g.shape[i] != 1)
+    return (g.sum(axis=axes, keepdims=True) if axes else g).reshape(shape)
