@@ -85,17 +85,12 @@ class Key:
 
     def normal(self, shape: tuple[int, ...]) -> np.ndarray:
         """Float64 standard normals of ``shape = (rows, ...)``, row by row as
-        :meth:`uniform` (Box-Muller over two uniforms an element)."""
-        return _normal_rows(self, shape)
-
-
-def _normal_rows(key: Key, shape: tuple[int, ...]) -> np.ndarray:
-    """Standard normals of ``shape = (rows, ...)`` from :meth:`Key.uniform` by Box-Muller:
-    row ``r`` depends only on the key and on ``key.row + r``."""
-    rows, per_row = shape[0], math.prod(shape[1:])
-    u = key.uniform((rows, 2 * per_row))
-    radius = np.sqrt(-2.0 * np.log1p(-u[:, :per_row]))  # 1 - u in (0, 1]: log is finite
-    return (radius * np.cos(2.0 * np.pi * u[:, per_row:])).reshape(shape)
+        :meth:`uniform` (Box-Muller over two uniforms an element): row ``r`` depends only
+        on the path and on ``self.row + r``."""
+        rows, per_row = shape[0], math.prod(shape[1:])
+        u = self.uniform((rows, 2 * per_row))
+        radius = np.sqrt(-2.0 * np.log1p(-u[:, :per_row]))  # 1 - u in (0, 1]: log finite
+        return (radius * np.cos(2.0 * np.pi * u[:, per_row:])).reshape(shape)
 
 
 def as_key(rng: Key | RngLike | None) -> Key | None:

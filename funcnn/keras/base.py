@@ -45,7 +45,7 @@ def _shape(input_shape: Any, input_dim: Any = None) -> tuple[int, ...] | None:
         raise ValueError("give input_dim or input_shape, not both")
     if input_dim is not None:
         return as_shape((check.positive_int("input_dim", input_dim),))
-    return None if input_shape is None else example_shape(input_shape)
+    return None if input_shape is None else declared_shape(input_shape)
 
 
 class KerasLayer:
@@ -324,7 +324,7 @@ def Input(shape: Any, name: str | None = None, **unused: Any) -> KerasTensor:
     for key in unused:
         if key not in ("dtype", "batch_size", "sparse"):
             raise TypeError(f"Input got an unexpected keyword {key!r}")
-    return KerasTensor(example_shape(shape), name=name)
+    return KerasTensor(declared_shape(shape), name=name)
 
 
 # -- shapes with a None length (keras.Input(shape=(None, ...)))
@@ -340,7 +340,7 @@ build checks it), so a model built at one length runs at any. Only shapes are wo
 at these lengths: nothing of their size is allocated."""
 
 
-def example_shape(shape: Any) -> Any:
+def declared_shape(shape: Any) -> Any:
     """One example's shape (no batch axis), each axis an int or ``None`` (any length)."""
     dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
     if None not in dims:

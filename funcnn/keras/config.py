@@ -18,7 +18,7 @@ from funcnn.keras import layers as K
 from funcnn.keras import losses as keras_losses
 from funcnn.keras import optimizers as keras_optimizers
 from funcnn.keras import regularizers
-from funcnn.keras.base import example_shape
+from funcnn.keras.base import declared_shape
 from funcnn.layers.base import is_shape_tuple
 
 # A functional model's graph: each layer's parents, the number of inputs, the outputs
@@ -183,8 +183,8 @@ def _read_input_shape(shape: Any) -> Any:
         if not isinstance(shape, list):
             raise TypeError(f"got {found(shape)}")
         if shape and isinstance(shape[0], list):
-            return tuple(example_shape(tuple(s)) for s in shape)
-        return example_shape(tuple(shape))
+            return tuple(declared_shape(tuple(s)) for s in shape)
+        return declared_shape(tuple(shape))
     except (TypeError, ValueError) as e:
         raise ValueError(
             f"the Keras config's input_shape must be a list of ints or nulls (or a list of "

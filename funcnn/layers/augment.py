@@ -28,15 +28,9 @@ def _image_shape(layer: Layer, input_shape: Any) -> Shape:
     )
 
 
-def _choice(options: Any) -> Any:
-    def validator(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in options:
-            raise ValueError(
-                f"{type(instance).__name__} {attribute.name} must be one of "
-                f"{', '.join(map(str, options))}; got {value!r}"
-            )
-
-    return validator
+def _choice(options: tuple[str, ...]) -> Any:
+    """An attrs validator: the value is one of ``options``."""
+    return check.field(lambda name, value: check.choice(name, value, options))
 
 
 @attrs.frozen(repr=False)
@@ -45,7 +39,7 @@ class RandomFlip(Layer):
     (``"horizontal"``), top-bottom (``"vertical"``) or both at once
     (``"horizontal_and_vertical"``, the default), as Keras' RandomFlip."""
 
-    mode: str = attrs.field(default="horizontal_and_vertical", validator=_choice(FLIP_MODES))
+    mode: str = attrs.field(default="horizontal_and_vertical", validator=_choice(tuple(FLIP_MODES)))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return _image_shape(self, input_shape)
@@ -92,9 +86,10 @@ def _fix(index: np.ndarray, size: int, mode: str) -> np.ndarray:
 
 def _corners(
     y_in: np.ndarray, x_in: np.ndarray, shape: tuple[int, int], mode: str, interpolation: str
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """``(flat position, weight, valid)`` of each input pixel an output pixel reads, for
-    the sampling positions ``y_in``, ``x_in`` (each ``(batch, h, w)``)."""
+    the sampling positions ``y_in``, ``x_in`` (each ``(batch, h, w)``); ``valid`` is None
+    where every position maps into the image (all fill modes but "constant")."""
     h, w = shape
     if interpolation == "nearest":  # round half away from zero, as JAX
         ys = [(np.sign(y_in) * np.floor(np.abs(y_in) + 0.5), np.ones_like(y_in))]
@@ -103,16 +98,16 @@ def _corners(
         y0, x0 = np.floor(y_in), np.floor(x_in)
         ys = [(y0, 1 - (y_in - y0)), (y0 + 1, y_in - y0)]
         xs = [(x0, 1 - (x_in - x0)), (x0 + 1, x_in - x0)]
-    found = []
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
     for yi, wy in ys:
         for xi, wx in xs:
             yi_int, xi_int = yi.astype(np.int64), xi.astype(np.int64)
             valid = (0 <= yi_int) & (yi_int < h) & (0 <= xi_int) & (xi_int < w)
             yf, xf = _fix(yi_int, h, mode), _fix(xi_int, w, mode)
-            if mode == "constant":
-                yf, xf = np.where(valid, yf, 0), np.where(valid, xf, 0)
-            else:
-                valid = np.ones_like(valid)
+            if mode != "constant":  # every position maps into the image
+                found.append((yf * w + xf, wy * wx, None))
+                continue
+            yf, xf = np.where(valid, yf, 0), np.where(valid, xf, 0)
             found.append((yf * w + xf, wy * wx, valid))
     return found
 
@@ -179,7 +174,9 @@ class _Affine(Layer):
         fill = np.asarray(self.fill_value, x.dtype)
         for position, weight, valid in corners:
             values = np.take_along_axis(flat, position.reshape(batch, -1, 1), axis=1)
-            values = np.where(valid[..., None], values.reshape(x.shape), fill)
+            values = values.reshape(x.shape)
+            if valid is not None:
+                values = np.where(valid[..., None], values, fill)
             out += weight[..., None].astype(x.dtype) * values
         return out, (x.shape, corners)
 
@@ -195,7 +192,8 @@ class _Affine(Layer):
         dx = np.zeros((batch, h * w, channels), dy.dtype)
         rows = np.broadcast_to(np.arange(batch)[:, None, None], (batch, h, w))
         for position, weight, valid in corners:
-            part = dy * np.where(valid, weight, 0)[..., None].astype(dy.dtype)
+            weight = weight if valid is None else np.where(valid, weight, 0)
+            part = dy * weight[..., None].astype(dy.dtype)
             np.add.at(dx, (rows.reshape(-1), position.reshape(-1)), part.reshape(-1, channels))
         return (), dx.reshape(shape)
 

@@ -1,5 +1,6 @@
-"""Elementwise merges of several inputs of one shape (Keras' Multiply, Subtract, Average,
-Maximum, Minimum); the sum and the concatenation are FanInSum and FanInConcat."""
+"""Elementwise merges of several inputs whose shapes broadcast together (Keras' Multiply,
+Subtract, Average, Maximum, Minimum); the sum and the concatenation are FanInSum and
+FanInConcat."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ from typing import Any
 import attrs
 import numpy as np
 
+from funcnn import validate as check
 from funcnn.layers.base import Layer, RngArg, as_input, as_shape, is_shape_tuple
 from funcnn.types import Cache, LayerState, Params, Shape
 
 OPS = ("multiply", "subtract", "average", "maximum", "minimum")
 
 
-def _op(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value not in OPS:
-        raise ValueError(f"Merge op must be one of {', '.join(OPS)}; got {value!r}")
+def _op(name: str, value: Any) -> str:
+    return check.choice(name, value, OPS)
 
 
 @attrs.frozen(repr=False)
@@ -29,7 +30,7 @@ class Merge(Layer):
     channels)`` maps, as a squeeze-and-excitation block has it); each input's gradient is
     summed back to its shape."""
 
-    op: str = attrs.field(validator=_op)
+    op: str = attrs.field(validator=check.field(_op))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if not is_shape_tuple(input_shape) or len(input_shape) < 2:

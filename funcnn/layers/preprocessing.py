@@ -131,10 +131,10 @@ class Normalization(Layer):
         if self.mean is None or self.variance is None:
             mean, variance = np.zeros(shape, dtype), np.ones(shape, dtype)
         else:
-            n_given = len(self.mean)
-            mean = np.broadcast_to(np.asarray(self.mean, dtype).reshape(n_given), shape or (1,))
-            variance = np.broadcast_to(np.asarray(self.variance, dtype), shape or (1,))
-            mean, variance = mean.reshape(shape).copy(), variance.reshape(shape).copy()
+            mean, variance = (
+                np.broadcast_to(np.asarray(v, dtype), shape or (1,)).reshape(shape).copy()
+                for v in (self.mean, self.variance)
+            )
         return NormalizationState(mean, variance, np.asarray(self.count, np.int64))
 
     def forward_with_state(
